@@ -1,0 +1,178 @@
+"""Queries and writes the routes share. Nothing here commits: the request does."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session as DbSession
+
+from backend.errors import NotFound
+from models import (
+    AudioChunk,
+    ClaimType,
+    Group,
+    GroupMember,
+    Profile,
+    Session,
+    SessionSpeaker,
+    SessionStatus,
+    SpeakerWordCount,
+    WordCount,
+)
+
+
+def ensure_profile(db: DbSession, user_id: uuid.UUID, display_name: str | None = None) -> Profile:
+    """The profile for ``user_id``, inserted if new (safe under concurrent first requests)."""
+    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    db.execute(
+        insert(Profile)
+        .values(id=user_id, display_name=display_name, created_at=datetime.now(UTC))
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    profile = db.get(Profile, user_id)
+    assert profile is not None
+    if display_name and not profile.display_name:
+        profile.display_name = display_name
+    return profile
+
+
+def is_member(db: DbSession, group_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    return db.get(GroupMember, (group_id, user_id)) is not None
+
+
+def group_for_member(db: DbSession, group_id: uuid.UUID, user_id: uuid.UUID) -> Group:
+    """The group, if the user belongs to it; otherwise 404 (never reveal that it exists)."""
+    group = db.get(Group, group_id)
+    if group is None or not is_member(db, group_id, user_id):
+        raise NotFound("group not found", code="group_not_found")
+    return group
+
+
+def session_for_member(
+    db: DbSession, session_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
+) -> Session:
+    """The session, if the user belongs to its group; otherwise 404."""
+    query = select(Session).where(Session.id == session_id)
+    if for_update:
+        # populate_existing: re-read the locked row even if this session already loaded it
+        query = query.with_for_update().execution_options(populate_existing=True)
+    session = db.scalars(query).one_or_none()
+    if session is None or not is_member(db, session.group_id, user_id):
+        raise NotFound("session not found", code="session_not_found")
+    return session
+
+
+def members_of(db: DbSession, group_id: uuid.UUID) -> list[tuple[GroupMember, Profile]]:
+    rows = db.execute(
+        select(GroupMember, Profile)
+        .join(Profile, Profile.id == GroupMember.user_id)
+        .where(GroupMember.group_id == group_id)
+        .order_by(GroupMember.joined_at)
+    )
+    return [(m, p) for m, p in rows]
+
+
+def chunk_by_number(db: DbSession, session_id: uuid.UUID, chunk_number: int) -> AudioChunk | None:
+    return db.scalars(
+        select(AudioChunk).where(
+            AudioChunk.session_id == session_id, AudioChunk.chunk_number == chunk_number
+        )
+    ).one_or_none()
+
+
+def chunk_count(db: DbSession, session_id: uuid.UUID) -> int:
+    return db.scalar(select(func.count()).where(AudioChunk.session_id == session_id)) or 0
+
+
+def speaker_word_counts(db: DbSession, speaker_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+    counts: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
+    rows = db.scalars(select(SpeakerWordCount).where(SpeakerWordCount.speaker_id.in_(speaker_ids)))
+    for row in rows:
+        if row.count:
+            counts[row.speaker_id][row.word] = row.count
+    return counts
+
+
+def claim_speaker(
+    db: DbSession,
+    speaker: SessionSpeaker,
+    claimer: uuid.UUID,
+    claim_type: ClaimType,
+    guest_name: str | None,
+) -> bool:
+    """Atomically mark an unclaimed speaker as claimed; False if someone got there first."""
+    result = db.execute(
+        update(SessionSpeaker)
+        .where(SessionSpeaker.id == speaker.id, SessionSpeaker.claimed_by.is_(None))
+        .values(
+            claimed_by=claimer,
+            claimed_at=datetime.now(UTC),
+            claim_type=claim_type,
+            guest_name=guest_name,
+            attributed_to_user_id=claimer if claim_type is ClaimType.SELF else None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def credit_counts(db: DbSession, session: Session, speaker_id: uuid.UUID, user_id: uuid.UUID):  # type: ignore[no-untyped-def]
+    """Copy a claimed speaker's counts to the user's word counts in the session's group."""
+    now = datetime.now(UTC)
+    for row in db.scalars(
+        select(SpeakerWordCount).where(SpeakerWordCount.speaker_id == speaker_id)
+    ):
+        if row.count:
+            db.add(
+                WordCount(
+                    session_id=session.id,
+                    speaker_id=speaker_id,
+                    user_id=user_id,
+                    group_id=session.group_id,
+                    word=row.word,
+                    count=row.count,
+                    detected_at=now,
+                )
+            )
+
+
+def all_speakers_claimed(db: DbSession, session_id: uuid.UUID) -> bool:
+    unclaimed = db.scalar(
+        select(func.count()).where(
+            SessionSpeaker.session_id == session_id, SessionSpeaker.claimed_by.is_(None)
+        )
+    )
+    return unclaimed == 0
+
+
+def has_self_claim(db: DbSession, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:
+    found = db.scalar(
+        select(func.count()).where(
+            SessionSpeaker.session_id == session_id,
+            SessionSpeaker.claimed_by == user_id,
+            SessionSpeaker.claim_type == ClaimType.SELF,
+        )
+    )
+    return bool(found)
+
+
+def leaderboard(db: DbSession, group_id: uuid.UUID) -> dict[uuid.UUID, dict[str, int]]:
+    """Per member, per word: the sum of their claimed counts in the group."""
+    totals: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
+    rows = db.execute(
+        select(WordCount.user_id, WordCount.word, func.sum(WordCount.count))
+        .where(WordCount.group_id == group_id)
+        .group_by(WordCount.user_id, WordCount.word)
+    )
+    for user_id, word, count in rows:
+        totals[user_id][word] = int(count)
+    return totals
+
+
+def claimable(session: Session) -> bool:
+    return session.status in (SessionStatus.READY_FOR_CLAIMING, SessionStatus.COMPLETED)

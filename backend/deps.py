@@ -1,0 +1,81 @@
+"""What routes receive: the resources built once in the app's lifespan, a database session per
+request, and the authenticated user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+import redis
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from backend import crud
+from backend.auth import decode_user_id
+from backend.errors import Unauthorized
+from config import Settings
+from models import Profile
+from storage import Storage
+
+
+@dataclass(frozen=True)
+class Resources:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    redis: redis.Redis
+    storage: Storage
+
+
+def get_resources(request: Request) -> Resources:
+    return request.app.state.resources  # type: ignore[no-any-return]
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+def get_settings(resources: ResourcesDep) -> Settings:
+    return resources.settings
+
+
+def get_storage(resources: ResourcesDep) -> Storage:
+    return resources.storage
+
+
+def get_redis(resources: ResourcesDep) -> redis.Redis:
+    return resources.redis
+
+
+def get_db(resources: ResourcesDep) -> Iterator[Session]:
+    """One session per request; routes commit explicitly (the request is the transaction's
+    edge), anything uncommitted is rolled back on close."""
+    with resources.session_factory() as db:
+        yield db
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StorageDep = Annotated[Storage, Depends(get_storage)]
+RedisDep = Annotated[redis.Redis, Depends(get_redis)]
+DbDep = Annotated[Session, Depends(get_db)]
+
+_bearer = HTTPBearer(auto_error=False, description="A Supabase access token (JWT).")
+
+
+def get_current_user(
+    db: DbDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Profile:
+    """The caller's profile, created on first sight of their ``sub``."""
+    if credentials is None:
+        raise Unauthorized("missing bearer token", code="missing_token")
+    user_id = decode_user_id(credentials.credentials, settings)
+    profile = crud.ensure_profile(db, user_id)
+    db.commit()
+    return profile
+
+
+CurrentUser = Annotated[Profile, Depends(get_current_user)]

@@ -1,0 +1,81 @@
+"""Groups, their members and the leaderboard."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+from sqlalchemy.exc import IntegrityError
+
+from backend import crud
+from backend.deps import CurrentUser, DbDep
+from backend.errors import Conflict
+from backend.routes.responses import errors
+from backend.schemas import (
+    GroupCreate,
+    GroupDetail,
+    GroupPublic,
+    GroupStats,
+    LeaderboardEntry,
+    MemberAdd,
+    MemberPublic,
+)
+from models import Group, GroupMember
+
+router = APIRouter(prefix="/groups", tags=["groups"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(401, 422))
+def create_group(body: GroupCreate, db: DbDep, user: CurrentUser) -> GroupPublic:
+    """Create a group; the caller becomes its first member."""
+    group = Group(name=body.name, created_by=user.id)
+    db.add(group)
+    db.flush()
+    db.add(GroupMember(group_id=group.id, user_id=user.id))
+    db.commit()
+    return GroupPublic(id=group.id, name=group.name)
+
+
+@router.post(
+    "/{group_id}/members", status_code=status.HTTP_201_CREATED, responses=errors(401, 404, 409)
+)
+def add_member(group_id: uuid.UUID, body: MemberAdd, db: DbDep, user: CurrentUser) -> MemberPublic:
+    """Add a user to the group (any member may add)."""
+    crud.group_for_member(db, group_id, user.id)
+    profile = crud.ensure_profile(db, body.user_id, body.display_name)
+    if crud.is_member(db, group_id, body.user_id):
+        raise Conflict("user is already a member", code="already_member")
+    db.add(GroupMember(group_id=group_id, user_id=body.user_id))
+    try:
+        db.commit()
+    except IntegrityError as exc:
+        raise Conflict("user is already a member", code="already_member") from exc
+    return MemberPublic(user_id=profile.id, display_name=profile.display_name)
+
+
+@router.get("/{group_id}", responses=errors(401, 404))
+def get_group(group_id: uuid.UUID, db: DbDep, user: CurrentUser) -> GroupDetail:
+    group = crud.group_for_member(db, group_id, user.id)
+    members = [
+        MemberPublic(user_id=p.id, display_name=p.display_name)
+        for _, p in crud.members_of(db, group_id)
+    ]
+    return GroupDetail(id=group.id, name=group.name, members=members)
+
+
+@router.get("/{group_id}/stats", responses=errors(401, 404))
+def group_stats(group_id: uuid.UUID, db: DbDep, user: CurrentUser) -> GroupStats:
+    """The leaderboard: every member's claimed target-word totals, highest first."""
+    crud.group_for_member(db, group_id, user.id)
+    totals = crud.leaderboard(db, group_id)
+    entries = [
+        LeaderboardEntry(
+            user_id=p.id,
+            display_name=p.display_name,
+            total=sum(totals.get(p.id, {}).values()),
+            word_counts=dict(sorted(totals.get(p.id, {}).items())),
+        )
+        for _, p in crud.members_of(db, group_id)
+    ]
+    entries.sort(key=lambda e: -e.total)
+    return GroupStats(group_id=group_id, members=entries)

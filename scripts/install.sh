@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs everything LahStats needs on a fresh Debian machine, idempotently:
+# system packages, a virtualenv at .venv with the project and its offline models, and a warm-up
+# that compiles librosa's numba code once here instead of inside a user's first request.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_needed=()
+command -v ffmpeg >/dev/null || apt_needed+=(ffmpeg)
+if [ "${LAHSTATS_INSTALL_TEST_TOOLS:-0}" = 1 ]; then
+  # the tests also generate Singlish conversations (espeak-ng, sox) and need the services
+  command -v espeak-ng >/dev/null || apt_needed+=(espeak-ng)
+  command -v sox >/dev/null || apt_needed+=(sox)
+  command -v pg_ctlcluster >/dev/null || apt_needed+=(postgresql)
+  command -v redis-server >/dev/null || apt_needed+=(redis-server)
+fi
+if [ ${#apt_needed[@]} -gt 0 ]; then
+  echo "installing system packages: ${apt_needed[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_needed[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3.11}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+# torch first and pinned: 2.13.0 is the CPU build on disk here; an unpinned torch would pull
+# several GB of CUDA packages.
+"${pip[@]}" torch==2.13.0
+"${pip[@]}" -e ".[ml,dev]"
+# resemblyzer's metadata asks for the webrtcvad sdist, which cannot import without
+# pkg_resources; webrtcvad-wheels (in the ml extra) provides the same module.
+"${pip[@]}" --no-deps resemblyzer==0.1.4
+.venv/bin/python -m scripts.warm

@@ -1,0 +1,183 @@
+"""Object storage for audio chunks and sample clips: local disk (default) or Supabase Storage.
+
+Keys are built here from ids the backend generated (:func:`chunk_key`, :func:`clip_key`);
+no path from a request ever reaches the file system. Local-disk URLs are served by the API
+under ``/media/{key}`` and carry an HMAC signature with an expiry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+from urllib.parse import urlencode
+
+from config import Settings
+
+_KEY = re.compile(r"^[a-z0-9][a-z0-9_\-]*(/[a-z0-9][a-z0-9_\-.]*)*$")
+_COPY_BUFFER = 1024 * 1024
+
+
+class StorageError(Exception):
+    """A storage operation failed; ``transient`` says whether retrying may help."""
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class ObjectNotFound(StorageError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"no stored object at {key!r}", transient=False)
+
+
+def chunk_key(session_id: uuid.UUID, chunk_number: int, sha256: str) -> str:
+    """Where a chunk's bytes live. The hash in the key makes concurrent uploads of different
+    bytes for one chunk number write different objects, so the loser can delete its own."""
+    return f"sessions/{session_id}/chunks/{chunk_number:06d}-{sha256[:16]}"
+
+
+def clip_key(session_id: uuid.UUID, speaker_label: str) -> str:
+    return f"sessions/{session_id}/clips/{speaker_label.lower()}.ogg"
+
+
+def check_key(key: str) -> str:
+    """Refuse anything that is not a key this module could have built."""
+    if not _KEY.match(key) or ".." in key:
+        raise ValueError(f"invalid storage key {key!r}")
+    return key
+
+
+class Storage(Protocol):
+    def put(self, key: str, stream: BinaryIO, content_type: str | None = None) -> None: ...
+    def open(self, key: str) -> BinaryIO: ...
+    def delete(self, key: str) -> None: ...
+    def url(self, key: str, ttl_s: int) -> str: ...
+    def check(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class LocalStorage:
+    """Files under ``root``; writes go to a temporary file renamed into place (atomic)."""
+
+    root: Path
+    signing_key: bytes
+    base_url: str = ""
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    def put(self, key: str, stream: BinaryIO, content_type: str | None = None) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(stream, out, _COPY_BUFFER)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            return self._path(key).open("rb")
+        except FileNotFoundError as exc:
+            raise ObjectNotFound(key) from exc
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def url(self, key: str, ttl_s: int) -> str:
+        expires = int(time.time()) + ttl_s
+        query = urlencode({"expires": expires, "sig": sign_media(self.signing_key, key, expires)})
+        return f"{self.base_url}/media/{check_key(key)}?{query}"
+
+    def check(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=self.root):
+            pass
+
+
+def sign_media(signing_key: bytes, key: str, expires: int) -> str:
+    return hmac.new(signing_key, f"{key}:{expires}".encode(), hashlib.sha256).hexdigest()
+
+
+def verify_media(signing_key: bytes, key: str, expires: int, sig: str) -> bool:
+    """True when ``sig`` was made by :meth:`LocalStorage.url` for ``key`` and has not expired."""
+    if expires < time.time():
+        return False
+    return hmac.compare_digest(sign_media(signing_key, key, expires), sig)
+
+
+class SupabaseStorage:
+    """A Supabase Storage bucket via the ``supabase`` package (the ``supabase`` extra)."""
+
+    def __init__(self, url: str, service_key: str, bucket: str) -> None:
+        from supabase import create_client  # optional dependency
+
+        self._bucket = create_client(url, service_key).storage.from_(bucket)
+
+    def put(self, key: str, stream: BinaryIO, content_type: str | None = None) -> None:
+        options = {"content-type": content_type or "application/octet-stream", "upsert": "true"}
+        try:
+            self._bucket.upload(check_key(key), stream.read(), options)
+        except Exception as exc:  # the client raises its own types per transport
+            raise StorageError(f"upload of {key!r} failed: {exc}", transient=True) from exc
+
+    def open(self, key: str) -> BinaryIO:
+        try:
+            data = self._bucket.download(check_key(key))
+        except Exception as exc:
+            raise StorageError(f"download of {key!r} failed: {exc}", transient=True) from exc
+        spooled = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (caller closes)
+        spooled.write(data)
+        spooled.seek(0)
+        return spooled  # type: ignore[return-value]
+
+    def delete(self, key: str) -> None:
+        self._bucket.remove([check_key(key)])
+
+    def url(self, key: str, ttl_s: int) -> str:
+        signed = self._bucket.create_signed_url(check_key(key), ttl_s)
+        return str(signed.get("signedURL") or signed.get("signedUrl"))
+
+    def check(self) -> None:
+        self._bucket.list(limit=1)
+
+
+def media_signing_key(settings: Settings) -> bytes:
+    """A key for media URLs, derived from the JWT secret so there is one secret to manage."""
+    secret = settings.supabase_jwt_secret.get_secret_value().encode()
+    return hashlib.sha256(b"lahstats-media:" + secret).digest()
+
+
+def create_storage(settings: Settings) -> Storage:
+    if settings.storage_backend == "supabase":
+        if not settings.supabase_url or not settings.supabase_service_key:
+            raise ValueError("STORAGE_BACKEND=supabase needs SUPABASE_URL and SUPABASE_SERVICE_KEY")
+        return SupabaseStorage(
+            settings.supabase_url,
+            settings.supabase_service_key.get_secret_value(),
+            settings.supabase_bucket,
+        )
+    return LocalStorage(settings.storage_dir, media_signing_key(settings), settings.public_base_url)
+
+
+@contextmanager
+def opened(storage: Storage, key: str) -> Iterator[BinaryIO]:
+    stream = storage.open(key)
+    try:
+        yield stream
+    finally:
+        stream.close()

@@ -1,0 +1,96 @@
+"""Shared fixtures: a real Postgres database per test (cloned from a template migrated once by
+Alembic), a real Redis database flushed around each test, real files on disk."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from backend.auth import issue_token
+from backend.main import create_app
+from config import Settings
+from migrations.runner import upgrade
+
+# Test infrastructure, not app settings: where the throw-away databases live.
+PG_ADMIN = os.environ.get("LAHSTATS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_TEST_URL = os.environ.get("LAHSTATS_TEST_REDIS", "redis://127.0.0.1:6379/15")
+TEMPLATE_DB = f"lahstats_tmpl_{os.getpid()}"
+
+
+def _sqlalchemy_url(dbname: str) -> str:
+    base = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{dbname}"
+
+
+def _admin(sql: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def template_db() -> Iterator[str]:
+    """A database migrated by ``alembic upgrade head`` once per run; tests clone it."""
+    _admin(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}"')
+    _admin(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    upgrade(_sqlalchemy_url(TEMPLATE_DB))
+    yield TEMPLATE_DB
+    _admin(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(template_db: str) -> Iterator[str]:
+    """A fresh database of our schema for this test only."""
+    name = f"lahstats_t_{uuid.uuid4().hex[:12]}"
+    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
+    yield _sqlalchemy_url(name)
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_conn() -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(REDIS_TEST_URL)
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+    conn.close()
+
+
+@pytest.fixture
+def settings(database_url: str, redis_conn: redis.Redis, tmp_path: Path) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        redis_url=REDIS_TEST_URL,
+        data_dir=tmp_path / "data",
+        queue_name="lahstats-test",
+    )
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    headers: dict[str, str]
+
+
+@pytest.fixture
+def make_user(settings: Settings) -> Callable[[], User]:
+    def make() -> User:
+        user_id = uuid.uuid4()
+        token = issue_token(settings, user_id)
+        return User(user_id, {"Authorization": f"Bearer {token}"})
+
+    return make
