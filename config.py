@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     asr_compute_type: str = "auto"
     asr_language: str = "en"
     asr_beam_size: int = Field(default=1, ge=1)
+    # CTranslate2 threads on CPU; 0 = min(4, cores) (its default of 4 oversubscribes 2 cores)
+    asr_cpu_threads: int = Field(default=0, ge=0)
+    # batch size of the transformers ASR pipeline (a GPU wants 8-16)
+    asr_batch_size: int = Field(default=1, ge=1)
+    asr_vad_filter: bool = True
 
     emotion_backend: Literal["embedding-head", "transformers"] = "embedding-head"
     # None: the bundled all-MiniLM-L6-v2 encoder plus the head shipped in services/data.
@@ -73,6 +78,9 @@ class Settings(BaseSettings):
     corrections_file: Path | None = None
     sample_clip_seconds: float = Field(default=5.0, gt=0)
     progress_min_interval_s: float = Field(default=0.5, ge=0)
+    # A worker's claim on a session; renewed with every progress write. A `processing`
+    # session whose lease ran out has lost its worker.
+    lease_s: int = Field(default=300, ge=10)
 
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:

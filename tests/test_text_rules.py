@@ -1,0 +1,106 @@
+"""Corrections and counting on text: tricky word boundaries and the spec's dictionary."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+from types import ModuleType
+
+import pytest
+
+from services.corrections import apply_corrections, build_corrections, load_corrections
+from services.counting import TARGET_WORDS, count_by_speaker, count_targets
+from tests.paths import SINGLISH
+
+SPEC = load_corrections()
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("While up, why you do that la", "walao, why you do that lah"),
+        ("WA LAO so late", "walao so late"),
+        ("wa-lao so late", "walao so late"),
+        ("when it's cheap, buy first", "when it's cheebai first"),
+        ("it was cheap. Buy it", "it was cheap. buy it"),  # a sentence end is not a phrase
+        ("pie say ah", "paiseh ah"),
+        ("the food was shook", "the food was shiok"),
+        ("lah la la.", "lah lah lah."),
+        ("the volume is low", "the volume is lor"),
+        ("the lowest bid", "the lowest bid"),  # whole words only
+        ("flew to Lagos", "flew to lagos"),
+        ("the law is clear", "the law is clear"),
+    ],
+)
+def test_spec_dictionary(raw, expected):
+    assert apply_corrections(raw, SPEC) == expected
+
+
+def test_longest_phrase_wins():
+    table = build_corrections({"wa": "x", "wa lao": "walao", "wa lao eh": "walaoeh"}, "t")
+    assert apply_corrections("wa lao eh wa lao wa", table) == "walaoeh walao x"
+
+
+def test_version_tracks_content(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({"version": "team-2", "corrections": {"voila": "walao"}}))
+    first = load_corrections(path)
+    assert first.version.startswith("team-2+")
+    assert apply_corrections("Voila, so crowded", first) == "walao, so crowded"
+    path.write_text(json.dumps({"version": "team-2", "corrections": {"voila": "walao", "x": "y"}}))
+    assert load_corrections(path).version != first.version
+    assert SPEC.version.startswith("spec-1+")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("can can, cannot can't candle scan Canada", {"can": 2}),
+        ("ah, aha ahead Ah!", {"ah": 2}),
+        ("Asian Malaysia sian sia Siang", {"sian": 1, "sia": 1}),
+        ("Lahiri lah lahore LAH.", {"lah": 2}),
+        ("Horlicks horrible hor? lorry lor lorries", {"hor": 1, "lor": 1}),
+        ("walao-eh kiasu-kiasi", {"walao": 1, "kiasu": 1, "kiasi": 1}),
+        ("meh\u2019s", {}),  # a curly apostrophe joins like a straight one
+    ],
+)
+def test_whole_word_counting(text, expected):
+    assert dict(count_targets(text)) == expected
+
+
+def test_count_by_speaker_sums_lines():
+    lines = [("A", "lah lah"), ("B", "walao"), ("A", "can lah")]
+    totals = count_by_speaker(lines)
+    assert totals["A"] == {"lah": 3, "can": 1}
+    assert totals["B"] == {"walao": 1}
+
+
+def _shared_rules() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("singlish_words", SINGLISH / "singlish_words.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_agrees_with_the_reference_rules_on_the_dev_script():
+    """The scorer's own definition (../shared/singlish) and ours must count alike, else the
+    evaluation measures the rules instead of the recognition."""
+    shared = _shared_rules()
+    assert tuple(shared.TARGET_WORDS) == TARGET_WORDS
+    lines = (SINGLISH / "script_dev.tsv").read_text(encoding="utf-8").splitlines()
+    rows = list(
+        csv.reader(
+            [r for r in lines if r.strip() and not r.startswith("#")],
+            delimiter="\t",
+            quoting=csv.QUOTE_NONE,
+        )
+    )
+    texts = [row[-1] for row in rows if row[0] != "conversation"]
+    assert len(texts) > 100
+    for text in texts:
+        ours = {w: n for w, n in count_targets(text).items() if n}
+        theirs = {w: n for w, n in shared.count_targets(text).items() if n}
+        assert ours == theirs, text
+        assert apply_corrections(text, SPEC) == shared.apply_corrections(text)
