@@ -50,6 +50,10 @@ class Settings(BaseSettings):
     job_timeout_floor_s: int = Field(default=600, ge=1)
     job_timeout_factor: float = Field(default=3.0, gt=0)
     expected_chunk_seconds: float = Field(default=30.0, gt=0)
+    # a session is failed after this many attempts that lost their worker (killed, OOM)
+    max_attempts: int = Field(default=3, ge=1)
+    # how often each worker runs the reconciler between jobs, seconds
+    reconcile_interval_s: int = Field(default=60, ge=1)
     skip_bad_chunks: bool = False
 
     # --- pipeline ---------------------------------------------------------------------

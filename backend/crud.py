@@ -121,7 +121,7 @@ def claim_speaker(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def credit_counts(db: DbSession, session: Session, speaker_id: uuid.UUID, user_id: uuid.UUID):  # type: ignore[no-untyped-def]
+def credit_counts(db: DbSession, session: Session, speaker_id: uuid.UUID, user_id: uuid.UUID):
     """Copy a claimed speaker's counts to the user's word counts in the session's group."""
     now = datetime.now(UTC)
     for row in db.scalars(

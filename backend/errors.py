@@ -60,7 +60,7 @@ def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
-def _render(status: int, code: str, message: str, headers: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+def _render(status: int, code: str, message: str, headers: dict[str, str] | None = None):
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 

@@ -8,7 +8,7 @@ COPY migrations ./migrations
 COPY services ./services
 COPY processing ./processing
 COPY bench ./bench
-COPY config.py db.py models.py storage.py worker.py processor.py cli.py ./
+COPY config.py db.py models.py storage.py jobs.py worker.py processor.py cli.py ./
 RUN pip install .
 EXPOSE 8000
 CMD ["uvicorn", "backend.main:app", "--host", "0.0.0.0", "--port", "8000"]

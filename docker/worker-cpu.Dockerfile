@@ -11,7 +11,7 @@ COPY services ./services
 COPY processing ./processing
 COPY bench ./bench
 COPY scripts ./scripts
-COPY config.py db.py models.py storage.py worker.py processor.py cli.py ./
+COPY config.py db.py models.py storage.py jobs.py worker.py processor.py cli.py ./
 # the CPU build of torch, from PyTorch's CPU index: no CUDA libraries in this image
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
     && pip install ".[ml]" \

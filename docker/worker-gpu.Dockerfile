@@ -14,7 +14,7 @@ COPY services ./services
 COPY processing ./processing
 COPY bench ./bench
 COPY scripts ./scripts
-COPY config.py db.py models.py storage.py worker.py processor.py cli.py ./
+COPY config.py db.py models.py storage.py jobs.py worker.py processor.py cli.py ./
 RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128 \
     && pip install ".[ml,gpu]" \
     && pip install --no-deps resemblyzer==0.1.4 \

@@ -32,7 +32,7 @@ def run_migrations_online() -> None:
         _run(conn)
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection) -> None:
     # render_as_batch: SQLite cannot ALTER most constraints in place; batch mode copies the table.
     context.configure(
         connection=connection,

@@ -23,13 +23,13 @@ WAV = CORPUS / "asr_en/pocketsphinx_librivox/sense_and_sensibility_01_austen_64k
 WAV2 = CORPUS / "asr_en/pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0880.wav"
 
 
-def _group(client: TestClient, user) -> str:  # type: ignore[no-untyped-def]
+def _group(client: TestClient, user) -> str:
     resp = client.post("/groups", json={"name": "Kopi kakis"}, headers=user.headers)
     assert resp.status_code == 201, resp.text
     return str(resp.json()["id"])
 
 
-def _session(client: TestClient, user) -> str:  # type: ignore[no-untyped-def]
+def _session(client: TestClient, user) -> str:
     group_id = _group(client, user)
     resp = client.post("/sessions/start", json={"group_id": group_id}, headers=user.headers)
     assert resp.status_code == 201, resp.text
@@ -37,7 +37,7 @@ def _session(client: TestClient, user) -> str:  # type: ignore[no-untyped-def]
     return str(resp.json()["session_id"])
 
 
-def _upload(client, user, session_id, number, path: Path = WAV, content_type="audio/wav"):  # type: ignore[no-untyped-def]
+def _upload(client, user, session_id, number, path: Path = WAV, content_type="audio/wav"):
     with path.open("rb") as fh:
         return client.post(
             f"/sessions/{session_id}/upload",
@@ -186,7 +186,7 @@ def test_members_can_be_added_and_listed(client, make_user):
     assert start.status_code == 404
 
 
-def _processed_session(client, settings: Settings, owner, friend) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]
+def _processed_session(client, settings: Settings, owner, friend) -> tuple[str, list[str]]:
     """A session in ready_for_claiming with two speakers and their counts, as the worker
     leaves it."""
     group_id = _group(client, owner)
@@ -222,7 +222,7 @@ def _processed_session(client, settings: Settings, owner, friend) -> tuple[str, 
     return session_id, ids
 
 
-def _session_in(client, user, group_id: str) -> str:  # type: ignore[no-untyped-def]
+def _session_in(client, user, group_id: str) -> str:
     resp = client.post("/sessions/start", json={"group_id": group_id}, headers=user.headers)
     return str(resp.json()["session_id"])
 

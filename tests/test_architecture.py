@@ -31,9 +31,7 @@ def _imports(path: Path) -> set[str]:
 def test_import_directions(package):
     files = sorted((REPO / package).rglob("*.py"))
     assert files
-    offenders = {
-        str(f.relative_to(REPO)): sorted(_imports(f) & FORBIDDEN[package]) for f in files
-    }
+    offenders = {str(f.relative_to(REPO)): sorted(_imports(f) & FORBIDDEN[package]) for f in files}
     assert {f: bad for f, bad in offenders.items() if bad} == {}
 
 

@@ -42,7 +42,7 @@ def _ping_database(resources: ResourcesDep) -> None:
         conn.execute(text("SELECT 1"))
 
 
-def _probe(check) -> str:  # type: ignore[no-untyped-def]
+def _probe(check) -> str:
     try:
         check()
     except Exception as exc:  # any failure means "not ok"; the message says which

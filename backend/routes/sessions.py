@@ -17,7 +17,6 @@ from backend import crud
 from backend.audio_format import SNIFF_BYTES, declared_type_acceptable, sniff_audio_format
 from backend.deps import CurrentUser, DbDep, RedisDep, SettingsDep, StorageDep
 from backend.errors import AppError, Conflict, NotFound, PayloadTooLarge, UnsupportedMedia
-from backend.jobs import enqueue_processing
 from backend.routes.responses import errors
 from backend.schemas import (
     ChunkStored,
@@ -33,6 +32,7 @@ from backend.schemas import (
     SpeakersPublic,
     TranscriptPublic,
 )
+from jobs import enqueue_processing
 from models import (
     AudioChunk,
     ClaimType,

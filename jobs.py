@@ -1,0 +1,82 @@
+"""The processing queue: enqueue a session by dotted path with its id only (after the commit
+that made it ``processing``), and tell whether a session still has a live job.
+
+Shared by the API (``end``) and the reconciler; Postgres stays the source of truth, Redis only
+carries the work.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+
+import redis
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+from config import Settings
+
+PROCESS_SESSION = "processor.process_session"
+# Statuses in which a job will still run (or is running) without anyone's help.
+LIVE_STATUSES = {
+    JobStatus.QUEUED,
+    JobStatus.STARTED,
+    JobStatus.SCHEDULED,
+    JobStatus.DEFERRED,
+    JobStatus.CREATED,
+}
+
+
+def job_timeout(settings: Settings, audio_seconds: float) -> int:
+    """Seconds a job may run: a floor, plus a factor of the audio's length, so a long
+    session is not killed at a fixed limit."""
+    return max(settings.job_timeout_floor_s, math.ceil(audio_seconds * settings.job_timeout_factor))
+
+
+def processing_queue(connection: redis.Redis, settings: Settings) -> Queue:
+    return Queue(settings.queue_name, connection=connection)
+
+
+def enqueue_processing(
+    connection: redis.Redis, settings: Settings, session_id: uuid.UUID, audio_seconds: float
+) -> str:
+    """Put the session on the processing queue; the job id is the session id, so a session has
+    at most one job in Redis at a time. No RQ retries: a job that failed transiently leaves its
+    session ``processing`` and the reconciler enqueues it again. Returns the job id."""
+    job = processing_queue(connection, settings).enqueue(
+        PROCESS_SESSION,
+        str(session_id),
+        job_id=str(session_id),
+        job_timeout=job_timeout(settings, audio_seconds),
+        result_ttl=24 * 3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"process session {session_id}",
+    )
+    return str(job.id)
+
+
+def job_status(connection: redis.Redis, session_id: uuid.UUID) -> JobStatus | None:
+    """The session's job status in Redis, or None when Redis has no job for it."""
+    try:
+        return Job.fetch(str(session_id), connection=connection).get_status()
+    except NoSuchJobError:
+        return None
+
+
+def requeue_processing(
+    connection: redis.Redis, settings: Settings, session_id: uuid.UUID, audio_seconds: float
+) -> str:
+    """Enqueue again a session whose job was lost (worker killed, Redis flushed): first drop
+    the dead job's traces from RQ's registries so its clean-up cannot touch the new job."""
+    queue = processing_queue(connection, settings)
+    job_id = str(session_id)
+    FailedJobRegistry(queue=queue).remove(job_id)
+    started = StartedJobRegistry(queue=queue)
+    # RQ 3 keys started entries by "<job id>:<execution id>"
+    members: list[bytes] = connection.zrange(started.key, 0, -1)  # type: ignore[assignment]
+    stale = [m for m in members if m.decode().startswith(f"{job_id}:")]
+    if stale:
+        connection.zrem(started.key, *stale)
+    return enqueue_processing(connection, settings, session_id, audio_seconds)

@@ -1,0 +1,90 @@
+"""Stage names and the session's 0-100 progress, written forward-only in short transactions."""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+import uuid
+
+from sqlalchemy import case, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
+
+from models import Session, SessionStatus
+
+log = logging.getLogger(__name__)
+
+
+class Stage(enum.StrEnum):
+    """Shared by progress, logs and the database; each owns a band of the 0-100 range."""
+
+    QUEUED = "queued"
+    CONCATENATING = "concatenating"
+    DIARIZING = "diarizing"
+    TRANSCRIBING = "transcribing"
+    SAVING = "saving_results"
+    CLIPS = "sample_clips"
+    DONE = "done"
+
+
+BANDS: dict[Stage, tuple[int, int]] = {
+    Stage.CONCATENATING: (0, 10),
+    Stage.DIARIZING: (10, 40),
+    Stage.TRANSCRIBING: (40, 85),
+    Stage.SAVING: (85, 95),
+    Stage.CLIPS: (95, 100),
+}
+
+
+class ProgressReporter:
+    """Maps a stage's own fraction (0.0-1.0) onto its band and writes it, at most once per
+    ``min_interval_s`` (stage changes always), never lowering the stored value. Writes are
+    fenced by the attempt number, so a stale worker cannot move a newer attempt's progress.
+    Progress is advisory: a failed write (database briefly down) is logged and skipped."""
+
+    def __init__(
+        self,
+        session_factory: sessionmaker[DbSession],
+        session_id: uuid.UUID,
+        attempt: int,
+        min_interval_s: float,
+    ) -> None:
+        self._factory, self._session_id, self._attempt = session_factory, session_id, attempt
+        self._min_interval_s = min_interval_s
+        self._last_write = 0.0
+        self.stage = Stage.QUEUED
+
+    def enter(self, stage: Stage) -> None:
+        self.stage = stage
+        self._write(BANDS[stage][0])
+
+    def report(self, fraction: float) -> None:
+        if time.monotonic() - self._last_write < self._min_interval_s:
+            return
+        low, high = BANDS[self.stage]
+        self._write(int(low + min(max(fraction, 0.0), 1.0) * (high - low)))
+
+    def _write(self, percent: int) -> None:
+        self._last_write = time.monotonic()
+        try:
+            self._update(percent)
+        except SQLAlchemyError as exc:
+            log.warning("progress write for session %s failed: %s", self._session_id, exc)
+
+    def _update(self, percent: int) -> None:
+        with self._factory() as db:
+            db.execute(
+                update(Session)
+                .where(
+                    Session.id == self._session_id,
+                    Session.status == SessionStatus.PROCESSING,
+                    Session.attempts == self._attempt,
+                )
+                .values(
+                    progress=case((Session.progress < percent, percent), else_=Session.progress),
+                    stage=self.stage.value,
+                )
+            )
+            db.commit()

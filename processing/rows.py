@@ -1,0 +1,224 @@
+"""The job's reads and writes of the session's rows, each in its own transaction.
+
+Every write after :func:`take` is fenced by the attempt number it handed out: if the session
+was taken again meanwhile (a re-enqueue after a lost worker), the stale attempt writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
+
+from models import (
+    AudioChunk,
+    Segment,
+    Session,
+    SessionSpeaker,
+    SessionStatus,
+    SpeakerWordCount,
+)
+from processing.progress import Stage
+from processing.retrying import database_retry
+from services.analysis import SessionAnalysis
+from services.domain import SpeakerHints
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    number: int
+    storage_key: str
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a finished attempt leaves behind."""
+
+    analysis: SessionAnalysis
+    clip_keys: Mapping[str, str]
+    duration_s: float
+    warnings: list[str]
+    processing_time_s: float
+    corrections_version: str
+
+
+@dataclass(frozen=True)
+class Job:
+    session_id: uuid.UUID
+    attempt: int
+    hints: SpeakerHints
+    chunks: tuple[ChunkRef, ...]
+
+
+@database_retry
+def take(
+    session_factory: sessionmaker[DbSession],
+    session_id: uuid.UUID,
+    lease: timedelta,
+    max_attempts: int,
+) -> Job | None:
+    """Start an attempt on a ``processing`` session: count it, take the lease, and read what
+    the job needs. None when the session is not waiting for processing (done, failed, gone)
+    or another worker holds a live lease on it."""
+    now = datetime.now(UTC)
+    with session_factory() as db:
+        # A live lease means another worker is on it (a duplicate delivery): leave it alone.
+        session = db.scalars(
+            select(Session)
+            .where(
+                Session.id == session_id,
+                Session.status == SessionStatus.PROCESSING,
+                or_(Session.lease_expires_at.is_(None), Session.lease_expires_at < now),
+            )
+            .with_for_update()
+        ).one_or_none()
+        if session is None:
+            return None
+        if session.attempts >= max_attempts:
+            session.status = SessionStatus.FAILED
+            session.error_message = (
+                f"gave up after {session.attempts} attempts: the worker processing this "
+                "session stopped each time without finishing (killed, out of memory, timeout)"
+            )
+            db.commit()
+            return None
+        session.attempts += 1
+        session.lease_expires_at = now + lease
+        session.error_message = None
+        chunks = db.scalars(
+            select(AudioChunk)
+            .where(AudioChunk.session_id == session_id)
+            .order_by(AudioChunk.chunk_number)
+        )
+        job = Job(
+            session_id=session_id,
+            attempt=session.attempts,
+            hints=SpeakerHints(session.num_speakers, session.min_speakers, session.max_speakers),
+            chunks=tuple(ChunkRef(c.chunk_number, c.storage_key, c.content_type) for c in chunks),
+        )
+        db.commit()
+    return job
+
+
+def _own(db: DbSession, job: Job) -> Session | None:
+    """The session row, locked, if this attempt still owns it."""
+    session = db.scalars(
+        select(Session).where(Session.id == job.session_id).with_for_update()
+    ).one_or_none()
+    if session is None or session.status is not SessionStatus.PROCESSING:
+        return None
+    if session.attempts != job.attempt:
+        return None
+    return session
+
+
+@database_retry
+def save(
+    session_factory: sessionmaker[DbSession],
+    job: Job,
+    outcome: Outcome,
+) -> bool:
+    """Replace the session's results with the outcome's in one transaction and mark it ready
+    for claiming. Running a session twice therefore never doubles a count. False (and nothing
+    written) when this attempt no longer owns the session."""
+    with session_factory() as db:
+        session = _own(db, job)
+        if session is None:
+            log.warning(
+                "session %s: attempt %s lost ownership; results dropped",
+                job.session_id,
+                job.attempt,
+            )
+            return False
+        db.execute(delete(SessionSpeaker).where(SessionSpeaker.session_id == job.session_id))
+        _insert_results(db, job.session_id, outcome.analysis, outcome.clip_keys)
+        warnings = list(outcome.warnings)
+        if not outcome.analysis.segments:
+            warnings.append("no speech was recognised in this session")
+        session.status = SessionStatus.READY_FOR_CLAIMING
+        session.progress, session.stage = 100, Stage.DONE.value
+        session.duration_s, session.processing_time_s = (
+            outcome.duration_s,
+            outcome.processing_time_s,
+        )
+        session.processed_at, session.lease_expires_at = datetime.now(UTC), None
+        session.warnings = warnings
+        session.corrections_version = outcome.corrections_version
+        db.commit()
+    return True
+
+
+def _insert_results(
+    db: DbSession, session_id: uuid.UUID, analysis: SessionAnalysis, clip_keys: Mapping[str, str]
+) -> None:
+    speaker_ids: dict[str, uuid.UUID] = {}
+    for summary in analysis.speakers:
+        speaker = SessionSpeaker(
+            session_id=session_id,
+            label=summary.label,
+            segment_count=summary.segment_count,
+            total_duration_s=summary.talk_time_s,
+            dominant_emotion=summary.dominant_emotion,
+            sample_clip_key=clip_keys.get(summary.label),
+        )
+        db.add(speaker)
+        db.flush()
+        speaker_ids[summary.label] = speaker.id
+        db.add_all(
+            SpeakerWordCount(speaker_id=speaker.id, word=w, count=n)
+            for w, n in summary.word_counts.items()
+        )
+    db.add_all(
+        Segment(
+            session_id=session_id,
+            speaker_id=speaker_ids[s.speaker],
+            start_s=s.start,
+            end_s=s.end,
+            text=s.text,
+            corrected_text=s.corrected_text,
+            emotion=s.emotion.label,
+            emotion_score=s.emotion.score,
+            emotion_scores=dict(s.emotion.scores),
+        )
+        for s in analysis.segments
+    )
+
+
+def release(session_factory: sessionmaker[DbSession], job: Job) -> None:
+    """Give the session back after a transient failure (it stays ``processing``, and the attempt
+    does not count against the cap) so that the reconciler enqueues it again at its next run.
+    Best effort: the database may be what is down, and then the lease simply runs out."""
+    try:
+        with session_factory() as db:
+            session = _own(db, job)
+            if session is not None:
+                session.lease_expires_at = None
+                session.attempts -= 1
+                db.commit()
+    except SQLAlchemyError as exc:
+        log.warning("could not release session %s: %s", job.session_id, exc)
+
+
+@database_retry
+def fail(session_factory: sessionmaker[DbSession], job: Job, stage: Stage, exc: Exception) -> None:
+    """Mark the session failed with a message naming the stage; the caller re-raises so the
+    queue keeps the traceback."""
+    message = f"{stage.value} failed: {exc}"
+    with session_factory() as db:
+        session = _own(db, job)
+        if session is None:
+            return
+        session.status = SessionStatus.FAILED
+        session.error_message = message[:2000]
+        session.lease_expires_at = None
+        db.commit()

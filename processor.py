@@ -1,0 +1,187 @@
+"""``process_session(session_id)``: one session's chunks → speakers, transcript, corrected
+per-speaker target-word counts, an emotion per segment and a sample clip per speaker.
+
+Reads top to bottom in :func:`run`. The job owns its transactions: a short one to take the
+session, one per progress report, and one that replaces the session's results at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
+
+from config import Settings
+from processing import rows
+from processing.clips import store_clips
+from processing.lease import held_lease
+from processing.progress import ProgressReporter, Stage
+from processing.retrying import is_transient, storage_retry
+from services.analysis import analyse
+from services.assignment import assign_speakers
+from services.audio import AudioDecodeError, concatenate, decode_audio, find_gaps
+from services.corrections import Corrections, load_corrections
+from services.device import resolve_device
+from services.diarization import Diarizer, diarize, load_diarizer
+from services.domain import Audio
+from services.emotion import EmotionClassifier, load_emotion_classifier
+from services.transcription import Transcriber, load_transcriber, transcribe
+from storage import Storage, opened
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Models:
+    """The loaded ML stages, built once per worker process."""
+
+    diarizer: Diarizer
+    transcriber: Transcriber
+    emotion_classifier: EmotionClassifier
+    corrections: Corrections
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Everything a job needs: settings, the database, storage and the loaded models."""
+
+    settings: Settings
+    session_factory: sessionmaker[DbSession]
+    storage: Storage
+    models: Models
+
+
+class ProcessingError(Exception):
+    """A stage failed; the message names the stage (and the chunk, for audio)."""
+
+
+def load_models(settings: Settings) -> Models:
+    """Load every model once, logging how long each took and on which device."""
+    return Models(
+        diarizer=_timed("diarizer", load_diarizer, settings),
+        transcriber=_timed("transcriber", load_transcriber, settings),
+        emotion_classifier=_timed("emotion_classifier", load_emotion_classifier, settings),
+        corrections=load_corrections(settings.corrections_file),
+    )
+
+
+def _timed(name: str, loader: Callable[[Settings], T], settings: Settings) -> T:
+    started = time.perf_counter()
+    model = loader(settings)
+    log.info(
+        "model loaded: %s in %.1f s (device=%s)",
+        name,
+        time.perf_counter() - started,
+        resolve_device(settings.device),
+    )
+    return model
+
+
+_installed: Pipeline | None = None
+
+
+def install(pipeline: Pipeline) -> None:
+    """Make ``pipeline`` the one :func:`process_session` uses (the worker calls this once)."""
+    global _installed
+    _installed = pipeline
+
+
+def process_session(session_id: str) -> None:
+    """The RQ job, enqueued by dotted path with the session id only."""
+    if _installed is None:
+        raise RuntimeError("no pipeline installed: start workers with `lahstats worker`")
+    run(uuid.UUID(session_id), _installed)
+
+
+def run(session_id: uuid.UUID, pipeline: Pipeline) -> None:
+    """Process one session. A permanent error fails the session with a message naming the
+    stage; a transient one (database or storage briefly down) leaves it ``processing`` for a
+    retry. Either way the exception is re-raised so the queue keeps the traceback."""
+    settings = pipeline.settings
+    lease = timedelta(seconds=settings.lease_s)
+    job = rows.take(pipeline.session_factory, session_id, lease, settings.max_attempts)
+    if job is None:
+        log.info("session %s is not waiting for processing; nothing to do", session_id)
+        return
+    progress = ProgressReporter(
+        pipeline.session_factory, session_id, job.attempt, settings.progress_min_interval_s
+    )
+    started = time.perf_counter()
+    with held_lease(pipeline.session_factory, session_id, job.attempt, lease):
+        try:
+            _process(job, pipeline, progress, started)
+        except Exception as exc:
+            if is_transient(exc):
+                rows.release(pipeline.session_factory, job)
+            else:
+                rows.fail(pipeline.session_factory, job, progress.stage, exc)
+            raise
+    log.info("session %s processed in %.1f s", session_id, time.perf_counter() - started)
+
+
+def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter, started: float) -> None:
+    """The stages, in order, each followed by its progress."""
+    models, storage, settings = pipeline.models, pipeline.storage, pipeline.settings
+
+    progress.enter(Stage.CONCATENATING)
+    audio, warnings = _concatenate(job, pipeline, progress)
+
+    progress.enter(Stage.DIARIZING)
+    turns = diarize(audio, models.diarizer, job.hints, progress.report)
+
+    progress.enter(Stage.TRANSCRIBING)
+    segments = transcribe(audio, models.transcriber, progress.report)
+    utterances = assign_speakers(segments, turns)
+
+    progress.enter(Stage.SAVING)
+    analysis = analyse(
+        utterances, turns, models.corrections, models.emotion_classifier, progress.report
+    )
+
+    progress.enter(Stage.CLIPS)
+    clips = store_clips(audio, turns, job.session_id, storage, settings.sample_clip_seconds)
+
+    rows.save(
+        pipeline.session_factory,
+        job,
+        rows.Outcome(
+            analysis=analysis,
+            clip_keys=clips,
+            duration_s=audio.duration,
+            warnings=warnings,
+            processing_time_s=time.perf_counter() - started,
+            corrections_version=models.corrections.version,
+        ),
+    )
+
+
+def _concatenate(
+    job: rows.Job, pipeline: Pipeline, progress: ProgressReporter
+) -> tuple[Audio, list[str]]:
+    """Decode every chunk in ``chunk_number`` order and join them (16 kHz mono float32)."""
+    warnings = [f"chunk {n} is missing" for n in find_gaps(c.number for c in job.chunks)]
+    parts = []
+    for i, chunk in enumerate(job.chunks):
+        try:
+            parts.append(_decode_chunk(pipeline.storage, chunk))
+        except AudioDecodeError as exc:
+            if not pipeline.settings.skip_bad_chunks:
+                raise ProcessingError(f"chunk {chunk.number} could not be decoded: {exc}") from exc
+            warnings.append(f"chunk {chunk.number} skipped: could not be decoded")
+        progress.report((i + 1) / len(job.chunks))
+    return concatenate(parts), warnings
+
+
+@storage_retry
+def _decode_chunk(storage: Storage, chunk: rows.ChunkRef) -> Audio:
+    # No format hint: the declared content type is the phone's word, ffmpeg probes the bytes.
+    with opened(storage, chunk.storage_key) as stream:
+        return decode_audio(stream)

@@ -1,0 +1,91 @@
+"""From speaker-attributed utterances to what the app shows: corrected text, per-speaker
+target-word counts, an emotion per segment, and a summary per speaker."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from services.corrections import Corrections, apply_corrections
+from services.counting import count_by_speaker
+from services.domain import Emotion, ProgressCallback, SpeakerTurn, Utterance, no_progress
+from services.emotion import EmotionClassifier, classify_emotions
+
+
+@dataclass(frozen=True)
+class AnalysedSegment:
+    speaker: str
+    start: float
+    end: float
+    text: str
+    corrected_text: str
+    emotion: Emotion
+
+
+@dataclass(frozen=True)
+class SpeakerSummary:
+    label: str
+    talk_time_s: float
+    segment_count: int
+    word_counts: Mapping[str, int]
+    dominant_emotion: str | None
+
+
+@dataclass(frozen=True)
+class SessionAnalysis:
+    segments: tuple[AnalysedSegment, ...]
+    speakers: tuple[SpeakerSummary, ...]
+
+
+def analyse(
+    utterances: Sequence[Utterance],
+    turns: Sequence[SpeakerTurn],
+    corrections: Corrections,
+    emotion_classifier: EmotionClassifier,
+    on_progress: ProgressCallback = no_progress,
+) -> SessionAnalysis:
+    """Correct, count and tag every utterance; summarise every speaker found in ``turns``
+    (a speaker who said no recognisable word still appears, with zero counts)."""
+    kept = [u for u in utterances if u.text]
+    emotions = classify_emotions([u.text for u in kept], emotion_classifier, on_progress)
+    segments = tuple(
+        AnalysedSegment(
+            u.speaker, u.start, u.end, u.text, apply_corrections(u.text, corrections), emotion
+        )
+        for u, emotion in zip(kept, emotions, strict=True)
+    )
+    return SessionAnalysis(segments=segments, speakers=_summaries(segments, turns))
+
+
+def _summaries(
+    segments: Sequence[AnalysedSegment], turns: Sequence[SpeakerTurn]
+) -> tuple[SpeakerSummary, ...]:
+    talk_time: dict[str, float] = defaultdict(float)
+    for turn in turns:
+        talk_time[turn.speaker] += turn.duration
+    for segment in segments:  # a word assigned outside every turn still makes its speaker real
+        talk_time.setdefault(segment.speaker, 0.0)
+    counts = count_by_speaker((s.speaker, s.corrected_text) for s in segments)
+    per_speaker = Counter(s.speaker for s in segments)
+    return tuple(
+        SpeakerSummary(
+            label=label,
+            talk_time_s=round(talk_time[label], 3),
+            segment_count=per_speaker[label],
+            word_counts=dict(sorted(counts.get(label, Counter()).items())),
+            dominant_emotion=dominant_emotion([s for s in segments if s.speaker == label]),
+        )
+        for label in sorted(talk_time)
+    )
+
+
+def dominant_emotion(segments: Sequence[AnalysedSegment]) -> str | None:
+    """The label with the most probability mass over the speaker's segments, weighted by
+    each segment's length, so one long angry rant outweighs two short neutral words."""
+    mass: dict[str, float] = defaultdict(float)
+    for segment in segments:
+        weight = max(segment.end - segment.start, 0.1)
+        for label, score in segment.emotion.scores.items():
+            mass[label] += weight * score
+    return max(mass, key=mass.__getitem__) if mass else None
