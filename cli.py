@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import threading
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import redis
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -23,6 +24,10 @@ from config import Settings
 from db import create_db_engine, create_session_factory
 from migrations.runner import upgrade
 from models import AudioChunk, Group, GroupMember, Profile, Segment, Session, SessionStatus
+from observability import configure_logging
+from processing import operations
+from processing.reconcile import reconcile
+from services.corrections import load_corrections
 from storage import LocalStorage, Storage, chunk_key, create_storage
 
 app = typer.Typer(
@@ -64,16 +69,94 @@ def worker(burst: bool = False) -> None:
     run_worker(Settings(), burst=burst)
 
 
+def _operator_context() -> tuple[Settings, sessionmaker[DbSession], redis.Redis]:
+    settings = Settings()
+    factory = create_session_factory(create_db_engine(settings))
+    return settings, factory, redis.Redis.from_url(settings.redis_url)
+
+
+@app.command()
+def status() -> None:
+    """Queue depths, workers and their models, sessions by status, stuck sessions."""
+    settings, factory, connection = _operator_context()
+    report = operations.system_status(factory, connection, settings)
+    console.print(
+        f"queue {settings.queue_name!r}: {report.queued} waiting, {report.started} running, "
+        f"{report.failed_jobs} failed jobs"
+    )
+    workers = Table("worker", "state", "device", "diarization", "asr", "emotion")
+    for w in report.workers:
+        workers.add_row(
+            w["name"],
+            w["state"],
+            w.get("device", "?"),
+            w.get("diarization", "?"),
+            w.get("asr", "?"),
+            w.get("emotion", "?"),
+        )
+    Console().print(workers)
+    sessions = Table("status", "sessions")
+    for name, count in sorted(report.sessions.items()):
+        sessions.add_row(name, str(count))
+    Console().print(sessions)
+    for session_id in report.stuck:
+        console.print(f"[yellow]stuck[/yellow] {session_id} (lease expired; reconcile acts)")
+
+
+@app.command("requeue-failed")
+def requeue_failed(
+    since: Annotated[datetime | None, typer.Option(help="Only sessions ended since (UTC)")] = None,
+) -> None:
+    """Give failed sessions fresh attempts and put them back on the queue."""
+    settings, factory, connection = _operator_context()
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=UTC)
+    requeued = operations.requeue_failed(factory, connection, settings, since)
+    console.print(f"requeued {len(requeued)} failed sessions")
+    for session_id in requeued:
+        console.print(f"  {session_id}")
+
+
+@app.command()
+def reprocess(
+    session_id: uuid.UUID,
+    num_speakers: Annotated[int | None, typer.Option(min=1, max=20)] = None,
+) -> None:
+    """Run SESSION again, e.g. with a fixed speaker count (the usual fix for diarization)."""
+    settings, factory, connection = _operator_context()
+    try:
+        operations.reprocess(factory, connection, settings, session_id, num_speakers)
+    except operations.OperationError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(f"queued {session_id} for reprocessing")
+
+
+@app.command()
+def recount(
+    session_id: Annotated[uuid.UUID | None, typer.Argument()] = None,
+    all_sessions: Annotated[bool, typer.Option("--all", help="Every processed session")] = False,
+) -> None:
+    """Re-apply the corrections dictionary and re-derive counts without re-running ASR."""
+    if (session_id is None) == (not all_sessions):
+        console.print("[red]give a SESSION id or --all[/red]")
+        raise typer.Exit(2)
+    settings = Settings()
+    factory = create_session_factory(create_db_engine(settings))
+    corrections = load_corrections(settings.corrections_file)
+    with console.status("recounting..."):
+        ids = None if session_id is None else [session_id]
+        totals = operations.recount(factory, corrections, ids)
+    console.print(f"recounted {len(totals)} sessions with corrections {corrections.version}")
+    for sid, total in totals.items():
+        console.print(f"  {sid}: {total} target words")
+
+
 @app.command("reconcile")
 def reconcile_command() -> None:
     """Re-enqueue processing sessions that lost their job (or fail those out of attempts)."""
-    import redis
-
-    from processing.reconcile import reconcile
-
-    settings = Settings()
-    factory = create_session_factory(create_db_engine(settings))
-    report = reconcile(factory, redis.Redis.from_url(settings.redis_url), settings)
+    settings, factory, connection = _operator_context()
+    report = reconcile(factory, connection, settings)
     console.print(
         f"requeued {len(report.requeued)}, failed {len(report.failed)}, "
         f"still running {report.alive}"
@@ -96,8 +179,8 @@ def process(
     """Process FILES as one session's chunks, in-process, and print who said what."""
     import processor
 
-    logging.basicConfig(level=logging.WARNING)
     settings = Settings()
+    configure_logging(settings.model_copy(update={"log_level": "WARNING"}))
     upgrade(settings.sqlalchemy_url)
     factory = create_session_factory(create_db_engine(settings))
     storage = create_storage(settings)

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     queue_name: str = "lahstats"
     log_level: str = "INFO"
     log_json: bool = False
+    # a worker serves Prometheus metrics on this port; 0 = off
+    metrics_port: int = Field(default=0, ge=0, le=65535)
 
     # --- auth (Supabase-issued JWTs) ---------------------------------------------------
     supabase_jwt_secret: SecretStr = SecretStr(PLACEHOLDER_JWT_SECRET)
@@ -42,6 +44,8 @@ class Settings(BaseSettings):
     supabase_service_key: SecretStr | None = None
     supabase_bucket: str = "lahstats-audio"
     media_url_ttl_s: int = Field(default=3600, ge=1)
+    # how often the /events stream looks for a change, seconds
+    events_poll_interval_s: float = Field(default=0.5, gt=0)
     public_base_url: str = ""
 
     # --- uploads and jobs -------------------------------------------------------------
@@ -55,6 +59,10 @@ class Settings(BaseSettings):
     # how often each worker runs the reconciler between jobs, seconds
     reconcile_interval_s: int = Field(default=60, ge=1)
     skip_bad_chunks: bool = False
+    # HMAC key for webhook signatures; unset = derived from SUPABASE_JWT_SECRET
+    webhook_secret: SecretStr | None = None
+    # delays between webhook delivery retries, seconds (JSON list)
+    webhook_retry_delays_s: list[int] = [10, 60, 300, 900, 3600]
 
     # --- pipeline ---------------------------------------------------------------------
     device: Device = "auto"

@@ -131,6 +131,8 @@ class Session(Base):
     duration_s: Mapped[float | None] = mapped_column(Float)
     audio_key: Mapped[str | None] = mapped_column(String(255))
     corrections_version: Mapped[str | None] = mapped_column(String(64))
+    # POSTed (signed) when the session becomes ready or fails; given at `end`
+    webhook_url: Mapped[str | None] = mapped_column(String(2048))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # The worker holding the session renews this lease while it works; the reconciler
     # re-enqueues a ``processing`` session whose lease ran out.

@@ -7,7 +7,6 @@ session, one per progress report, and one that replaces the session's results at
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -15,10 +14,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
 
+import redis
+import structlog
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 from config import Settings
+from models import SessionStatus
+from observability import (
+    JOBS_FAILED,
+    JOBS_FINISHED,
+    JOBS_STARTED,
+    REAL_TIME_FACTOR,
+    STAGE_SECONDS,
+)
 from processing import rows
 from processing.clips import store_clips
 from processing.lease import held_lease
@@ -34,8 +43,9 @@ from services.domain import Audio
 from services.emotion import EmotionClassifier, load_emotion_classifier
 from services.transcription import Transcriber, load_transcriber, transcribe
 from storage import Storage, opened
+from webhooks import enqueue_event
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
@@ -57,6 +67,8 @@ class Pipeline:
     session_factory: sessionmaker[DbSession]
     storage: Storage
     models: Models
+    # Redis, for webhook events; None where there is no queue (``lahstats process``)
+    connection: redis.Redis | None = None
 
 
 class ProcessingError(Exception):
@@ -77,10 +89,10 @@ def _timed(name: str, loader: Callable[[Settings], T], settings: Settings) -> T:
     started = time.perf_counter()
     model = loader(settings)
     log.info(
-        "model loaded: %s in %.1f s (device=%s)",
-        name,
-        time.perf_counter() - started,
-        resolve_device(settings.device),
+        "processor.model_loaded",
+        model=name,
+        load_s=round(time.perf_counter() - started, 2),
+        device=resolve_device(settings.device),
     )
     return model
 
@@ -107,29 +119,73 @@ def run(session_id: uuid.UUID, pipeline: Pipeline) -> None:
     retry. Either way the exception is re-raised so the queue keeps the traceback."""
     settings = pipeline.settings
     lease = timedelta(seconds=settings.lease_s)
-    job = rows.take(pipeline.session_factory, session_id, lease, settings.max_attempts)
-    if job is None:
-        log.info("session %s is not waiting for processing; nothing to do", session_id)
-        return
-    progress = ProgressReporter(
-        pipeline.session_factory, session_id, job.attempt, settings.progress_min_interval_s
+    with structlog.contextvars.bound_contextvars(session_id=str(session_id), stage="queued"):
+        job = rows.take(pipeline.session_factory, session_id, lease, settings.max_attempts)
+        if job is None:
+            log.info("processor.nothing_to_do")
+            return
+        JOBS_STARTED.inc()
+        progress = ProgressReporter(
+            pipeline.session_factory, session_id, job.attempt, settings.progress_min_interval_s
+        )
+        with held_lease(pipeline.session_factory, session_id, job.attempt, lease):
+            try:
+                duration = _process(job, pipeline, progress)
+            except Exception as exc:
+                _record_failure(pipeline, job, progress, exc)
+                raise
+        _record_success(progress, duration)
+        _notify(pipeline, job, SessionStatus.READY_FOR_CLAIMING, None)
+
+
+def _record_failure(
+    pipeline: Pipeline, job: rows.Job, progress: ProgressReporter, exc: Exception
+) -> None:
+    if is_transient(exc):
+        JOBS_FAILED.labels(kind="transient").inc()
+        log.warning("processor.transient_failure", stage=progress.stage.value, error=str(exc))
+        rows.release(pipeline.session_factory, job)
+    else:
+        JOBS_FAILED.labels(kind="permanent").inc()
+        log.error("processor.failed", stage=progress.stage.value, error=str(exc))
+        message = rows.fail(pipeline.session_factory, job, progress.stage, exc)
+        _notify(pipeline, job, SessionStatus.FAILED, message)
+
+
+def _notify(
+    pipeline: Pipeline, job: rows.Job, status: SessionStatus, error_message: str | None
+) -> None:
+    """Queue the session's webhook event, if it asked for one (delivery never blocks us)."""
+    if job.webhook_url and pipeline.connection is not None:
+        enqueue_event(
+            pipeline.connection,
+            pipeline.settings,
+            job.webhook_url,
+            job.session_id,
+            status.value,
+            error_message,
+        )
+
+
+def _record_success(progress: ProgressReporter, audio_seconds: float) -> None:
+    total = sum(progress.durations.values())
+    for stage, seconds in progress.durations.items():
+        STAGE_SECONDS.labels(stage=stage.value).observe(seconds)
+    if audio_seconds > 0:
+        REAL_TIME_FACTOR.observe(total / audio_seconds)
+    JOBS_FINISHED.inc()
+    log.info(
+        "processor.session_processed",
+        seconds=round(total, 2),
+        audio_seconds=round(audio_seconds, 2),
+        real_time_factor=round(total / audio_seconds, 3) if audio_seconds else None,
     )
-    started = time.perf_counter()
-    with held_lease(pipeline.session_factory, session_id, job.attempt, lease):
-        try:
-            _process(job, pipeline, progress, started)
-        except Exception as exc:
-            if is_transient(exc):
-                rows.release(pipeline.session_factory, job)
-            else:
-                rows.fail(pipeline.session_factory, job, progress.stage, exc)
-            raise
-    log.info("session %s processed in %.1f s", session_id, time.perf_counter() - started)
 
 
-def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter, started: float) -> None:
-    """The stages, in order, each followed by its progress."""
+def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter) -> float:
+    """The stages, in order, each followed by its progress. Returns the audio's length (s)."""
     models, storage, settings = pipeline.models, pipeline.storage, pipeline.settings
+    started = time.perf_counter()
 
     progress.enter(Stage.CONCATENATING)
     audio, warnings = _concatenate(job, pipeline, progress)
@@ -161,6 +217,8 @@ def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter, star
             corrections_version=models.corrections.version,
         ),
     )
+    progress.finish()
+    return audio.duration
 
 
 def _concatenate(

@@ -9,29 +9,37 @@ still loads the models anew in each spawned process. So jobs run in this process
 loaded at start. The cost: a job that crashes the interpreter (OOM kill, segfault) takes the
 worker with it — which is why sessions carry a lease in Postgres and the reconciler re-enqueues
 a session whose worker vanished. SIGTERM is a warm shutdown: RQ lets the current job finish.
+The worker also serves the webhook queue, whose short delivery jobs run between sessions.
 Several workers may share one queue: RQ hands each job to one worker, the job id is the session
 id, and ``processing.rows.take`` refuses a session another worker holds a live lease on.
 """
 
 from __future__ import annotations
 
-import logging
+import json
+from datetime import UTC, datetime
 
 import redis
+import structlog
+from prometheus_client import start_http_server
 from rq import Queue, SimpleWorker
 
 import processor
 from config import Settings
 from db import create_db_engine, create_session_factory
+from observability import configure_logging
 from processing.reconcile import reconcile
+from services.device import resolve_device
 from storage import create_storage
+from webhooks import webhook_queue
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
+WORKER_INFO_KEY = "lahstats:worker:{}"
 
 
 class LahStatsWorker(SimpleWorker):
-    """Runs each job in the worker's own process, on the models it loaded once, and runs the
-    reconciler with RQ's own registry maintenance between jobs."""
+    """Runs each job in the worker's own process, on the models it loaded once; between jobs
+    it runs the reconciler with RQ's own registry maintenance and re-announces its models."""
 
     pipeline: processor.Pipeline | None = None
 
@@ -39,10 +47,33 @@ class LahStatsWorker(SimpleWorker):
         super().run_maintenance_tasks()
         if self.pipeline is None:
             return
+        self.announce()
         try:
             reconcile(self.pipeline.session_factory, self.connection, self.pipeline.settings)
         except Exception:  # the reconciler must never take the worker down
-            log.exception("reconciler run failed")
+            log.exception("worker.reconcile_failed")
+
+    def announce(self) -> None:
+        """Publish which models this worker loaded and on which device (``lahstats status``)."""
+        if self.pipeline is None:
+            return
+        self.connection.set(
+            WORKER_INFO_KEY.format(self.name),
+            json.dumps(worker_info(self.pipeline.settings)),
+            ex=max(120, 3 * self.pipeline.settings.reconcile_interval_s),
+        )
+
+
+def worker_info(settings: Settings) -> dict[str, str]:
+    return {
+        "device": resolve_device(settings.device),
+        "diarization": f"{settings.diarization_backend}:"
+        + (settings.diarization_model if settings.diarization_backend == "pyannote" else "vad"),
+        "asr": f"{settings.asr_backend}:{settings.asr_model or 'bundled tiny.en'}",
+        "emotion": f"{settings.emotion_backend}:{settings.emotion_model or 'default'}",
+        "queue": settings.queue_name,
+        "since": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
 
 
 def build_worker(settings: Settings, connection: redis.Redis) -> LahStatsWorker:
@@ -54,29 +85,35 @@ def build_worker(settings: Settings, connection: redis.Redis) -> LahStatsWorker:
         session_factory=create_session_factory(engine),
         storage=create_storage(settings),
         models=processor.load_models(settings),
+        connection=connection,
     )
     processor.install(pipeline)
-    queue = Queue(settings.queue_name, connection=connection)
+    queues = [
+        Queue(settings.queue_name, connection=connection),
+        webhook_queue(connection, settings),
+    ]
     # worker_ttl bounds how long an idle worker blocks on the queue, hence how often it
     # reaches the maintenance step that reconciles.
     worker = LahStatsWorker(
-        [queue],
+        queues,
         connection=connection,
         maintenance_interval=settings.reconcile_interval_s,
         worker_ttl=max(30, settings.reconcile_interval_s + 15),
     )
     worker.pipeline = pipeline
+    worker.announce()
     return worker
 
 
 def run_worker(settings: Settings, *, burst: bool = False) -> None:
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port)
     connection = redis.Redis.from_url(settings.redis_url)
     worker = build_worker(settings, connection)
-    log.info("worker %s ready on queue %r", worker.name, settings.queue_name)
-    worker.work(burst=burst, logging_level=settings.log_level)
+    log.info("worker.ready", worker=worker.name, queue=settings.queue_name)
+    # the scheduler releases webhook retries when their backoff delay is over
+    worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=True)
 
 
 if __name__ == "__main__":

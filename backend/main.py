@@ -3,17 +3,19 @@ routes. ``uvicorn backend.main:app`` serves the default settings."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import redis
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 
 from backend.deps import Resources
 from backend.errors import install_error_handlers
-from backend.routes import groups, health, media, sessions
+from backend.routes import groups, health, media, metrics, sessions
 from config import Settings
 from db import create_db_engine, create_session_factory
+from observability import REQUEST_SECONDS, configure_logging
 from storage import create_storage
 
 
@@ -38,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings)
         resources = build_resources(settings)
         app.state.resources = resources
         yield
@@ -51,9 +54,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, groups, sessions, media):
+    app.middleware("http")(_record_request)
+    for module in (health, groups, sessions, media, metrics):
         app.include_router(module.router)
     return app
+
+
+async def _record_request(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Latency and count by route template (not raw path: ids would explode the labels)."""
+    started = time.perf_counter()
+    response = await call_next(request)
+    route = request.scope.get("route")
+    template = getattr(route, "path", "unmatched")
+    REQUEST_SECONDS.labels(template, request.method, str(response.status_code)).observe(
+        time.perf_counter() - started
+    )
+    return response
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
 from models import ClaimType, SessionStatus
 
@@ -81,6 +81,9 @@ class SessionEnd(BaseModel):
     num_speakers: int | None = SpeakerCount
     min_speakers: int | None = SpeakerCount
     max_speakers: int | None = SpeakerCount
+    webhook_url: AnyHttpUrl | None = Field(
+        default=None, description="POSTed a signed event when the session is ready or failed"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> SessionEnd:

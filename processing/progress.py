@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-import logging
 import time
 import uuid
 
+import structlog
 from sqlalchemy import case, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
@@ -14,7 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from models import Session, SessionStatus
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 class Stage(enum.StrEnum):
@@ -55,10 +55,29 @@ class ProgressReporter:
         self._min_interval_s = min_interval_s
         self._last_write = 0.0
         self.stage = Stage.QUEUED
+        self._stage_started = time.perf_counter()
+        self.durations: dict[Stage, float] = {}  # wall seconds of each finished stage
 
     def enter(self, stage: Stage) -> None:
+        """Close the current stage (its duration is logged and kept) and start ``stage``."""
+        self._close_stage()
         self.stage = stage
+        structlog.contextvars.bind_contextvars(stage=stage.value)
         self._write(BANDS[stage][0])
+
+    def finish(self) -> None:
+        self._close_stage()
+
+    def _close_stage(self) -> None:
+        now = time.perf_counter()
+        if self.stage is not Stage.QUEUED:
+            self.durations[self.stage] = now - self._stage_started
+            log.info(
+                "processor.stage_finished",
+                stage=self.stage.value,
+                duration_s=round(self.durations[self.stage], 3),
+            )
+        self._stage_started = now
 
     def report(self, fraction: float) -> None:
         if time.monotonic() - self._last_write < self._min_interval_s:
@@ -71,7 +90,7 @@ class ProgressReporter:
         try:
             self._update(percent)
         except SQLAlchemyError as exc:
-            log.warning("progress write for session %s failed: %s", self._session_id, exc)
+            log.warning("processor.progress_write_failed", error=str(exc))
 
     def _update(self, percent: int) -> None:
         with self._factory() as db:

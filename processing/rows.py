@@ -58,6 +58,7 @@ class Job:
     attempt: int
     hints: SpeakerHints
     chunks: tuple[ChunkRef, ...]
+    webhook_url: str | None = None
 
 
 @database_retry
@@ -105,6 +106,7 @@ def take(
             attempt=session.attempts,
             hints=SpeakerHints(session.num_speakers, session.min_speakers, session.max_speakers),
             chunks=tuple(ChunkRef(c.chunk_number, c.storage_key, c.content_type) for c in chunks),
+            webhook_url=session.webhook_url,
         )
         db.commit()
     return job
@@ -210,15 +212,16 @@ def release(session_factory: sessionmaker[DbSession], job: Job) -> None:
 
 
 @database_retry
-def fail(session_factory: sessionmaker[DbSession], job: Job, stage: Stage, exc: Exception) -> None:
-    """Mark the session failed with a message naming the stage; the caller re-raises so the
-    queue keeps the traceback."""
-    message = f"{stage.value} failed: {exc}"
+def fail(session_factory: sessionmaker[DbSession], job: Job, stage: Stage, exc: Exception) -> str:
+    """Mark the session failed with a message naming the stage, and return the message; the
+    caller re-raises so the queue keeps the traceback."""
+    message = f"{stage.value} failed: {exc}"[:2000]
     with session_factory() as db:
         session = _own(db, job)
         if session is None:
-            return
+            return message
         session.status = SessionStatus.FAILED
-        session.error_message = message[:2000]
+        session.error_message = message
         session.lease_expires_at = None
         db.commit()
+    return message

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import BinaryIO
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from backend import crud
 from backend.audio_format import SNIFF_BYTES, declared_type_acceptable, sniff_audio_format
-from backend.deps import CurrentUser, DbDep, RedisDep, SettingsDep, StorageDep
+from backend.deps import CurrentUser, DbDep, RedisDep, ResourcesDep, SettingsDep, StorageDep
 from backend.errors import AppError, Conflict, NotFound, PayloadTooLarge, UnsupportedMedia
 from backend.routes.responses import errors
 from backend.schemas import (
@@ -184,6 +189,7 @@ def end_session(
         hints.min_speakers,
         hints.max_speakers,
     )
+    session.webhook_url = str(hints.webhook_url) if hints.webhook_url else None
     session.status, session.progress, session.stage = SessionStatus.PROCESSING, 0, "queued"
     session.ended_at = datetime.now(UTC)
     db.commit()
@@ -199,7 +205,56 @@ def end_session(
 
 @router.get("/{session_id}/status", responses=errors(401, 404))
 def session_status(session_id: uuid.UUID, db: DbDep, user: CurrentUser) -> SessionStatusPublic:
-    session = crud.session_for_member(db, session_id, user.id)
+    return _status_of(crud.session_for_member(db, session_id, user.id))
+
+
+TERMINAL = (SessionStatus.READY_FOR_CLAIMING, SessionStatus.COMPLETED, SessionStatus.FAILED)
+
+
+@router.get(
+    "/{session_id}/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **errors(401, 404)},
+)
+def session_events(
+    session_id: uuid.UUID, db: DbDep, user: CurrentUser, resources: ResourcesDep
+) -> StreamingResponse:
+    """Server-sent events instead of polling: a ``status`` event (the body of ``/status``)
+    whenever status, progress or stage changes, ending once the session is ready or failed."""
+    crud.session_for_member(db, session_id, user.id)
+    db.close()  # the stream reads with its own short sessions; hold no connection meanwhile
+    return StreamingResponse(
+        _status_events(resources, session_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _status_events(resources: ResourcesDep, session_id: uuid.UUID) -> AsyncIterator[str]:
+    last: SessionStatusPublic | None = None
+    quiet_since = time.monotonic()
+    while True:
+        current = await run_in_threadpool(_read_status, resources, session_id)
+        if current != last:
+            yield f"event: status\ndata: {current.model_dump_json()}\n\n"
+            last, quiet_since = current, time.monotonic()
+        if current.status in TERMINAL:
+            return
+        if time.monotonic() - quiet_since > 15:
+            yield ": keep-alive\n\n"
+            quiet_since = time.monotonic()
+        await asyncio.sleep(resources.settings.events_poll_interval_s)
+
+
+def _read_status(resources: ResourcesDep, session_id: uuid.UUID) -> SessionStatusPublic:
+    with resources.session_factory() as db:
+        session = db.get(Session, session_id)
+        if session is None:
+            raise NotFound("session not found", code="session_not_found")
+        return _status_of(session)
+
+
+def _status_of(session: Session) -> SessionStatusPublic:
     return SessionStatusPublic(
         status=session.status,
         progress=session.progress,

@@ -1,0 +1,161 @@
+"""What integrators and operators see while a real session is processed: server-sent events,
+a signed webhook (retried after a failure), and Prometheus metrics that move — over a real
+uvicorn server, real Redis and Postgres, a real worker and the real models."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
+
+import httpx
+import pytest
+from prometheus_client import REGISTRY
+from sqlalchemy import create_engine
+
+import processor
+from db import create_session_factory
+from storage import create_storage
+from tests.paths import REPO
+from webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, webhook_secret
+from worker import LahStatsWorker
+
+CHUNK = REPO / "samples" / "chunk_002.wav"
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """A webhook receiver that refuses the first delivery, then accepts."""
+
+    received: ClassVar[list[tuple[dict[str, str], bytes]]] = []
+    answers: ClassVar[list[int]] = [500, 200]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((dict(self.headers), body))
+        self.send_response(self.answers[min(len(self.received), len(self.answers)) - 1])
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver():
+    _Receiver.received = []
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+
+
+def _read_events(url: str, headers: dict[str, str], events: list[dict]) -> None:
+    with httpx.stream("GET", url, headers=headers, timeout=120) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line.removeprefix("data: ")))
+
+
+def _upload_and_end(base: str, user, body: dict) -> str:
+    group = httpx.post(f"{base}/groups", json={"name": "ops"}, headers=user.headers).json()
+    session_id = httpx.post(
+        f"{base}/sessions/start", json={"group_id": group["id"]}, headers=user.headers
+    ).json()["session_id"]
+    resp = httpx.post(
+        f"{base}/sessions/{session_id}/upload",
+        files={"file": (CHUNK.name, CHUNK.read_bytes(), "audio/wav")},
+        data={"chunk_number": "0"},
+        headers=user.headers,
+    )
+    assert resp.status_code == 201
+    resp = httpx.post(f"{base}/sessions/{session_id}/end", json=body, headers=user.headers)
+    assert resp.status_code == 202, resp.text
+    return str(session_id)
+
+
+def _run_worker(settings, redis_conn, models) -> None:
+    engine = create_engine(settings.sqlalchemy_url)
+    pipeline = processor.Pipeline(
+        settings, create_session_factory(engine), create_storage(settings), models, redis_conn
+    )
+    processor.install(pipeline)
+    from rq import Queue
+
+    from webhooks import webhook_queue
+
+    queues = [
+        Queue(settings.queue_name, connection=redis_conn),
+        webhook_queue(redis_conn, settings),
+    ]
+    LahStatsWorker(queues, connection=redis_conn).work(burst=True)
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_events_webhook_and_metrics_follow_a_session(
+    live_server, make_user, settings, redis_conn, models, receiver, monkeypatch
+):
+    monkeypatch.setattr(settings, "webhook_retry_delays_s", [0, 0])
+    finished_before = REGISTRY.get_sample_value("lahstats_jobs_finished_total") or 0
+    user = make_user()
+    session_id = _upload_and_end(live_server, user, {"webhook_url": receiver})
+
+    events: list[dict] = []
+    reader = threading.Thread(
+        target=_read_events,
+        args=(f"{live_server}/sessions/{session_id}/events", user.headers, events),
+    )
+    reader.start()
+    _run_worker(settings, redis_conn, models)
+    reader.join(timeout=60)
+    assert not reader.is_alive(), "the event stream did not end with the session"
+
+    progress = [e["progress"] for e in events]
+    assert progress == sorted(progress) and progress[-1] == 100
+    assert events[-1]["status"] == "ready_for_claiming"
+    assert len(events) >= 3  # queued, at least one stage, done
+
+    assert len(_Receiver.received) == 2  # refused once, retried, accepted
+    headers, body = _Receiver.received[-1]
+    event = json.loads(body)
+    assert event == {
+        "event": "session.ready_for_claiming",
+        "session_id": session_id,
+        "status": "ready_for_claiming",
+        "error_message": None,
+    }
+    timestamp = int(headers[TIMESTAMP_HEADER])
+    assert headers[SIGNATURE_HEADER] == sign(webhook_secret(settings), timestamp, body.decode())
+
+    assert REGISTRY.get_sample_value("lahstats_jobs_finished_total") == finished_before + 1
+    assert REGISTRY.get_sample_value("lahstats_stage_seconds_count", {"stage": "diarizing"})
+    metrics = httpx.get(f"{live_server}/metrics").text
+    assert 'route="/sessions/{session_id}/upload"' in metrics
+    assert 'lahstats_sessions{status="ready_for_claiming"} 1.0' in metrics
+    assert "lahstats_queue_depth 0.0" in metrics
+
+
+def test_events_of_another_groups_session_are_404(live_server, make_user):
+    owner, stranger = make_user(), make_user()
+    group = httpx.post(f"{live_server}/groups", json={"name": "g"}, headers=owner.headers).json()
+    session_id = httpx.post(
+        f"{live_server}/sessions/start", json={"group_id": group["id"]}, headers=owner.headers
+    ).json()["session_id"]
+    resp = httpx.get(f"{live_server}/sessions/{session_id}/events", headers=stranger.headers)
+    assert resp.status_code == 404
+
+
+def test_webhook_url_must_be_http(client, make_user):
+    user = make_user()
+    group = client.post("/groups", json={"name": "g"}, headers=user.headers).json()
+    session_id = client.post(
+        "/sessions/start", json={"group_id": group["id"]}, headers=user.headers
+    ).json()["session_id"]
+    resp = client.post(
+        f"/sessions/{session_id}/end",
+        json={"webhook_url": "file:///etc/passwd"},
+        headers=user.headers,
+    )
+    assert resp.status_code == 422
