@@ -19,7 +19,8 @@ Device = Literal["auto", "cpu", "cuda"]
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # env_ignore_empty: a `KEY=` line in .env means "unset", not an empty value
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
 
     # --- deployment -------------------------------------------------------------------
     environment: Literal["development", "test", "production"] = "development"

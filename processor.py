@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -35,11 +35,11 @@ from processing.progress import ProgressReporter, Stage
 from processing.retrying import is_transient, storage_retry
 from services.analysis import analyse
 from services.assignment import assign_speakers
-from services.audio import AudioDecodeError, concatenate, decode_audio, find_gaps
+from services.audio import AudioDecodeError, AudioSpool, decode_audio, find_gaps
 from services.corrections import Corrections, load_corrections
 from services.device import resolve_device
 from services.diarization import Diarizer, diarize, load_diarizer
-from services.domain import Audio
+from services.domain import Audio, ProgressCallback, no_progress
 from services.emotion import EmotionClassifier, load_emotion_classifier
 from services.transcription import Transcriber, load_transcriber, transcribe
 from storage import Storage, opened
@@ -184,11 +184,31 @@ def _record_success(progress: ProgressReporter, audio_seconds: float) -> None:
 
 def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter) -> float:
     """The stages, in order, each followed by its progress. Returns the audio's length (s)."""
-    models, storage, settings = pipeline.models, pipeline.storage, pipeline.settings
-    started = time.perf_counter()
+    with AudioSpool(pipeline.settings.data_dir / "work") as spool:
+        progress.enter(Stage.CONCATENATING)
+        warnings = concatenate_chunks(
+            job.chunks,
+            pipeline.storage,
+            spool,
+            skip_bad_chunks=pipeline.settings.skip_bad_chunks,
+            on_progress=progress.report,
+        )
+        audio = spool.audio()
+        if audio.duration == 0:
+            raise ProcessingError("no chunk of this session could be decoded")
+        _analyse_and_save(job, pipeline, progress, audio, warnings)
+    progress.finish()
+    return audio.duration
 
-    progress.enter(Stage.CONCATENATING)
-    audio, warnings = _concatenate(job, pipeline, progress)
+
+def _analyse_and_save(
+    job: rows.Job,
+    pipeline: Pipeline,
+    progress: ProgressReporter,
+    audio: Audio,
+    warnings: list[str],
+) -> None:
+    models, started = pipeline.models, time.perf_counter()
 
     progress.enter(Stage.DIARIZING)
     turns = diarize(audio, models.diarizer, job.hints, progress.report)
@@ -203,7 +223,8 @@ def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter) -> f
     )
 
     progress.enter(Stage.CLIPS)
-    clips = store_clips(audio, turns, job.session_id, storage, settings.sample_clip_seconds)
+    seconds = pipeline.settings.sample_clip_seconds
+    clips = store_clips(audio, turns, job.session_id, pipeline.storage, seconds)
 
     rows.save(
         pipeline.session_factory,
@@ -217,25 +238,28 @@ def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter) -> f
             corrections_version=models.corrections.version,
         ),
     )
-    progress.finish()
-    return audio.duration
 
 
-def _concatenate(
-    job: rows.Job, pipeline: Pipeline, progress: ProgressReporter
-) -> tuple[Audio, list[str]]:
-    """Decode every chunk in ``chunk_number`` order and join them (16 kHz mono float32)."""
-    warnings = [f"chunk {n} is missing" for n in find_gaps(c.number for c in job.chunks)]
-    parts = []
-    for i, chunk in enumerate(job.chunks):
+def concatenate_chunks(
+    chunks: Sequence[rows.ChunkRef],
+    storage: Storage,
+    spool: AudioSpool,
+    *,
+    skip_bad_chunks: bool,
+    on_progress: ProgressCallback = no_progress,
+) -> list[str]:
+    """Decode every chunk in ``chunk_number`` order into the spool (16 kHz mono float32), one
+    at a time; returns the warnings (missing or skipped chunks)."""
+    warnings = [f"chunk {n} is missing" for n in find_gaps(c.number for c in chunks)]
+    for i, chunk in enumerate(chunks):
         try:
-            parts.append(_decode_chunk(pipeline.storage, chunk))
+            spool.append(_decode_chunk(storage, chunk))
         except AudioDecodeError as exc:
-            if not pipeline.settings.skip_bad_chunks:
+            if not skip_bad_chunks:
                 raise ProcessingError(f"chunk {chunk.number} could not be decoded: {exc}") from exc
             warnings.append(f"chunk {chunk.number} skipped: could not be decoded")
-        progress.report((i + 1) / len(job.chunks))
-    return concatenate(parts), warnings
+        on_progress((i + 1) / len(chunks))
+    return warnings
 
 
 @storage_retry

@@ -26,6 +26,7 @@ from config import Settings
 
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_\-]*(/[a-z0-9][a-z0-9_\-.]*)*$")
 _COPY_BUFFER = 1024 * 1024
+_HEX_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 class StorageError(Exception):
@@ -115,7 +116,7 @@ def sign_media(signing_key: bytes, key: str, expires: int) -> str:
 
 def verify_media(signing_key: bytes, key: str, expires: int, sig: str) -> bool:
     """True when ``sig`` was made by :meth:`LocalStorage.url` for ``key`` and has not expired."""
-    if expires < time.time():
+    if expires < time.time() or not _HEX_DIGEST.fullmatch(sig):
         return False
     return hmac.compare_digest(sign_media(signing_key, key, expires), sig)
 

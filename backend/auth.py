@@ -4,6 +4,7 @@ audience ``authenticated``; the ``sub`` claim is the user's id."""
 from __future__ import annotations
 
 import time
+from typing import Any
 import uuid
 from functools import lru_cache
 
@@ -33,7 +34,7 @@ def decode_user_id(token: str, settings: Settings) -> uuid.UUID:
         raise Unauthorized(f"invalid token: {exc}", code="invalid_token") from exc
 
 
-def _verification_key(token: str, settings: Settings) -> object:
+def _verification_key(token: str, settings: Settings) -> Any:
     header = jwt.get_unverified_header(token)
     if settings.jwt_jwks_url and header.get("alg") in _ASYMMETRIC:
         return _jwks_client(settings.jwt_jwks_url).get_signing_key_from_jwt(token).key

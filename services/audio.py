@@ -7,6 +7,7 @@ times are seconds.
 from __future__ import annotations
 
 import io
+import tempfile
 from collections.abc import Iterable, Sequence
 from math import gcd
 from pathlib import Path
@@ -90,6 +91,41 @@ def concatenate(parts: Sequence[Audio]) -> Audio:
         joined[position : position + len(part.samples)] = part.samples
         position += len(part.samples)
     return Audio(joined, rates.pop() if rates else SAMPLE_RATE)
+
+
+class AudioSpool:
+    """Decoded chunks appended to a file on disk and read back as one memory-mapped array, so
+    a long session never sits in memory as raw PCM twice (16 kHz float32 is 230 MB an hour;
+    the pages of the map are the OS's to evict). Use as a context manager; the file goes
+    with it."""
+
+    def __init__(self, directory: Path, sample_rate: int = SAMPLE_RATE) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._file = tempfile.NamedTemporaryFile(dir=directory, suffix=".f32", delete=False)  # noqa: SIM115
+        self._path = Path(self._file.name)
+        self._rate = sample_rate
+        self._samples = 0
+
+    def __enter__(self) -> AudioSpool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+        self._path.unlink(missing_ok=True)  # an open map keeps its pages until dropped
+
+    def append(self, audio: Audio) -> None:
+        if audio.sample_rate != self._rate:
+            raise ValueError(f"spool holds {self._rate} Hz audio, got {audio.sample_rate} Hz")
+        self._file.write(np.ascontiguousarray(audio.samples, dtype=np.float32).tobytes())
+        self._samples += len(audio.samples)
+
+    def audio(self) -> Audio:
+        """Everything appended so far, as one read-only array mapped from the file."""
+        self._file.flush()
+        if self._samples == 0:
+            return Audio(np.zeros(0, dtype=np.float32), self._rate)
+        mapped = np.memmap(self._path, dtype=np.float32, mode="r", shape=(self._samples,))
+        return Audio(mapped, self._rate)
 
 
 def find_gaps(chunk_numbers: Iterable[int]) -> list[int]:

@@ -127,3 +127,21 @@ def live_server(settings: Settings) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def singlish_dev(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated Singlish dev conversations (../shared/singlish/make.py: espeak-ng + sox,
+    exact references), made once per run."""
+    import subprocess
+    import sys
+
+    from tests.paths import SINGLISH
+
+    out = tmp_path_factory.mktemp("singlish")
+    subprocess.run(
+        [sys.executable, str(SINGLISH / "make.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    return out

@@ -4,6 +4,7 @@ process), real Postgres, real models, on real speech from ../shared/corpus."""
 from __future__ import annotations
 
 import re
+import subprocess
 import threading
 import uuid
 from pathlib import Path
@@ -207,3 +208,51 @@ def test_processing_twice_replaces_results(client, make_user, settings, redis_co
         session = db.get(Session, uuid.UUID(session_id))
         assert session is not None and session.attempts == 2
     engine.dispose()
+
+
+def test_silent_session_is_a_clear_result(
+    client, make_user, settings, redis_conn, models, tmp_path
+):
+    silence = tmp_path / "silence.wav"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=16000:cl=mono",
+            "-t",
+            "20",
+            str(silence),
+        ],
+        check=True,
+    )
+    user = make_user()
+    session_id = _start(client, user)
+    _upload(client, user, session_id, 0, silence)
+    client.post(f"/sessions/{session_id}/end", headers=user.headers)
+    _work(settings, redis_conn, models)
+    status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
+    assert status["status"] == "ready_for_claiming", status
+    assert "no speech was recognised in this session" in status["warnings"]
+    speakers = client.get(f"/sessions/{session_id}/speakers", headers=user.headers).json()
+    assert speakers == {"speakers": []}
+
+
+def test_bad_chunks_can_be_skipped_by_setting(
+    client, make_user, settings, redis_conn, models, tmp_path
+):
+    settings.skip_bad_chunks = True
+    user = make_user()
+    session_id = _start(client, user)
+    _upload(client, user, session_id, 0, SAMPLES[2])
+    corrupt = tmp_path / "broken.wav"
+    corrupt.write_bytes(SAMPLES[2].read_bytes()[:12] + b"\x07garbage" * 500)
+    _upload(client, user, session_id, 1, corrupt)
+    client.post(f"/sessions/{session_id}/end", headers=user.headers)
+    _work(settings, redis_conn, models)
+    status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
+    assert status["status"] == "ready_for_claiming"
+    assert "chunk 1 skipped: could not be decoded" in status["warnings"]

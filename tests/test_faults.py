@@ -1,0 +1,260 @@
+"""Faults with real processes and real services: a worker SIGKILLed mid-job, SIGTERM during a
+job, Postgres cut off under the API and under a running job, Redis flushed with sessions
+queued. Each ends with the session processed exactly once, or failed saying why."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from rq import Queue
+from sqlalchemy import create_engine, select
+from sqlalchemy.orm import Session as DbSession
+
+import processor
+from backend.main import create_app
+from db import create_session_factory
+from models import Session, SessionSpeaker, SessionStatus
+from processing.reconcile import reconcile
+from storage import create_storage
+from tests.paths import REPO
+from tests.tcp_proxy import TcpProxy
+from worker import LahStatsWorker
+
+CHUNK = REPO / "samples" / "chunk_002.wav"
+
+
+def _chunks(singlish_dev: Path, tmp_path: Path, seconds: int = 30) -> list[Path]:
+    """The d1 conversation (115 s, three voices) cut into phone-sized WAV chunks."""
+    pattern = tmp_path / "chunk_%03d.wav"
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-i",
+            str(singlish_dev / "d1_bto_renovation.wav"),
+            "-f",
+            "segment",
+            "-segment_time",
+            str(seconds),
+            "-c",
+            "copy",
+            str(pattern),
+        ],
+        check=True,
+    )
+    return sorted(tmp_path.glob("chunk_*.wav"))
+
+
+def _new_session(client: TestClient, user, chunks: list[Path], **hints: int) -> str:
+    group = client.post("/groups", json={"name": "f"}, headers=user.headers).json()
+    session_id = client.post(
+        "/sessions/start", json={"group_id": group["id"]}, headers=user.headers
+    ).json()["session_id"]
+    for number, path in enumerate(chunks):
+        with path.open("rb") as fh:
+            resp = client.post(
+                f"/sessions/{session_id}/upload",
+                files={"file": (path.name, fh, "audio/wav")},
+                data={"chunk_number": str(number)},
+                headers=user.headers,
+            )
+        assert resp.status_code == 201, resp.text
+    assert (
+        client.post(f"/sessions/{session_id}/end", json=hints, headers=user.headers).status_code
+        == 202
+    )
+    return str(session_id)
+
+
+@pytest.fixture
+def worker_env(settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "QUEUE_NAME": settings.queue_name,
+        "DATA_DIR": str(settings.data_dir),
+        "ENVIRONMENT": "test",
+        "LEASE_S": "10",
+        "RECONCILE_INTERVAL_S": "1",
+        "PROGRESS_MIN_INTERVAL_S": "0.2",
+    }
+
+
+@pytest.fixture
+def spawn_worker(worker_env) -> Iterator:
+    started: list[subprocess.Popen] = []
+
+    def spawn() -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "worker"],
+            env=worker_env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(proc)
+        return proc
+
+    yield spawn
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _row(settings, session_id: str) -> Session:
+    engine = create_engine(settings.sqlalchemy_url)
+    with DbSession(engine) as db:
+        session = db.get(Session, uuid.UUID(session_id))
+        assert session is not None
+        db.expunge(session)
+    engine.dispose()
+    return session
+
+
+def _wait_for(settings, session_id: str, done, timeout: float) -> Session:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        session = _row(settings, session_id)
+        if done(session):
+            return session
+        time.sleep(0.2)
+    raise AssertionError(f"session {session_id} never got there: {_row(settings, session_id)!r}")
+
+
+def _counts(settings, session_id: str) -> tuple[int, dict[str, dict[str, int]]]:
+    engine = create_engine(settings.sqlalchemy_url)
+    with DbSession(engine) as db:
+        speakers = db.scalars(
+            select(SessionSpeaker).where(SessionSpeaker.session_id == uuid.UUID(session_id))
+        ).all()
+        result = {s.label: {c.word: c.count for c in s.word_counts} for s in speakers}
+        segments = sum(s.segment_count for s in speakers)
+    engine.dispose()
+    return segments, result
+
+
+@pytest.mark.slow
+def test_killed_worker_recovers_and_sigterm_lets_the_job_finish(
+    client, make_user, settings, redis_conn, singlish_dev, tmp_path, spawn_worker
+):
+    user = make_user()
+    chunks = _chunks(singlish_dev, tmp_path)
+    killed_session = _new_session(client, user, chunks, num_speakers=3)
+
+    first = spawn_worker()
+    _wait_for(settings, killed_session, lambda s: s.progress >= 15, timeout=120)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert _row(settings, killed_session).status is SessionStatus.PROCESSING
+
+    second = spawn_worker()  # nobody calls the reconciler by hand: the worker does
+    recovered = _wait_for(
+        settings, killed_session, lambda s: s.status is not SessionStatus.PROCESSING, 180
+    )
+    assert recovered.status is SessionStatus.READY_FOR_CLAIMING, recovered.error_message
+    assert recovered.attempts == 2
+
+    undisturbed = _new_session(client, user, chunks, num_speakers=3)
+    _wait_for(settings, undisturbed, lambda s: s.progress >= 15, timeout=120)
+    second.send_signal(signal.SIGTERM)  # warm shutdown: the current session still finishes
+    assert second.wait(timeout=120) == 0
+    finished = _row(settings, undisturbed)
+    assert finished.status is SessionStatus.READY_FOR_CLAIMING and finished.attempts == 1
+
+    assert _counts(settings, killed_session) == _counts(settings, undisturbed)
+    assert sum(sum(c.values()) for c in _counts(settings, killed_session)[1].values()) > 0
+
+
+def _in_process_worker(settings, redis_conn, models) -> None:
+    engine = create_engine(settings.sqlalchemy_url)
+    pipeline = processor.Pipeline(
+        settings, create_session_factory(engine), create_storage(settings), models
+    )
+    processor.install(pipeline)
+    LahStatsWorker([Queue(settings.queue_name, connection=redis_conn)], connection=redis_conn).work(
+        burst=True
+    )
+    engine.dispose()
+
+
+@pytest.mark.slow
+def test_redis_flushed_with_sessions_queued_loses_nothing(
+    client, make_user, settings, redis_conn, models
+):
+    user = make_user()
+    sessions = [_new_session(client, user, [CHUNK], num_speakers=2) for _ in range(2)]
+    redis_conn.flushdb()
+    assert Queue(settings.queue_name, connection=redis_conn).count == 0
+    report = reconcile(
+        create_session_factory(create_engine(settings.sqlalchemy_url)), redis_conn, settings
+    )
+    assert sorted(map(str, report.requeued)) == sorted(sessions)
+    _in_process_worker(settings, redis_conn, models)
+    for session_id in sessions:
+        session = _row(settings, session_id)
+        assert session.status is SessionStatus.READY_FOR_CLAIMING and session.attempts == 1
+
+
+def _proxied(settings, proxy: TcpProxy):
+    url = settings.database_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    assert url != settings.database_url
+    return settings.model_copy(update={"database_url": url})
+
+
+def test_api_answers_503_while_postgres_is_cut_off_and_recovers(settings, make_user):
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    user = make_user()
+    with TestClient(create_app(_proxied(settings, proxy)), raise_server_exceptions=False) as client:
+        assert client.post("/groups", json={"name": "a"}, headers=user.headers).status_code == 201
+        proxy.cut()
+        resp = client.post("/groups", json={"name": "b"}, headers=user.headers)
+        assert resp.status_code == 503
+        assert resp.json() == {
+            "error": {
+                "code": "database_unavailable",
+                "message": "The database is unavailable; retry later.",
+            }
+        }
+        assert client.get("/health").status_code == 503
+        proxy.restore()
+        assert client.post("/groups", json={"name": "c"}, headers=user.headers).status_code == 201
+        assert client.get("/health").status_code == 200
+    proxy.close()
+
+
+@pytest.mark.slow
+def test_a_job_rides_out_a_database_blip(client, make_user, settings, redis_conn, models):
+    """Postgres goes away for a few seconds while the job runs: progress writes are skipped,
+    the final save waits with backoff, and the session still ends ready, not failed."""
+    import threading
+
+    user = make_user()
+    session_id = _new_session(client, user, [CHUNK, CHUNK], num_speakers=2)
+    proxy = TcpProxy(("127.0.0.1", 5432))
+    proxied = _proxied(settings, proxy)
+
+    def blip() -> None:
+        _wait_for(settings, session_id, lambda s: s.stage == "transcribing", timeout=120)
+        proxy.cut()
+        time.sleep(4)
+        proxy.restore()
+
+    cutter = threading.Thread(target=blip)
+    cutter.start()
+    _in_process_worker(proxied, redis_conn, models)
+    cutter.join()
+    proxy.close()
+    session = _row(settings, session_id)
+    assert session.status is SessionStatus.READY_FOR_CLAIMING, session.error_message
