@@ -4,9 +4,9 @@ audience ``authenticated``; the ``sub`` claim is the user's id."""
 from __future__ import annotations
 
 import time
-from typing import Any
 import uuid
 from functools import lru_cache
+from typing import Any
 
 import jwt
 
