@@ -122,7 +122,11 @@ def verify_media(signing_key: bytes, key: str, expires: int, sig: str) -> bool:
 
 
 class SupabaseStorage:
-    """A Supabase Storage bucket via the ``supabase`` package (the ``supabase`` extra)."""
+    """A Supabase Storage bucket via the ``supabase`` package (the ``supabase`` extra).
+
+    The client's errors are sorted for the worker's retry logic: a missing object is
+    :class:`ObjectNotFound`, other 4xx answers are permanent, 5xx and network errors transient.
+    """
 
     def __init__(self, url: str, service_key: str, bucket: str) -> None:
         from supabase import create_client  # optional dependency
@@ -131,30 +135,55 @@ class SupabaseStorage:
 
     def put(self, key: str, stream: BinaryIO, content_type: str | None = None) -> None:
         options = {"content-type": content_type or "application/octet-stream", "upsert": "true"}
-        try:
-            self._bucket.upload(check_key(key), stream.read(), options)
-        except Exception as exc:  # the client raises its own types per transport
-            raise StorageError(f"upload of {key!r} failed: {exc}", transient=True) from exc
+        with _sorted_errors(key):
+            self._bucket.upload(check_key(key), stream.read(), options)  # type: ignore[arg-type]
 
     def open(self, key: str) -> BinaryIO:
-        try:
+        with _sorted_errors(key):
             data = self._bucket.download(check_key(key))
-        except Exception as exc:
-            raise StorageError(f"download of {key!r} failed: {exc}", transient=True) from exc
         spooled = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (caller closes)
         spooled.write(data)
         spooled.seek(0)
         return spooled  # type: ignore[return-value]
 
     def delete(self, key: str) -> None:
-        self._bucket.remove([check_key(key)])
+        with _sorted_errors(key):
+            self._bucket.remove([check_key(key)])
 
     def url(self, key: str, ttl_s: int) -> str:
-        signed = self._bucket.create_signed_url(check_key(key), ttl_s)
+        with _sorted_errors(key):
+            signed = self._bucket.create_signed_url(check_key(key), ttl_s)
         return str(signed.get("signedURL") or signed.get("signedUrl"))
 
     def check(self) -> None:
-        self._bucket.list(limit=1)
+        with _sorted_errors("(bucket)"):
+            self._bucket.list(options={"limit": 1})
+
+
+@contextmanager
+def _sorted_errors(key: str) -> Iterator[None]:
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as exc:  # storage3 raises StorageApiError, httpx its transport errors
+        status = _http_status(exc)
+        if status in (400, 404) and "not found" in str(exc).lower():
+            raise ObjectNotFound(key) from exc
+        transient = status is None or status >= 500 or status == 429
+        raise StorageError(
+            f"storage request for {key!r} failed: {exc}", transient=transient
+        ) from exc
+
+
+def _http_status(exc: Exception) -> int | None:
+    status = getattr(exc, "status", None) or getattr(
+        getattr(exc, "response", None), "status_code", None
+    )
+    try:
+        return int(status) if status is not None else None
+    except (TypeError, ValueError):
+        return None
 
 
 def media_signing_key(settings: Settings) -> bytes:

@@ -26,7 +26,7 @@ pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # torch first and pinned: 2.13.0 is the CPU build on disk here; an unpinned torch would pull
 # several GB of CUDA packages.
 "${pip[@]}" torch==2.13.0
-"${pip[@]}" -e ".[ml,dev]"
+"${pip[@]}" -e ".[ml,dev,supabase]"
 # resemblyzer's metadata asks for the webrtcvad sdist, which cannot import without
 # pkg_resources; webrtcvad-wheels (in the ml extra) provides the same module.
 "${pip[@]}" --no-deps resemblyzer==0.1.4

@@ -147,3 +147,29 @@ def test_concurrent_ends_enqueue_once(live_server, make_user, redis_conn, settin
     assert codes == [202] * 6
     queue = Queue(settings.queue_name, connection=redis_conn)
     assert queue.job_ids == [session_id]
+
+
+def test_a_second_delivery_of_a_session_is_refused_while_the_first_holds_it(settings):
+    """Two workers, one session (a duplicate job): only one takes it."""
+    from processing.rows import take
+
+    factory = create_session_factory(create_engine(settings.sqlalchemy_url))
+    with factory() as db:
+        session_id = _processing_session(db)
+    lease = timedelta(minutes=5)
+    first = take(factory, session_id, lease, max_attempts=3)
+    second = take(factory, session_id, lease, max_attempts=3)
+    assert first is not None and first.attempt == 1
+    assert second is None
+    with factory() as db:
+        session = db.get(Session, session_id)
+        assert session is not None and session.attempts == 1
+
+
+def test_job_timeout_scales_with_the_audio(settings):
+    from jobs import job_timeout
+
+    assert job_timeout(settings, 60) == settings.job_timeout_floor_s
+    three_hours = job_timeout(settings, 3 * 3600)
+    assert three_hours == 3 * 3600 * settings.job_timeout_factor
+    assert three_hours > settings.job_timeout_floor_s
