@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 from rq import Queue
@@ -15,9 +14,6 @@ from backend.auth import decode_user_id
 from cli import app
 from models import (
     ClaimType,
-    Group,
-    GroupMember,
-    Profile,
     Segment,
     Session,
     SessionSpeaker,
@@ -25,6 +21,7 @@ from models import (
     SpeakerWordCount,
     WordCount,
 )
+from tests.factories import group_session
 
 runner = CliRunner()
 
@@ -47,24 +44,13 @@ def _session(settings, status: SessionStatus, texts: dict[str, list[str]] | None
     """A session with speakers and segments as a worker would leave it."""
     engine = create_engine(settings.sqlalchemy_url)
     with DbSession(engine) as db:
-        user = Profile(id=uuid.uuid4())
-        db.add(user)
-        db.flush()
-        group = Group(name="g", created_by=user.id)
-        db.add(group)
-        db.flush()
-        db.add(GroupMember(group_id=group.id, user_id=user.id))
-        session = Session(
-            group_id=group.id,
-            started_by=user.id,
-            status=status,
-            ended_at=datetime.now(UTC),
+        session = group_session(
+            db,
+            status,
             duration_s=30.0,
             attempts=3 if status is SessionStatus.FAILED else 0,
-            error_message="diarizing failed: boom" if status == "failed" else None,
+            error_message="diarizing failed: boom" if status is SessionStatus.FAILED else None,
         )
-        db.add(session)
-        db.flush()
         for i, (label, lines) in enumerate((texts or {}).items()):
             speaker = SessionSpeaker(session_id=session.id, label=label)
             db.add(speaker)
@@ -81,7 +67,7 @@ def _session(settings, status: SessionStatus, texts: dict[str, list[str]] | None
                     )
                 )
         db.commit()
-        ids = (session.id, user.id)
+        ids = (session.id, session.started_by)
     engine.dispose()
     return ids
 
@@ -154,14 +140,15 @@ def test_recount_reapplies_the_dictionary_and_updates_claimed_totals(env, tmp_pa
         speaker.claimed_by = speaker.attributed_to_user_id = user_id
         speaker.claim_type = ClaimType.SELF
         db.commit()
+    custom = tmp_path / "corrections.json"
+    custom.write_text('{"version": "s", "corrections": {"while up": "walao", "la": "lah"}}')
+    monkeypatch.setenv("CORRECTIONS_FILE", str(custom))
     result = runner.invoke(app, ["recount", str(session_id)])
     assert result.exit_code == 0, result.output
-    assert "2 target words" in result.output  # walao + lah from the spec dictionary
-    custom = tmp_path / "corrections.json"
+    assert "2 target words" in result.output  # walao + lah
     custom.write_text(
         '{"version": "t", "corrections": {"while up": "walao", "la": "lah", "voila": "walao"}}'
     )
-    monkeypatch.setenv("CORRECTIONS_FILE", str(custom))
     result = runner.invoke(app, ["recount", "--all"])
     assert result.exit_code == 0, result.output
     with DbSession(engine) as db:

@@ -14,30 +14,16 @@ from sqlalchemy.orm import Session as DbSession
 
 from db import create_session_factory
 from jobs import enqueue_processing
-from models import AudioChunk, Group, GroupMember, Profile, Session, SessionStatus
+from models import AudioChunk, Session, SessionStatus
 from processing.reconcile import reconcile
+from tests.factories import group_session
 from tests.paths import CORPUS
 
 WAV = CORPUS / "asr_en/pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0870.wav"
 
 
 def _processing_session(db: DbSession, **fields) -> uuid.UUID:
-    user = Profile(id=uuid.uuid4())
-    db.add(user)
-    db.flush()
-    group = Group(name="g", created_by=user.id)
-    db.add(group)
-    db.flush()
-    db.add(GroupMember(group_id=group.id, user_id=user.id))
-    session = Session(
-        group_id=group.id,
-        started_by=user.id,
-        status=SessionStatus.PROCESSING,
-        ended_at=datetime.now(UTC),
-        **fields,
-    )
-    db.add(session)
-    db.flush()
+    session = group_session(db, SessionStatus.PROCESSING, **fields)
     db.add(
         AudioChunk(
             session_id=session.id, chunk_number=0, storage_key="k", sha256="0" * 64, size_bytes=1
