@@ -29,8 +29,9 @@ from models import (
     SpeakerWordCount,
     WordCount,
 )
-from services.corrections import Corrections, apply_corrections
-from services.counting import count_targets
+from services.corrections import Corrections
+from services.domain import Utterance, Word
+from services.occurrences import corrected_text, count_occurrences, detect_occurrences
 
 
 class OperationError(Exception):
@@ -160,28 +161,44 @@ def recount(
 
 
 def _recount_session(db: DbSession, session: Session, corrections: Corrections) -> int:
-    per_speaker: dict[uuid.UUID, Counter[str]] = {s.id: Counter() for s in session.speakers}
-    for segment in db.scalars(select(Segment).where(Segment.session_id == session.id)):
-        segment.corrected_text = apply_corrections(segment.text, corrections)
-        per_speaker[segment.speaker_id].update(count_targets(segment.corrected_text))
-    for speaker in session.speakers:
-        counts = per_speaker[speaker.id]
-        db.execute(delete(SpeakerWordCount).where(SpeakerWordCount.speaker_id == speaker.id))
-        db.add_all(
-            SpeakerWordCount(speaker_id=speaker.id, word=w, count=n) for w, n in counts.items()
+    """Rebuild the session's utterances from stored segments and run the same detection the
+    pipeline runs. Stored text has no word times, so each segment is one span; verify rules,
+    which need the audio, keep what the last processing found only after a reprocess."""
+    labels = {s.id: s.label for s in session.speakers}
+    segments = db.scalars(select(Segment).where(Segment.session_id == session.id)).all()
+    utterances = {
+        segment.id: Utterance(
+            speaker=labels[segment.speaker_id],
+            start=segment.start_s,
+            end=segment.end_s,
+            words=(Word(segment.start_s, segment.end_s, f" {segment.text}"),),
         )
-        if speaker.claim_type is ClaimType.SELF and speaker.attributed_to_user_id:
-            db.execute(delete(WordCount).where(WordCount.speaker_id == speaker.id))
-            db.add_all(
-                WordCount(
-                    session_id=session.id,
-                    speaker_id=speaker.id,
-                    user_id=speaker.attributed_to_user_id,
-                    group_id=session.group_id,
-                    word=w,
-                    count=n,
-                )
-                for w, n in counts.items()
-            )
+        for segment in segments
+    }
+    for segment in segments:
+        segment.corrected_text = corrected_text(utterances[segment.id], corrections)
+    counts = count_occurrences(detect_occurrences(utterances.values(), corrections))
+    for speaker in session.speakers:
+        _replace_counts(db, session, speaker, counts.get(speaker.label, Counter()))
     session.corrections_version = corrections.version
-    return sum(sum(c.values()) for c in per_speaker.values())
+    return sum(sum(c.values()) for c in counts.values())
+
+
+def _replace_counts(
+    db: DbSession, session: Session, speaker: SessionSpeaker, counts: Counter[str]
+) -> None:
+    db.execute(delete(SpeakerWordCount).where(SpeakerWordCount.speaker_id == speaker.id))
+    db.add_all(SpeakerWordCount(speaker_id=speaker.id, word=w, count=n) for w, n in counts.items())
+    if speaker.claim_type is ClaimType.SELF and speaker.attributed_to_user_id:
+        db.execute(delete(WordCount).where(WordCount.speaker_id == speaker.id))
+        db.add_all(
+            WordCount(
+                session_id=session.id,
+                speaker_id=speaker.id,
+                user_id=speaker.attributed_to_user_id,
+                group_id=session.group_id,
+                word=w,
+                count=n,
+            )
+            for w, n in counts.items()
+        )

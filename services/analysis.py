@@ -7,10 +7,15 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from services.corrections import Corrections, apply_corrections
-from services.counting import count_by_speaker
+from services.corrections import Corrections
 from services.domain import Emotion, ProgressCallback, SpeakerTurn, Utterance, no_progress
 from services.emotion import EmotionClassifier, classify_emotions
+from services.occurrences import (
+    Occurrence,
+    corrected_text,
+    count_occurrences,
+    detect_occurrences,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,7 @@ class SpeakerSummary:
 class SessionAnalysis:
     segments: tuple[AnalysedSegment, ...]
     speakers: tuple[SpeakerSummary, ...]
+    occurrences: tuple[Occurrence, ...] = ()  # the evidence every count is derived from
 
 
 def analyse(
@@ -46,27 +52,32 @@ def analyse(
     on_progress: ProgressCallback = no_progress,
 ) -> SessionAnalysis:
     """Correct, count and tag every utterance; summarise every speaker found in ``turns``
-    (a speaker who said no recognisable word still appears, with zero counts)."""
+    (a speaker who said no recognisable word still appears, with zero counts). Counts come
+    from the detected occurrences only, and the corrected text shows the same rewrites."""
     kept = [u for u in utterances if u.text]
     emotions = classify_emotions([u.text for u in kept], emotion_classifier, on_progress)
     segments = tuple(
-        AnalysedSegment(
-            u.speaker, u.start, u.end, u.text, apply_corrections(u.text, corrections), emotion
-        )
+        AnalysedSegment(u.speaker, u.start, u.end, u.text, corrected_text(u, corrections), emotion)
         for u, emotion in zip(kept, emotions, strict=True)
     )
-    return SessionAnalysis(segments=segments, speakers=_summaries(segments, turns))
+    occurrences = detect_occurrences(kept, corrections)
+    return SessionAnalysis(
+        segments=segments,
+        speakers=_summaries(segments, turns, count_occurrences(occurrences)),
+        occurrences=occurrences,
+    )
 
 
 def _summaries(
-    segments: Sequence[AnalysedSegment], turns: Sequence[SpeakerTurn]
+    segments: Sequence[AnalysedSegment],
+    turns: Sequence[SpeakerTurn],
+    counts: Mapping[str, Counter[str]],
 ) -> tuple[SpeakerSummary, ...]:
     talk_time: dict[str, float] = defaultdict(float)
     for turn in turns:
         talk_time[turn.speaker] += turn.duration
     for segment in segments:  # a word assigned outside every turn still makes its speaker real
         talk_time.setdefault(segment.speaker, 0.0)
-    counts = count_by_speaker((s.speaker, s.corrected_text) for s in segments)
     per_speaker = Counter(s.speaker for s in segments)
     return tuple(
         SpeakerSummary(

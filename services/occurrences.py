@@ -1,0 +1,178 @@
+"""Every counted target word, with the evidence for it.
+
+:func:`detect_occurrences` reads the speaker-attributed utterances (their words and times) with
+the corrections dictionary and the verifier's verdicts, and returns one :class:`Occurrence` per
+target word heard: who, when, the text it came from and what produced it. Counts are derived
+from occurrences only (:func:`count_occurrences`), so a count can always be traced back to a
+stretch of audio.
+
+Pure functions, no ML imports. Re-running :func:`detect_occurrences` on stored utterances and
+verdicts with a new dictionary is the recount: no ASR is involved. (A verify rule that is new in
+the dictionary has no verdicts yet, so it fires only after the session is processed again.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from services.corrections import Confirmation, Corrections, Rule, apply_corrections, find_rewrites
+from services.counting import TARGET_WORDS
+from services.domain import Utterance
+from services.text import tokenize, tokens
+from services.verification import Verdict, span_times, word_spans
+
+SOURCE_ASR = "asr"  # the recogniser wrote the target word itself
+SOURCE_CORRECTION = "correction"  # a dictionary rule rewrote what it wrote
+SOURCE_VERIFIED = "verified"  # a verify rule, confirmed by the verifier's second listen
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One target word said by one speaker.
+
+    ``start``/``end`` are seconds from the start of the session audio (the recognised words it
+    was read from); ``text`` is the utterance as recognised and ``heard`` the words of it that
+    were read as the target ("voila"); ``rule`` is the dictionary rule that did it ("" when the
+    recogniser wrote the word itself) and ``dictionary_version`` the dictionary it came from;
+    ``score`` is the recogniser's lowest word probability over ``heard`` (0-1), or for a
+    verified occurrence the verifier's margin (nats).
+    """
+
+    speaker: str
+    word: str
+    start: float
+    end: float
+    text: str
+    heard: str
+    source: str
+    rule: str
+    dictionary_version: str
+    score: float
+
+
+def detect_occurrences(
+    utterances: Iterable[Utterance],
+    corrections: Corrections,
+    verdicts: Iterable[Verdict] = (),
+    targets: Sequence[str] = TARGET_WORDS,
+) -> tuple[Occurrence, ...]:
+    """The target words in ``utterances``, in utterance order then text order. A verify rule
+    fires where a verdict on the same words gives it at least its verifier's margin
+    (``corrections.verify_margins``)."""
+    wanted = frozenset(targets)
+    margins = _margins(verdicts)
+    found: list[Occurrence] = []
+    for utterance in utterances:
+        found.extend(_in_utterance(utterance, corrections, margins, wanted))
+    return tuple(found)
+
+
+def corrected_text(
+    utterance: Utterance, corrections: Corrections, verdicts: Iterable[Verdict] = ()
+) -> str:
+    """The utterance's text lower-cased and rewritten exactly as :func:`detect_occurrences`
+    reads it, so that the displayed text and the counts agree."""
+    confirmed = _confirmation(utterance, corrections, _margins(verdicts))
+    return apply_corrections(utterance.text, corrections, confirmed)
+
+
+def count_occurrences(occurrences: Iterable[Occurrence]) -> dict[str, Counter[str]]:
+    """Speaker → target word → how many occurrences."""
+    totals: dict[str, Counter[str]] = {}
+    for occurrence in occurrences:
+        totals.setdefault(occurrence.speaker, Counter())[occurrence.word] += 1
+    return totals
+
+
+# (speaker, start, end, says) → margin: verdicts are found again by the words they checked
+_VerdictKey = tuple[str, float, float, str]
+
+
+def _margins(verdicts: Iterable[Verdict]) -> dict[_VerdictKey, float]:
+    return {(v.speaker, round(v.start, 3), round(v.end, 3), v.says): v.margin for v in verdicts}
+
+
+def _confirmation(
+    utterance: Utterance, corrections: Corrections, margins: dict[_VerdictKey, float]
+) -> Confirmation:
+    words = tokens(utterance.text)
+    spans = word_spans(utterance.words)
+
+    def confirmed(rule: Rule, first: int, last: int) -> bool:
+        start, end, _ = span_times(spans, words[first].start, words[last - 1].end)
+        key = (utterance.speaker, round(start, 3), round(end, 3), rule.says)
+        return margins.get(key, -math.inf) >= corrections.verify_margins[rule.verify]
+
+    return confirmed
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """What one stretch of an utterance's text (characters ``start``-``end``, from word
+    ``first``) was read as, and why."""
+
+    first: int
+    start: int
+    end: int
+    says: str
+    source: str
+    rule: Rule | None
+
+
+def _in_utterance(
+    utterance: Utterance,
+    corrections: Corrections,
+    margins: dict[_VerdictKey, float],
+    wanted: frozenset[str],
+) -> list[Occurrence]:
+    spans = word_spans(utterance.words)
+    found = []
+    for reading in _readings(utterance, corrections, margins):
+        start, end, probability = span_times(spans, reading.start, reading.end)
+        rule = reading.rule
+        score = probability
+        if rule is not None and rule.verify:
+            score = margins[(utterance.speaker, round(start, 3), round(end, 3), rule.says)]
+        for said in tokenize(reading.says):
+            if said in wanted:
+                found.append(
+                    Occurrence(
+                        speaker=utterance.speaker,
+                        word=said,
+                        start=start,
+                        end=end,
+                        text=utterance.text,
+                        heard=utterance.text[reading.start : reading.end],
+                        source=reading.source,
+                        rule=rule.describe() if rule else "",
+                        dictionary_version=corrections.version,
+                        score=score,
+                    )
+                )
+    return found
+
+
+def _readings(
+    utterance: Utterance, corrections: Corrections, margins: dict[_VerdictKey, float]
+) -> list[_Reading]:
+    """The rewrites of the utterance's text, and its other words as written, in text order."""
+    words = tokens(utterance.text)
+    confirmed = _confirmation(utterance, corrections, margins)
+    readings: list[_Reading] = []
+    rewritten: set[int] = set()
+    for rewrite in find_rewrites(utterance.text, corrections, confirmed):
+        rewritten.update(range(rewrite.first, rewrite.last))
+        source = SOURCE_VERIFIED if rewrite.rule.verify else SOURCE_CORRECTION
+        start, end = words[rewrite.first].start, words[rewrite.last - 1].end
+        readings.append(
+            _Reading(rewrite.first, start, end, rewrite.rule.says, source, rewrite.rule)
+        )
+    readings += [
+        _Reading(i, w.start, w.end, w.text, SOURCE_ASR, None)
+        for i, w in enumerate(words)
+        if i not in rewritten
+    ]
+    return sorted(readings, key=lambda r: r.first)

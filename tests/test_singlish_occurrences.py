@@ -1,0 +1,126 @@
+"""Occurrences: every count carries its evidence, and a recount from stored evidence (utterance
+words plus verdicts, as JSON) gives exactly what a fresh detection gave."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from dataclasses import asdict
+
+import pytest
+
+from services.corrections import apply_corrections, build_corrections, load_corrections
+from services.counting import count_targets
+from services.domain import Utterance, Word
+from services.occurrences import (
+    SOURCE_ASR,
+    SOURCE_CORRECTION,
+    SOURCE_VERIFIED,
+    corrected_text,
+    count_occurrences,
+    detect_occurrences,
+)
+from services.verification import Verdict, candidates
+from tests.paths import SINGLISH
+
+LEARNED = load_corrections()
+
+
+def utterance(speaker: str, start: float, text: str, probability: float = 0.9) -> Utterance:
+    """Whisper-shaped words (leading space, punctuation attached), 0.4 s each."""
+    words = tuple(
+        Word(start + 0.4 * i, start + 0.4 * i + 0.3, " " + w, probability)
+        for i, w in enumerate(text.split())
+    )
+    return Utterance(speaker, words[0].start, words[-1].end, words)
+
+
+def test_each_occurrence_names_its_evidence():
+    said = utterance("SPEAKER_01", 10.0, "Voila, can lah. Bring some cure law.", 0.5)
+    found = detect_occurrences([said], LEARNED)
+    assert [(o.word, o.source) for o in found] == [
+        ("walao", SOURCE_CORRECTION),
+        ("can", SOURCE_ASR),
+        ("lah", SOURCE_ASR),
+        ("lor", SOURCE_CORRECTION),
+    ]
+    walao, can, _, lor = found
+    assert (walao.speaker, walao.start, walao.end) == ("SPEAKER_01", 10.0, 10.3)
+    assert walao.heard == "Voila" and walao.rule == '"voila" → "walao"'
+    assert walao.text == "Voila, can lah. Bring some cure law."
+    assert walao.dictionary_version == LEARNED.version and walao.score == 0.5
+    assert (can.start, can.rule) == (10.4, "")
+    assert lor.heard == "law" and lor.rule.startswith('"law" → "lor" (clause_end, not after:')
+    assert (lor.start, lor.end) == pytest.approx((12.4, 12.7))
+
+
+def test_word_boundaries_hold_through_detection():
+    said = utterance(
+        "A", 0.0, "Cannot can't candle scan Canada, Lahiri ahead Malaysia Asian lorry."
+    )
+    assert detect_occurrences([said], LEARNED) == ()
+
+
+def test_verify_rules_need_a_verdict_with_margin():
+    said = utterance("A", 5.0, "I have a client presentation there.")
+    rule, first, last = candidates(said, LEARNED)[0]
+    assert (rule.says, first, last) == ("leh", 5, 6)
+    assert detect_occurrences([said], LEARNED) == ()
+
+    def verdict(margin: float) -> Verdict:
+        return Verdict("A", 7.0, 7.3, "there", "leh", rule.describe(), "plain", margin)
+
+    assert detect_occurrences([said], LEARNED, [verdict(0.5)]) == ()
+    (leh,) = detect_occurrences([said], LEARNED, [verdict(3.3)])
+    assert (leh.word, leh.source, leh.score, leh.heard) == ("leh", SOURCE_VERIFIED, 3.3, "there")
+    assert corrected_text(said, LEARNED, [verdict(3.3)]).endswith("presentation leh.")
+    assert corrected_text(said, LEARNED, [verdict(0.5)]).endswith("presentation there.")
+
+
+def test_recount_from_stored_evidence_equals_fresh_detection():
+    session = [
+        utterance("A", 0.0, "Walao, the lease ends next month already."),
+        utterance("B", 4.0, "Don't be boldo, don't come and look for me haar."),
+        utterance("A", 9.0, "Tomorrow I have a client presentation there."),
+    ]
+    there = candidates(session[2], LEARNED)[0][0]
+    verdicts = [Verdict("A", 11.4, 11.7, "there", "leh", there.describe(), "plain", 4.7)]
+    fresh = detect_occurrences(session, LEARNED, verdicts)
+    stored = json.dumps(
+        {"utterances": [asdict(u) for u in session], "verdicts": [asdict(v) for v in verdicts]}
+    )
+    loaded = json.loads(stored)
+    again = detect_occurrences(
+        [
+            Utterance(u["speaker"], u["start"], u["end"], tuple(Word(**w) for w in u["words"]))
+            for u in loaded["utterances"]
+        ],
+        LEARNED,
+        [Verdict(**v) for v in loaded["verdicts"]],
+    )
+    assert again == fresh
+    assert count_occurrences(fresh) == {
+        "A": Counter({"walao": 1, "leh": 1}),
+        "B": Counter({"bodoh": 1, "hor": 1}),
+    }
+
+
+def test_a_new_dictionary_recounts_without_asr():
+    session = [utterance("A", 0.0, "Bring her some kueh lah, she voila.")]
+    before = count_occurrences(detect_occurrences(session, build_corrections({}, "empty")))
+    after = count_occurrences(detect_occurrences(session, LEARNED))
+    assert before == {"A": Counter({"lah": 1})}
+    assert after == {"A": Counter({"lah": 1, "walao": 1})}
+
+
+def test_counts_agree_with_the_displayed_text_on_the_dev_script():
+    """Every dev-script turn as an utterance: occurrences and corrected text count alike."""
+    lines = (SINGLISH / "script_dev.tsv").read_text(encoding="utf-8").splitlines()
+    rows = csv.reader([r for r in lines if r and not r.startswith("#")], delimiter="\t")
+    texts = [row[-1] for row in rows if row[0] != "conversation"]
+    for i, text in enumerate(texts):
+        said = utterance("A", 10.0 * i, text)
+        occurrences = detect_occurrences([said], LEARNED)
+        assert Counter(o.word for o in occurrences) == count_targets(corrected_text(said, LEARNED))
+        assert corrected_text(said, LEARNED) == apply_corrections(said.text, LEARNED)
