@@ -73,8 +73,10 @@ def get_current_user(
     if credentials is None:
         raise Unauthorized("missing bearer token", code="missing_token")
     user_id = decode_user_id(credentials.credentials, settings)
-    profile = crud.ensure_profile(db, user_id)
-    db.commit()
+    profile = db.get(Profile, user_id)  # the common case: one primary-key read, no write
+    if profile is None:
+        profile = crud.ensure_profile(db, user_id)
+        db.commit()
     return profile
 
 
