@@ -23,6 +23,7 @@ import redis
 import structlog
 from prometheus_client import start_http_server
 from rq import Queue, SimpleWorker
+from rq.scheduler import RQScheduler
 
 import processor
 from config import Settings
@@ -45,6 +46,7 @@ class LahStatsWorker(SimpleWorker):
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
+        self._release_due_retries()
         if self.pipeline is None:
             return
         self.announce()
@@ -52,6 +54,17 @@ class LahStatsWorker(SimpleWorker):
             reconcile(self.pipeline.session_factory, self.connection, self.pipeline.settings)
         except Exception:  # the reconciler must never take the worker down
             log.exception("worker.reconcile_failed")
+
+    def _release_due_retries(self) -> None:
+        """Move webhook retries whose backoff is over back onto their queue. Done here, in
+        process, rather than by RQ's scheduler, which forks a child that holds a copy of the
+        loaded models and outlives a SIGKILLed worker."""
+        scheduler = RQScheduler(self.queues, connection=self.connection)
+        if scheduler.acquire_locks():
+            try:
+                scheduler.enqueue_scheduled_jobs()
+            finally:
+                scheduler.release_locks()
 
     def announce(self) -> None:
         """Publish which models this worker loaded and on which device (``lahstats status``)."""
@@ -112,8 +125,7 @@ def run_worker(settings: Settings, *, burst: bool = False) -> None:
     connection = redis.Redis.from_url(settings.redis_url)
     worker = build_worker(settings, connection)
     log.info("worker.ready", worker=worker.name, queue=settings.queue_name)
-    # the scheduler releases webhook retries when their backoff delay is over
-    worker.work(burst=burst, logging_level=settings.log_level, with_scheduler=True)
+    worker.work(burst=burst, logging_level=settings.log_level)
 
 
 if __name__ == "__main__":

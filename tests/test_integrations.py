@@ -159,3 +159,25 @@ def test_webhook_url_must_be_http(client, make_user):
         headers=user.headers,
     )
     assert resp.status_code == 422
+
+
+def test_webhook_retries_wait_out_their_backoff(settings, redis_conn, receiver, monkeypatch):
+    """A refused delivery is scheduled for later; the worker's maintenance releases it once
+    the delay is over (no forked RQ scheduler), and the retry is delivered."""
+    import time
+    import uuid
+
+    from webhooks import enqueue_event, webhook_queue
+
+    monkeypatch.setattr(settings, "webhook_retry_delays_s", [1])
+    enqueue_event(redis_conn, settings, receiver, uuid.uuid4(), "failed", "boom")
+    worker = LahStatsWorker([webhook_queue(redis_conn, settings)], connection=redis_conn)
+    worker.work(burst=True)
+    assert len(_Receiver.received) == 1  # refused; the retry waits in the scheduled registry
+    worker.work(burst=True)
+    assert len(_Receiver.received) == 1  # not before its delay
+    time.sleep(1.2)
+    worker.run_maintenance_tasks()
+    worker.work(burst=True)
+    assert len(_Receiver.received) == 2
+    assert json.loads(_Receiver.received[-1][1])["error_message"] == "boom"
