@@ -1,0 +1,304 @@
+"""The measured process: ``python -m bench.probe SPEC.json OUT.json``.
+
+Run in a fresh subprocess for each set of sessions, so its model load time and its peak
+resident memory are those of a worker that starts, loads, and processes exactly these
+sessions. Two modes:
+
+* ``pipeline``: the worker's stages, in the order ``processor._process`` runs them
+  (decode + concatenate the chunks, diarize, transcribe, assign words to speakers, analyse,
+  sample clips), each timed on its own. The database writes are not part of it (the
+  ``throughput`` benchmark covers the whole job).
+* ``baseline``: the obvious alternative, faster-whisper alone with the same model and the
+  same decoding options on the same chunks (decoded by faster-whisper's own PyAV reader).
+
+Peak memory: the process's ``VmHWM`` is reset before each session (``/proc/self/clear_refs``)
+so every session gets its own peak; where the kernel refuses the reset, the peaks are
+cumulative (the output says which).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.report import Stopwatch, proc_status_mib
+from config import Settings
+from services.domain import SAMPLE_RATE, Audio, SpeakerHints
+
+STAGES = ("concatenate", "diarize", "transcribe", "assign", "analyse", "clips")
+BASELINE_STAGES = ("decode", "transcribe")
+WARMUP_S = 8.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    spec_path, out_path = (argv or sys.argv[1:])[:2]
+    spec = json.loads(Path(spec_path).read_text())
+    run = run_baseline if spec["mode"] == "baseline" else run_pipeline
+    result = run(spec)
+    peaks = [s["peak_rss_mib"] or 0.0 for s in result["sessions"]]
+    result["process_peak_rss_mib"] = max([*peaks, result["load_peak_rss_mib"] or 0.0])
+    result["peak_resets_work"] = _reset_peak()
+    Path(out_path).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def probe_settings(spec: dict[str, Any], data_dir: Path) -> Settings:
+    """The worker's settings, with the spec's overrides (model, device...)."""
+    return Settings(environment="development", data_dir=data_dir, **spec.get("settings", {}))
+
+
+# --- pipeline -----------------------------------------------------------------------------
+
+
+def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="lahstats-bench-") as tmp:
+        settings = probe_settings(spec, Path(tmp))
+        models, load = _load_pipeline(settings, spec)
+        after_load = proc_status_mib("self", "VmRSS") or 0.0
+        load_peak = proc_status_mib("self", "VmHWM")
+        with Stopwatch() as warmup:
+            if spec.get("warmup", True):
+                _pipeline_warmup(spec["sessions"][0], models)
+        sessions = [_pipeline_session(s, models, settings, spec) for s in spec["sessions"]]
+    return {
+        "mode": "pipeline",
+        "load_s": load,
+        "load_total_s": round(sum(load.values()), 3),
+        "rss_after_load_mib": after_load,
+        "load_peak_rss_mib": load_peak,
+        "warmup_s": round(warmup.seconds, 3),
+        "sessions": sessions,
+        **_device_info(spec),
+    }
+
+
+def _load_pipeline(settings: Settings, spec: dict[str, Any]) -> tuple[Any, dict[str, float]]:
+    """The same four loads as ``processor.load_models``, each timed; ``--gpu`` swaps in the
+    production diarizer and ASR (``bench.gpu``)."""
+    from processor import Models
+    from services.corrections import load_corrections
+    from services.diarization import load_diarizer
+    from services.emotion import load_emotion_classifier
+    from services.transcription import load_transcriber
+
+    diarizer_loader: Callable[[Settings], Any] = load_diarizer
+    transcriber_loader: Callable[[Settings], Any] = load_transcriber
+    if spec.get("gpu"):
+        import bench.gpu as gpu
+
+        diarizer_loader = gpu.diarizer_loader(spec["gpu"])
+        transcriber_loader = gpu.transcriber_loader(spec["gpu"])
+    load: dict[str, float] = {}
+    loaded: dict[str, Any] = {}
+    for name, loader in (
+        ("diarizer", diarizer_loader),
+        ("transcriber", transcriber_loader),
+        ("emotion_classifier", load_emotion_classifier),
+        ("corrections", lambda s: load_corrections(s.corrections_file)),
+    ):
+        with Stopwatch() as sw:
+            loaded[name] = loader(settings)
+        load[name] = round(sw.seconds, 3)
+    return Models(**loaded), load
+
+
+def _pipeline_warmup(session: dict[str, Any], models: Any) -> None:
+    """Run the ML stages once on a few seconds of the first chunk: first calls pay one-off
+    costs (JIT compilation, allocator growth, thread pools) that a worker pays once in its
+    life, not per session. Timed separately as ``warmup_s``."""
+    from services.analysis import analyse
+    from services.assignment import assign_speakers
+    from services.diarization import diarize
+    from services.transcription import transcribe
+
+    audio = _warmup_audio(session)
+    turns = diarize(audio, models.diarizer)
+    utterances = assign_speakers(transcribe(audio, models.transcriber), turns)
+    analyse(utterances, turns, models.corrections, models.emotion_classifier)
+
+
+def _warmup_audio(session: dict[str, Any]) -> Audio:
+    from services.audio import decode_audio
+
+    return decode_audio(Path(session["chunks"][0])).slice(0.0, WARMUP_S)
+
+
+def _pipeline_session(
+    session: dict[str, Any], models: Any, settings: Settings, spec: dict[str, Any]
+) -> dict[str, Any]:
+    from processing.clips import store_clips
+    from services.analysis import analyse
+    from services.assignment import assign_speakers
+    from services.audio import concatenate, decode_audio
+    from services.diarization import diarize
+    from services.transcription import transcribe
+    from storage import create_storage
+
+    hints = SpeakerHints(num_speakers=session.get("hint"))
+    storage = create_storage(settings)
+    sync = _cuda_sync(spec)
+    _reset_peak()
+    times: dict[str, float] = {}
+
+    def timed(stage: str, work: Callable[[], Any]) -> Any:
+        with Stopwatch() as sw:
+            value = work()
+            sync()
+        times[stage] = round(sw.seconds, 3)
+        return value
+
+    audio = timed(
+        "concatenate", lambda: concatenate([decode_audio(Path(c)) for c in session["chunks"]])
+    )
+    turns = timed("diarize", lambda: diarize(audio, models.diarizer, hints))
+    segments = timed("transcribe", lambda: transcribe(audio, models.transcriber))
+    utterances = timed("assign", lambda: assign_speakers(segments, turns))
+    analysis = timed(
+        "analyse",
+        lambda: analyse(utterances, turns, models.corrections, models.emotion_classifier),
+    )
+    timed(
+        "clips",
+        lambda: store_clips(audio, turns, uuid.uuid4(), storage, settings.sample_clip_seconds),
+    )
+    return _session_result(
+        session,
+        audio.duration,
+        times,
+        speakers_found=len({t.speaker for t in turns}),
+        words=sum(len(s.words) for s in segments),
+        segments=len(analysis.segments),
+    )
+
+
+# --- baseline -----------------------------------------------------------------------------
+
+
+def run_baseline(spec: dict[str, Any]) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="lahstats-bench-") as tmp:
+        settings = probe_settings(spec, Path(tmp))
+        with Stopwatch() as sw:
+            recogniser = _load_baseline(settings, spec)
+        after_load = proc_status_mib("self", "VmRSS") or 0.0
+        load_peak = proc_status_mib("self", "VmHWM")
+        with Stopwatch() as warmup:
+            if spec.get("warmup", True):
+                recogniser(_warmup_audio(spec["sessions"][0]).samples)
+        sessions = [_baseline_session(s, recogniser, spec) for s in spec["sessions"]]
+    return {
+        "mode": "baseline",
+        "load_s": {"transcriber": round(sw.seconds, 3)},
+        "load_total_s": round(sw.seconds, 3),
+        "rss_after_load_mib": after_load,
+        "load_peak_rss_mib": load_peak,
+        "warmup_s": round(warmup.seconds, 3),
+        "sessions": sessions,
+        **_device_info(spec),
+    }
+
+
+Recogniser = Callable[[np.ndarray], int]  # 16 kHz mono float32 samples -> words recognised
+
+
+def _load_baseline(settings: Settings, spec: dict[str, Any]) -> Recogniser:
+    """faster-whisper's ``WhisperModel`` built with exactly the device, compute type and
+    threads the worker's transcriber would get, decoding with the worker's options (beam
+    size, language, word timestamps, Silero VAD filter)."""
+    if spec.get("gpu"):
+        import bench.gpu as gpu
+
+        return gpu.baseline_recogniser(spec["gpu"], settings)
+    from services.transcription import load_faster_whisper_transcriber
+
+    # The loader only resolves the model path and options and calls WhisperModel(...); the
+    # object we keep is faster-whisper's own model, used below exactly as a user would.
+    whisper = load_faster_whisper_transcriber(settings).whisper
+    language = settings.asr_language if settings.asr_language not in ("", "auto") else None
+
+    def recognise(samples: np.ndarray) -> int:
+        segments, _ = whisper.transcribe(
+            samples,
+            language=language,
+            beam_size=settings.asr_beam_size,
+            word_timestamps=True,
+            vad_filter=settings.asr_vad_filter,
+        )
+        return sum(len(s.words or ()) for s in segments)
+
+    return recognise
+
+
+def _baseline_session(
+    session: dict[str, Any], recognise: Recogniser, spec: dict[str, Any]
+) -> dict[str, Any]:
+    from faster_whisper import decode_audio as fw_decode
+
+    sync = _cuda_sync(spec)
+    _reset_peak()
+    times: dict[str, float] = {}
+    with Stopwatch() as sw:
+        samples = np.concatenate(
+            [fw_decode(str(c), sampling_rate=SAMPLE_RATE) for c in session["chunks"]]
+        )
+    times["decode"] = round(sw.seconds, 3)
+    with Stopwatch() as sw:
+        words = recognise(samples)
+        sync()
+    times["transcribe"] = round(sw.seconds, 3)
+    duration = Audio(samples.astype(np.float32)).duration
+    return _session_result(session, duration, times, words=words)
+
+
+# --- shared -------------------------------------------------------------------------------
+
+
+def _session_result(
+    session: dict[str, Any], duration: float, times: dict[str, float], **counts: int
+) -> dict[str, Any]:
+    total = sum(times.values())
+    return {
+        "name": session["name"],
+        "audio_s": round(duration, 3),
+        "stages_s": times,
+        "total_s": round(total, 3),
+        "rtf": round(total / duration, 4) if duration else None,
+        "peak_rss_mib": proc_status_mib("self", "VmHWM"),
+        **counts,
+    }
+
+
+def _reset_peak() -> bool:
+    """Reset this process's peak resident set (``VmHWM``); False where not allowed."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def _cuda_sync(spec: dict[str, Any]) -> Callable[[], None]:
+    """Wait for queued CUDA work before a stage's clock stops (a no-op on the CPU)."""
+    if not spec.get("gpu"):
+        return lambda: None
+    import torch
+
+    return torch.cuda.synchronize
+
+
+def _device_info(spec: dict[str, Any]) -> dict[str, Any]:
+    if not spec.get("gpu"):
+        return {"device": "cpu"}
+    import bench.gpu as gpu
+
+    return gpu.device_info(spec["gpu"])
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

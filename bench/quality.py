@@ -1,0 +1,467 @@
+"""``python -m bench quality``: how right the pipeline is, on the shared corpus.
+
+* ``der``: DER and JER (pyannote.metrics) on every corpus conversation, with the speaker
+  count given (oracle) and estimated (automatic), with the standard ±0.25 s collar
+  (pyannote's ``collar=0.5``: the collar's total width) and with none. Scored inside the
+  reference UEM where there is one, else over the whole file. Overlapped speech is scored.
+* ``wer``: word error rate (jiwer) of the transcriber on ``corpus/asr_en``, after one
+  normalisation of both sides: lower case, numbers spelled out, punctuation removed.
+* ``emotion``: accuracy of the emotion classifier on GoEmotions dev, single-label rows
+  only, their label mapped to the 7 labels by ``ekman_mapping.json``.
+* ``singlish``: target-word count precision/recall per speaker on the generated Singlish
+  dev set (``shared/singlish/make.py``), scored by ``shared/singlish/score.py``.
+
+The models are the worker's (``load_diarizer`` etc. on the default settings, or those the
+environment sets); they are loaded once, in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.inputs import CACHE_DIR, SessionInput, corpus_conversations
+from bench.report import CORPUS, SHARED, BenchError, Stopwatch, console, load_average, table
+from config import Settings
+from services.domain import EMOTION_LABELS, Audio, SpeakerHints, SpeakerTurn
+
+PARTS = ("der", "wer", "emotion", "singlish")
+COLLARS = {"±0.25 s": 0.5, "none": 0.0}  # label -> pyannote collar (total width, seconds)
+ASR_DIR = CORPUS / "asr_en"
+GOEMOTIONS = CORPUS / "text_emotion" / "goemotions"
+SINGLISH = SHARED / "singlish"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument(
+        "--limit", type=int, help="at most this many files per part (rows for emotion)"
+    )
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    settings = Settings()
+    results: dict[str, Any] = {"load_average_start": load_average()}
+    runners = {"der": _der, "wer": _wer, "emotion": _emotion, "singlish": _singlish}
+    for part in args.parts:
+        console.print(f"[bold]{part}[/bold]: load {load_average()}")
+        with Stopwatch() as sw:
+            results[part] = runners[part](settings, args.limit)
+        results[part]["seconds"] = round(sw.seconds, 1)
+    results["load_average_end"] = load_average()
+    return results
+
+
+# --- diarization ------------------------------------------------------------------------------
+
+
+def _der(settings: Settings, limit: int | None) -> dict[str, Any]:
+    from services.audio import decode_audio
+    from services.diarization import diarize, load_diarizer
+
+    diarizer = load_diarizer(settings)
+    metrics = _diarization_metrics()
+    files = []
+    for conversation in corpus_conversations()[:limit]:
+        audio = decode_audio(conversation.chunks[0])
+        reference, uem = _reference(conversation, audio)
+        row: dict[str, Any] = {"name": conversation.name, "speakers": conversation.speakers}
+        for count, hints in (
+            ("oracle", SpeakerHints(num_speakers=conversation.speakers)),
+            ("auto", SpeakerHints()),
+        ):
+            turns = diarize(audio, diarizer, hints)
+            hypothesis = _annotation(turns, conversation.name)
+            row[f"{count}_speakers_found"] = len({t.speaker for t in turns})
+            for name, metric in metrics[count].items():
+                row[f"{count}_{name}"] = round(metric(reference, hypothesis, uem=uem), 4)
+        files.append(row)
+    return {
+        "files": files,
+        "total": {
+            count: {name: round(abs(metric), 4) for name, metric in by_name.items()}
+            for count, by_name in metrics.items()
+        },
+        "collars": COLLARS,
+    }
+
+
+def _diarization_metrics() -> dict[str, dict[str, Any]]:
+    from pyannote.metrics.diarization import DiarizationErrorRate, JaccardErrorRate
+
+    return {
+        count: {
+            f"{kind} collar {label}": cls(collar=collar, skip_overlap=False)
+            for label, collar in COLLARS.items()
+            for kind, cls in (("DER", DiarizationErrorRate), ("JER", JaccardErrorRate))
+        }
+        for count in ("oracle", "auto")
+    }
+
+
+def _reference(conversation: SessionInput, audio: Audio) -> tuple[Any, Any]:
+    """The RTTM as an Annotation, and the UEM (the file's, else the whole recording)."""
+    from pyannote.core import Annotation, Segment, Timeline
+
+    assert conversation.rttm is not None
+    reference = Annotation(uri=conversation.name)
+    for line in conversation.rttm.read_text().splitlines():
+        fields = line.split()
+        if fields and fields[0] == "SPEAKER":
+            start, duration = float(fields[3]), float(fields[4])
+            reference[Segment(start, start + duration)] = fields[7]
+    spans = [Segment(0.0, audio.duration)]
+    if conversation.uem is not None:
+        spans = [
+            Segment(float(f[2]), float(f[3]))
+            for f in (line.split() for line in conversation.uem.read_text().splitlines())
+            if len(f) >= 4
+        ]
+    return reference, Timeline(spans, uri=conversation.name)
+
+
+def _annotation(turns: Sequence[SpeakerTurn], uri: str) -> Any:
+    from pyannote.core import Annotation, Segment
+
+    hypothesis = Annotation(uri=uri)
+    for i, turn in enumerate(turns):
+        hypothesis[Segment(turn.start, turn.end), i] = turn.speaker
+    return hypothesis
+
+
+# --- ASR --------------------------------------------------------------------------------------
+
+
+def _wer(settings: Settings, limit: int | None) -> dict[str, Any]:
+    import jiwer
+
+    from services.audio import decode_audio
+    from services.transcription import load_transcriber, transcribe
+
+    transcriber = load_transcriber(settings)
+    by_folder: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
+    files = []
+    for wav, reference in asr_pairs()[:limit]:
+        segments = transcribe(decode_audio(wav), transcriber)
+        hypothesis = normalise(" ".join(s.text for s in segments))
+        refs, hyps = by_folder[wav.parent.name]
+        refs.append(normalise(reference))
+        hyps.append(hypothesis)
+        files.append({"file": str(wav.relative_to(ASR_DIR)), "hyp": hypothesis})
+    folders = {name: _word_errors(jiwer, refs, hyps) for name, (refs, hyps) in by_folder.items()}
+    all_refs = [r for refs, _ in by_folder.values() for r in refs]
+    all_hyps = [h for _, hyps in by_folder.values() for h in hyps]
+    return {"folders": folders, "total": _word_errors(jiwer, all_refs, all_hyps), "files": files}
+
+
+def asr_pairs() -> list[tuple[Path, str]]:
+    """(wav, reference text) for every ``asr_en`` recording with a plain transcript: a
+    ``.txt`` of the same name (``_16k`` dropped) or an STM."""
+    pairs = []
+    for wav in sorted(ASR_DIR.glob("*/*.wav")):
+        txt = wav.with_name(wav.stem.removesuffix("_16k") + ".txt")
+        stm = wav.with_suffix(".stm")
+        if txt.exists():
+            pairs.append((wav, txt.read_text()))
+        elif stm.exists():
+            lines = (line.split(maxsplit=5) for line in stm.read_text().splitlines())
+            pairs.append((wav, " ".join(f[5] for f in lines if len(f) == 6)))
+    return pairs
+
+
+def _word_errors(jiwer: Any, refs: list[str], hyps: list[str]) -> dict[str, Any]:
+    out = jiwer.process_words(refs, hyps)
+    return {
+        "wer": round(out.wer, 4),
+        "ref_words": sum(len(r.split()) for r in refs),
+        "substitutions": out.substitutions,
+        "deletions": out.deletions,
+        "insertions": out.insertions,
+        "files": len(refs),
+    }
+
+
+_ONES = [
+    *("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"),
+    *("ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen"),
+    *("eighteen", "nineteen"),
+]
+_TENS = ["", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
+
+
+def normalise(text: str) -> str:
+    """Lower case; integers below 1000 spelled out (Whisper writes "10 of clubs" for "ten
+    of clubs"); everything but letters, digits and inner apostrophes becomes a space."""
+    text = re.sub(r"\d+", lambda m: _spell(int(m[0])), text.lower().replace("-", " "))
+    return " ".join(re.findall(r"[a-z0-9]+(?:'[a-z]+)*", text))
+
+
+def _spell(n: int) -> str:
+    if n < 20:
+        return _ONES[n]
+    if n < 100:
+        return _TENS[n // 10] + ("" if n % 10 == 0 else " " + _ONES[n % 10])
+    if n < 1000:
+        rest = "" if n % 100 == 0 else " " + _spell(n % 100)
+        return f"{_ONES[n // 100]} hundred{rest}"
+    return str(n)
+
+
+# --- emotion ----------------------------------------------------------------------------------
+
+
+def _emotion(settings: Settings, limit: int | None) -> dict[str, Any]:
+    from services.emotion import classify_emotions, load_emotion_classifier
+
+    rows = goemotions_dev()[:limit]
+    classifier = load_emotion_classifier(settings)
+    predicted = [e.label for e in classify_emotions([text for text, _ in rows], classifier)]
+    gold = [label for _, label in rows]
+    correct = sum(p == g for p, g in zip(predicted, gold, strict=True))
+    per_label = {}
+    for label in EMOTION_LABELS:
+        tp = sum(p == g == label for p, g in zip(predicted, gold, strict=True))
+        n_gold, n_pred = gold.count(label), predicted.count(label)
+        precision = tp / n_pred if n_pred else 0.0
+        recall = tp / n_gold if n_gold else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_label[label] = {"n": n_gold, "recall": round(recall, 4), "f1": round(f1, 4)}
+    majority = Counter(gold).most_common(1)[0]
+    return {
+        "rows": len(rows),
+        "accuracy": round(correct / len(rows), 4),
+        "macro_f1": round(sum(v["f1"] for v in per_label.values()) / len(per_label), 4),
+        "majority_class": majority[0],
+        "majority_accuracy": round(majority[1] / len(rows), 4),
+        "per_label": per_label,
+    }
+
+
+def goemotions_dev() -> list[tuple[str, str]]:
+    """(text, one of the 7 labels) for the dev rows that carry exactly one GoEmotions label."""
+    names = (GOEMOTIONS / "labels.txt").read_text().split()
+    mapping = json.loads((GOEMOTIONS / "ekman_mapping.json").read_text())
+    to_seven = {fine: coarse for coarse, fines in mapping.items() for fine in fines}
+    to_seven["neutral"] = "neutral"
+    rows = []
+    with (GOEMOTIONS / "dev.tsv").open(newline="") as file:
+        for text, labels, *_ in csv.reader(file, delimiter="\t", quoting=csv.QUOTE_NONE):
+            ids = labels.split(",")
+            if len(ids) == 1:
+                rows.append((text, to_seven[names[int(ids[0])]]))
+    return rows
+
+
+# --- Singlish target words --------------------------------------------------------------------
+
+
+def _singlish(settings: Settings, limit: int | None) -> dict[str, Any]:
+    ref_dir = singlish_dev_set()
+    conversations = list(json.loads((ref_dir / "manifest.json").read_text())["conversations"])
+    conversations = conversations[:limit]
+    hyp_dirs = {count: ref_dir.parent / f"singlish_hyp_{count}" for count in ("oracle", "auto")}
+    for folder in hyp_dirs.values():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+    _process_singlish(settings, ref_dir, conversations, hyp_dirs)
+    return {
+        "conversations": conversations,
+        "by_count": {
+            count: _score_singlish(ref_dir, folder, conversations)
+            for count, folder in hyp_dirs.items()
+        },
+    }
+
+
+def singlish_dev_set(cache: Path = CACHE_DIR / "singlish") -> Path:
+    """Generate the dev set with ``shared/singlish/make.py`` once (needs espeak-ng and sox)."""
+    if (cache / "manifest.json").exists():
+        return cache
+    missing = [tool for tool in ("espeak-ng", "sox") if not shutil.which(tool)]
+    if missing:
+        raise BenchError(f"the Singlish dev set needs {' and '.join(missing)} (apt-get install)")
+    done = subprocess.run(
+        [sys.executable, str(SINGLISH / "make.py"), "--out", str(cache)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"make.py failed: {done.stderr[-2000:]}")
+    return cache
+
+
+def _process_singlish(
+    settings: Settings, ref_dir: Path, conversations: list[str], hyp_dirs: dict[str, Path]
+) -> None:
+    """Each conversation through the worker's stages, once with the true speaker count and
+    once without; transcription does not depend on diarization, so it runs once."""
+    from bench.inputs import rttm_speakers
+    from services.analysis import analyse
+    from services.assignment import assign_speakers
+    from services.audio import decode_audio
+    from services.corrections import load_corrections
+    from services.diarization import diarize, load_diarizer
+    from services.emotion import load_emotion_classifier
+    from services.transcription import load_transcriber, transcribe
+
+    diarizer, transcriber = load_diarizer(settings), load_transcriber(settings)
+    classifier = load_emotion_classifier(settings)
+    corrections = load_corrections(settings.corrections_file)
+    for name in conversations:
+        audio = decode_audio(ref_dir / f"{name}.wav")
+        segments = transcribe(audio, transcriber)
+        speakers = len(rttm_speakers(ref_dir / f"{name}.rttm"))
+        for count, hints in (
+            ("oracle", SpeakerHints(num_speakers=speakers)),
+            ("auto", SpeakerHints()),
+        ):
+            turns = diarize(audio, diarizer, hints)
+            analysis = analyse(assign_speakers(segments, turns), turns, corrections, classifier)
+            (hyp_dirs[count] / f"{name}.json").write_text(json.dumps(result_json(analysis)))
+
+
+def result_json(analysis: Any) -> dict[str, Any]:
+    """The backend's result shape (API_CONTRACT.md), as much of it as score.py reads."""
+    return {
+        "speakers": [
+            {"label": s.label, "word_counts": dict(s.word_counts)} for s in analysis.speakers
+        ],
+        "segments": [
+            {
+                "start": round(g.start, 3),
+                "end": round(g.end, 3),
+                "speaker": g.speaker,
+                "text": g.text,
+                "corrected_text": g.corrected_text,
+            }
+            for g in analysis.segments
+        ],
+    }
+
+
+def _score_singlish(ref_dir: Path, hyp_dir: Path, conversations: list[str]) -> dict[str, Any]:
+    """score.py's report (overall and speaker-agnostic P/R/F1) plus P/R per speaker, summed
+    from its per-cell counts; an unmatched hypothesis speaker is a 'phantom'."""
+    report_path = hyp_dir / "report.json"
+    manifest = json.loads((ref_dir / "manifest.json").read_text())
+    if len(conversations) < len(manifest["conversations"]):  # score only what ran
+        scoped = hyp_dir / "refs"
+        scoped.mkdir(exist_ok=True)
+        for name in conversations:  # score.py reads <conversation>.rttm and .counts.json
+            for suffix in (".rttm", ".counts.json"):
+                path = ref_dir / f"{name}{suffix}"
+                (scoped / path.name).write_bytes(path.read_bytes())
+        kept = {name: manifest["conversations"][name] for name in conversations}
+        (scoped / "manifest.json").write_text(json.dumps({**manifest, "conversations": kept}))
+        ref_dir = scoped
+    done = subprocess.run(
+        [
+            *(sys.executable, str(SINGLISH / "score.py"), "hyp"),
+            *("--ref-dir", str(ref_dir), "--hyp-dir", str(hyp_dir), "--json", str(report_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"score.py failed: {done.stderr[-2000:]}")
+    report = json.loads(report_path.read_text())
+    return {
+        "overall": report["overall"],
+        "speaker_agnostic": report["speaker_agnostic"],
+        "macro_f1": report["macro_f1"],
+        "per_speaker": per_speaker(report["cells"]),
+    }
+
+
+def per_speaker(cells: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    tallies: dict[str, Counter[str]] = defaultdict(Counter)
+    for cell in cells:
+        who = cell["ref_speaker"] or f"phantom {cell['hyp_speaker']}"
+        key = f"{cell['conversation']}/{who}"
+        r, h = cell["ref"], cell["hyp"]
+        tallies[key].update(ref=r, hyp=h, tp=min(r, h), fp=max(h - r, 0), fn=max(r - h, 0))
+    return {
+        key: {
+            **t,
+            "precision": round(t["tp"] / (t["tp"] + t["fp"]), 4) if t["tp"] + t["fp"] else None,
+            "recall": round(t["tp"] / (t["tp"] + t["fn"]), 4) if t["tp"] + t["fn"] else None,
+        }
+        for key, t in sorted(tallies.items())
+    }
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def render(result: dict[str, Any]) -> None:
+    if "der" in result:
+        _render_der(result["der"])
+    if "wer" in result:
+        wer = result["wer"]
+        rows = [[name, f["files"], f["ref_words"], f["wer"]] for name, f in wer["folders"].items()]
+        rows.append(["all", wer["total"]["files"], wer["total"]["ref_words"], wer["total"]["wer"]])
+        console.print(
+            table("WER (normalised) on corpus/asr_en", ["folder", "files", "words", "WER"], rows)
+        )
+    if "emotion" in result:
+        e = result["emotion"]
+        console.print(
+            table(
+                "Emotion on GoEmotions dev (single-label rows, 7 labels)",
+                ["rows", "accuracy", "macro F1", f"majority ({e['majority_class']}) accuracy"],
+                [[e["rows"], e["accuracy"], e["macro_f1"], e["majority_accuracy"]]],
+            )
+        )
+    if "singlish" in result:
+        _render_singlish(result["singlish"])
+
+
+def _render_der(der: dict[str, Any]) -> None:
+    names = list(der["total"]["oracle"])
+    rows = [
+        [f["name"], f["speakers"], count, f[f"{count}_speakers_found"]]
+        + [f[f"{count}_{n}"] for n in names]
+        for f in der["files"]
+        for count in ("oracle", "auto")
+    ]
+    rows += [
+        ["all", None, c, None] + [der["total"][c][n] for n in names] for c in ("oracle", "auto")
+    ]
+    columns = ["file", "speakers", "count", "found", *names]
+    console.print(table("Diarization error (DER, JER; 0 is perfect)", columns, rows))
+
+
+def _render_singlish(singlish: dict[str, Any]) -> None:
+    rows = []
+    for count, r in singlish["by_count"].items():
+        o, a = r["overall"], r["speaker_agnostic"]
+        rows.append([count, o["ref"], o["hyp"], o["precision"], o["recall"], o["f1"], a["f1"]])
+    console.print(
+        table(
+            "Singlish dev set: target-word counts",
+            ["speaker count", "ref", "hyp", "precision", "recall", "F1", "speaker-agnostic F1"],
+            rows,
+        )
+    )
+    auto = singlish["by_count"]["auto"]
+    console.print(
+        table(
+            "Per speaker (automatic count)",
+            ["conversation/speaker", "ref", "hyp", "tp", "precision", "recall"],
+            [
+                [k, v["ref"], v["hyp"], v["tp"], v["precision"], v["recall"]]
+                for k, v in auto["per_speaker"].items()
+            ],
+        )
+    )

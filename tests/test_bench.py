@@ -1,0 +1,123 @@
+"""The benchmark harness on tiny inputs, so that it cannot rot: each subcommand runs end to
+end against the real stack (Postgres, Redis, uvicorn, a worker, the real models) and writes
+the JSON the docs quote. No speed thresholds: machines are noisy; only shapes and sanity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import bench
+from bench.loadgen import parse_wrk
+from bench.quality import normalise
+from tests.conftest import PG_ADMIN, REDIS_TEST_URL
+
+STACK = ["--pg-admin", PG_ADMIN, "--redis-url", REDIS_TEST_URL]
+
+
+def _run(tmp_path: Path, *argv: str) -> dict[str, Any]:
+    assert bench.main(["--out", str(tmp_path), *argv]) == 0
+    (written,) = tmp_path.glob(f"{argv[0]}-*.json")
+    payload = json.loads(written.read_text())
+    assert payload["command"] == argv[0]
+    assert payload["machine"]["nproc"] >= 1
+    assert len(payload["machine"]["load_average"]) == 3
+    return payload["results"]
+
+
+@pytest.mark.slow
+def test_pipeline_against_baseline_on_one_short_conversation(tmp_path):
+    result = _run(tmp_path, "pipeline", "--only", "an4", "--no-warmup", "--minutes")
+    (corpus,) = result["sets"]
+    assert corpus["set"] == "corpus" and corpus["audio_s"] == pytest.approx(5.2, abs=0.1)
+    assert set(corpus["stages_s"]) == {
+        "concatenate",
+        "diarize",
+        "transcribe",
+        "assign",
+        "analyse",
+        "clips",
+    }
+    assert all(seconds >= 0 for seconds in corpus["stages_s"].values())
+    assert corpus["pipeline_s"] == pytest.approx(sum(corpus["stages_s"].values()), abs=0.01)
+    assert corpus["baseline_s"] > 0 and corpus["ratio"] > 0 and corpus["pipeline_rtf"] > 0
+    assert corpus["load_s"] > 0
+    # the worker holds more than the bare interpreter, and its peak is at least its resting size
+    assert corpus["peak_rss_mib"] >= corpus["rss_after_load_mib"] > 50
+    assert corpus["per_session"][0]["speakers_found"] >= 1
+    assert result["growth"] is None  # one set only
+
+
+@pytest.mark.slow
+def test_queue_latency_through_the_api_and_a_real_worker(tmp_path):
+    result = _run(tmp_path, "queue-latency", "--sessions", "1", *STACK)
+    (sample,) = result["samples"]
+    assert sample["wait_s"] >= 0 and sample["run_s"] > 0
+    assert 0 < result["end_to_started_s"]["p50"] < 60
+    assert result["end_to_stage_change_s"]["max"] >= result["end_to_started_s"]["max"] - 1
+
+
+def test_api_load_with_our_own_generator(tmp_path):
+    result = _run(
+        tmp_path,
+        "api",
+        "--generator",
+        "python",
+        "--api-workers",
+        "1",
+        "--duration",
+        "5",
+        "--max-requests",
+        "12",
+        "--status-connections",
+        "3",
+        "--upload-connections",
+        "3",
+        *STACK,
+    )
+    assert set(result["tests"]) == {"live", "status", "upload"}
+    for test in result["tests"].values():
+        assert test["requests"] == 12 and test["errors"] == 0
+        assert test["requests_per_s"] > 0
+        assert 0 < test["p50_ms"] <= test["p99_ms"]
+
+
+@pytest.mark.slow
+def test_quality_on_a_few_files(tmp_path):
+    result = _run(tmp_path, "quality", "--parts", "der", "wer", "emotion", "--limit", "2")
+    for count in ("oracle", "auto"):
+        for value in result["der"]["total"][count].values():
+            assert 0 <= value < 2
+    assert len(result["der"]["files"]) == 2
+    assert 0 <= result["wer"]["total"]["wer"] < 1.5
+    assert result["wer"]["total"]["ref_words"] > 0
+    assert result["emotion"]["rows"] == 2
+    assert 0 <= result["emotion"]["accuracy"] <= 1
+
+
+def test_wrk_output_is_parsed_in_milliseconds():
+    output = """Running 5s test @ http://127.0.0.1:8000/health/live
+  2 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    12.50ms    3.00ms  80.00ms   90.00%
+  Latency Distribution
+     50%  950.00us
+     75%   12.00ms
+     90%   20.00ms
+     99%    1.20s
+  1000 requests in 5.00s, 150.00KB read
+  Non-2xx or 3xx responses: 10
+Requests/sec:    200.00
+"""
+    parsed = parse_wrk(output)
+    assert parsed["p50_ms"] == 0.95 and parsed["p90_ms"] == 20.0 and parsed["p99_ms"] == 1200.0
+    assert parsed["requests"] == 1000 and parsed["errors"] == 10 and parsed["ok"] == 990
+    assert parsed["requests_per_s"] == 198.0 and parsed["mean_ms"] == 12.5
+
+
+def test_wer_normalisation_spells_numbers_and_drops_punctuation():
+    assert normalise("The 10 of Clubs, isn't it?") == "the ten of clubs isn't it"
+    assert normalise("21 - 305") == "twenty one three hundred five"
