@@ -152,6 +152,17 @@ def recount(
         console.print(f"  {sid}: {total} target words")
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench(ctx: typer.Context) -> None:
+    """Benchmarks and quality evaluation: lahstats bench {pipeline,throughput,api,...}."""
+    import bench as benchmarks
+
+    raise typer.Exit(benchmarks.main(ctx.args) or 0)
+
+
 @app.command("reconcile")
 def reconcile_command() -> None:
     """Re-enqueue processing sessions that lost their job (or fail those out of attempts)."""

@@ -19,6 +19,12 @@ class ErrorDetail(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"error": {"code": "session_not_found", "message": "session not found"}}]
+        }
+    )
+
     error: ErrorDetail
 
 
@@ -46,6 +52,19 @@ class GroupDetail(GroupPublic):
 
 
 class LeaderboardEntry(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "5b0e2f7a-1c2d-4e3f-8a9b-0c1d2e3f4a5b",
+                    "display_name": "Wei Ling",
+                    "total": 52,
+                    "word_counts": {"lah": 30, "walao": 12, "shiok": 10},
+                }
+            ]
+        }
+    )
+
     user_id: uuid.UUID
     display_name: str | None
     total: int
@@ -62,11 +81,32 @@ class SessionStart(BaseModel):
 
 
 class SessionStarted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"session_id": "2f1c6a8e-4a53-4f7e-9d7a-1b2c3d4e5f60", "status": "recording"}
+            ]
+        }
+    )
+
     session_id: uuid.UUID
     status: SessionStatus
 
 
 class ChunkStored(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "session_id": "2f1c6a8e-4a53-4f7e-9d7a-1b2c3d4e5f60",
+                    "chunk_number": 3,
+                    "size_bytes": 241664,
+                    "sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+                }
+            ]
+        }
+    )
+
     session_id: uuid.UUID
     chunk_number: int
     size_bytes: int
@@ -100,6 +140,20 @@ class SessionEnded(BaseModel):
 
 
 class SessionStatusPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "processing",
+                    "progress": 45,
+                    "stage": "transcribing",
+                    "error_message": None,
+                    "warnings": [],
+                }
+            ]
+        }
+    )
+
     status: SessionStatus
     progress: int = Field(ge=0, le=100)
     stage: str | None
@@ -108,6 +162,25 @@ class SessionStatusPublic(BaseModel):
 
 
 class SpeakerPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "7d7c0e1e-9a51-4c39-8b0e-3f1f2a9b8c7d",
+                    "speaker_label": "SPEAKER_00",
+                    "sample_audio_url": "/media/sessions/2f1c/clips/speaker_00.ogg?sig=x",
+                    "total_duration_seconds": 45.5,
+                    "segment_count": 12,
+                    "word_counts": {"lah": 15, "walao": 3},
+                    "dominant_emotion": "joy",
+                    "claimed_by": None,
+                    "claim_type": None,
+                    "guest_name": None,
+                }
+            ]
+        }
+    )
+
     id: uuid.UUID
     speaker_label: str
     sample_audio_url: str | None
@@ -126,6 +199,32 @@ class SpeakersPublic(BaseModel):
 
 
 class SegmentPublic(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "speaker_id": "7d7c0e1e-9a51-4c39-8b0e-3f1f2a9b8c7d",
+                    "speaker_label": "SPEAKER_00",
+                    "start": 12.4,
+                    "end": 15.9,
+                    "text": "while up why you do that la",
+                    "corrected_text": "walao why you do that lah",
+                    "emotion": "surprise",
+                    "emotion_score": 0.71,
+                    "emotion_scores": {
+                        "anger": 0.05,
+                        "disgust": 0.02,
+                        "fear": 0.03,
+                        "joy": 0.1,
+                        "neutral": 0.07,
+                        "sadness": 0.02,
+                        "surprise": 0.71,
+                    },
+                }
+            ]
+        }
+    )
+
     speaker_id: uuid.UUID
     speaker_label: str
     start: float
@@ -142,6 +241,18 @@ class TranscriptPublic(BaseModel):
 
 
 class ClaimRequest(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "speaker_id": "7d7c0e1e-9a51-4c39-8b0e-3f1f2a9b8c7d",
+                    "claim_type": "guest",
+                    "guest_name": "Uncle Tan",
+                }
+            ]
+        }
+    )
+
     speaker_id: uuid.UUID
     claim_type: Literal["self", "guest"]
     guest_name: str | None = Field(default=None, min_length=1, max_length=120)
