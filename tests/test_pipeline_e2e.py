@@ -142,17 +142,24 @@ def test_mixed_format_chunks_become_speakers_transcript_counts_and_clips(
         assert segment["start"] < segment["end"]
 
 
-@pytest.mark.slow
-def test_corrupt_chunk_fails_the_session_naming_the_chunk(
-    client, make_user, settings, redis_conn, models, tmp_path
-):
-    user = make_user()
+def _session_with_a_corrupt_second_chunk(client, user, tmp_path: Path) -> str:
+    """Chunk 0 is real speech; chunk 1 has a WAV header (so the upload passes the sniffing)
+    followed by garbage, as a truncated or corrupted recording would."""
     session_id = _start(client, user)
     _upload(client, user, session_id, 0, SAMPLES[2])
     corrupt = tmp_path / "broken.wav"
     corrupt.write_bytes(SAMPLES[2].read_bytes()[:12] + b"\x07garbage" * 500)
     _upload(client, user, session_id, 1, corrupt)
     client.post(f"/sessions/{session_id}/end", headers=user.headers)
+    return session_id
+
+
+@pytest.mark.slow
+def test_corrupt_chunk_fails_the_session_naming_the_chunk(
+    client, make_user, settings, redis_conn, models, tmp_path
+):
+    user = make_user()
+    session_id = _session_with_a_corrupt_second_chunk(client, user, tmp_path)
 
     _work(settings, redis_conn, models)
 
@@ -246,12 +253,7 @@ def test_bad_chunks_can_be_skipped_by_setting(
 ):
     settings.skip_bad_chunks = True
     user = make_user()
-    session_id = _start(client, user)
-    _upload(client, user, session_id, 0, SAMPLES[2])
-    corrupt = tmp_path / "broken.wav"
-    corrupt.write_bytes(SAMPLES[2].read_bytes()[:12] + b"\x07garbage" * 500)
-    _upload(client, user, session_id, 1, corrupt)
-    client.post(f"/sessions/{session_id}/end", headers=user.headers)
+    session_id = _session_with_a_corrupt_second_chunk(client, user, tmp_path)
     _work(settings, redis_conn, models)
     status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
     assert status["status"] == "ready_for_claiming"
