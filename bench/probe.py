@@ -136,7 +136,7 @@ def _pipeline_session(
     from processing.clips import store_clips
     from services.analysis import analyse
     from services.assignment import assign_speakers
-    from services.audio import concatenate, decode_audio
+    from services.audio import AudioSpool, decode_audio
     from services.diarization import diarize
     from services.transcription import transcribe
     from storage import create_storage
@@ -154,20 +154,25 @@ def _pipeline_session(
         times[stage] = round(sw.seconds, 3)
         return value
 
-    audio = timed(
-        "concatenate", lambda: concatenate([decode_audio(Path(c)) for c in session["chunks"]])
-    )
-    turns = timed("diarize", lambda: diarize(audio, models.diarizer, hints))
-    segments = timed("transcribe", lambda: transcribe(audio, models.transcriber))
-    utterances = timed("assign", lambda: assign_speakers(segments, turns))
-    analysis = timed(
-        "analyse",
-        lambda: analyse(utterances, turns, models.corrections, models.emotion_classifier),
-    )
-    timed(
-        "clips",
-        lambda: store_clips(audio, turns, uuid.uuid4(), storage, settings.sample_clip_seconds),
-    )
+    def concatenate(spool: AudioSpool) -> Audio:
+        # as the worker does: one chunk at a time into the on-disk spool, read as a memory map
+        for chunk in session["chunks"]:
+            spool.append(decode_audio(Path(chunk)))
+        return spool.audio()
+
+    with AudioSpool(settings.data_dir / "work") as spool:
+        audio = timed("concatenate", lambda: concatenate(spool))
+        turns = timed("diarize", lambda: diarize(audio, models.diarizer, hints))
+        segments = timed("transcribe", lambda: transcribe(audio, models.transcriber))
+        utterances = timed("assign", lambda: assign_speakers(segments, turns))
+        analysis = timed(
+            "analyse",
+            lambda: analyse(utterances, turns, models.corrections, models.emotion_classifier),
+        )
+        timed(
+            "clips",
+            lambda: store_clips(audio, turns, uuid.uuid4(), storage, settings.sample_clip_seconds),
+        )
     return _session_result(
         session,
         audio.duration,

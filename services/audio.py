@@ -77,22 +77,6 @@ def _resample(samples: npt.NDArray[np.float32], rate: int, target: int) -> npt.N
     return np.clip(resampled, -1.0, 1.0).astype(np.float32, copy=False)
 
 
-def concatenate(parts: Sequence[Audio]) -> Audio:
-    """Join ``parts`` end to end into one new array (the parts are not changed).
-
-    All parts must share one sample rate; no parts gives empty 16 kHz audio.
-    """
-    rates = {part.sample_rate for part in parts}
-    if len(rates) > 1:
-        raise ValueError(f"cannot concatenate audio with different sample rates: {sorted(rates)}")
-    joined = np.empty(sum(len(part.samples) for part in parts), dtype=np.float32)
-    position = 0
-    for part in parts:
-        joined[position : position + len(part.samples)] = part.samples
-        position += len(part.samples)
-    return Audio(joined, rates.pop() if rates else SAMPLE_RATE)
-
-
 class AudioSpool:
     """Decoded chunks appended to a file on disk and read back as one memory-mapped array, so
     a long session never sits in memory as raw PCM twice (16 kHz float32 is 230 MB an hour;

@@ -17,14 +17,3 @@ def count_targets(text: str, targets: Iterable[str] = TARGET_WORDS) -> Counter[s
     """How often each target word occurs in ``text`` as a whole word (absent words omitted)."""
     wanted = set(targets)
     return Counter(word for word in tokenize(text) if word in wanted)
-
-
-def count_by_speaker(
-    lines: Iterable[tuple[str, str]], targets: Iterable[str] = TARGET_WORDS
-) -> dict[str, Counter[str]]:
-    """Sum :func:`count_targets` over ``(speaker, corrected_text)`` pairs."""
-    wanted = tuple(targets)
-    totals: dict[str, Counter[str]] = {}
-    for speaker, text in lines:
-        totals.setdefault(speaker, Counter()).update(count_targets(text, wanted))
-    return totals

@@ -12,7 +12,7 @@ import pytest
 
 from services.audio import (
     AudioDecodeError,
-    concatenate,
+    AudioSpool,
     decode_audio,
     encode_clip,
     find_gaps,
@@ -93,22 +93,26 @@ def test_truncated_m4a_raises_decode_error(tmp_path: Path) -> None:
         decode_audio(encoded.read_bytes()[:2000], format_hint="m4a")
 
 
-def test_concatenate_joins_in_order_without_touching_parts() -> None:
+def test_spool_joins_in_order_without_touching_parts(tmp_path) -> None:
     first = Audio(np.ones(3, dtype=np.float32))
     second = Audio(np.full(2, 0.5, dtype=np.float32))
 
-    joined = concatenate([first, second])
-
-    np.testing.assert_array_equal(joined.samples, [1, 1, 1, 0.5, 0.5])
-    assert joined.samples.dtype == np.float32
-    joined.samples[0] = 0
+    with AudioSpool(tmp_path) as spool:
+        spool.append(first)
+        spool.append(second)
+        joined = spool.audio()
+        np.testing.assert_array_equal(joined.samples, [1, 1, 1, 0.5, 0.5])
+        assert joined.samples.dtype == np.float32
+        assert not joined.samples.flags.writeable  # read-only map: no stage can mutate it
     assert first.samples[0] == 1
+    assert list(tmp_path.iterdir()) == []  # the spool file goes with the spool
 
 
-def test_concatenate_edge_cases() -> None:
-    assert concatenate([]).duration == 0
-    with pytest.raises(ValueError, match="sample rates"):
-        concatenate([Audio(np.zeros(1, np.float32), 16_000), Audio(np.zeros(1, np.float32), 8_000)])
+def test_spool_edge_cases(tmp_path) -> None:
+    with AudioSpool(tmp_path) as spool:
+        assert spool.audio().duration == 0
+        with pytest.raises(ValueError, match="Hz"):
+            spool.append(Audio(np.zeros(1, np.float32), 8_000))
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from services.corrections import apply_corrections, build_corrections, load_corrections
-from services.counting import TARGET_WORDS, count_by_speaker, count_targets
+from services.counting import TARGET_WORDS, count_targets
 from services.text import Break, tokens
 from tests.paths import SINGLISH
 
@@ -81,13 +81,6 @@ def test_version_tracks_content(tmp_path):
 )
 def test_whole_word_counting(text, expected):
     assert dict(count_targets(text)) == expected
-
-
-def test_count_by_speaker_sums_lines():
-    lines = [("A", "lah lah"), ("B", "walao"), ("A", "can lah")]
-    totals = count_by_speaker(lines)
-    assert totals["A"] == {"lah": 3, "can": 1}
-    assert totals["B"] == {"walao": 1}
 
 
 def _shared_rules() -> ModuleType:
