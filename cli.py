@@ -20,10 +20,20 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
+from backend import crud
 from config import Settings
 from db import create_db_engine, create_session_factory
 from migrations.runner import upgrade
-from models import AudioChunk, Group, GroupMember, Profile, Segment, Session, SessionStatus
+from models import (
+    AudioChunk,
+    Group,
+    GroupMember,
+    Profile,
+    Segment,
+    Session,
+    SessionStatus,
+    WordOccurrence,
+)
 from observability import configure_logging
 from processing import operations
 from processing.reconcile import reconcile
@@ -137,7 +147,8 @@ def recount(
     session_id: Annotated[uuid.UUID | None, typer.Argument()] = None,
     all_sessions: Annotated[bool, typer.Option("--all", help="Every processed session")] = False,
 ) -> None:
-    """Re-apply the corrections dictionary and re-derive counts without re-running ASR."""
+    """Re-derive every count from stored evidence (recognised words, verdicts) with the
+    corrections dictionary as it is now, without re-running ASR."""
     if (session_id is None) == (not all_sessions):
         console.print("[red]give a SESSION id or --all[/red]")
         raise typer.Exit(2)
@@ -146,7 +157,7 @@ def recount(
     corrections = load_corrections(settings.corrections_file)
     with console.status("recounting..."):
         ids = None if session_id is None else [session_id]
-        totals = operations.recount(factory, corrections, ids)
+        totals = operations.recount(factory, create_storage(settings), settings, corrections, ids)
     console.print(f"recounted {len(totals)} sessions with corrections {corrections.version}")
     for sid, total in totals.items():
         console.print(f"  {sid}: {total} target words")
@@ -293,13 +304,21 @@ def _result(factory: sessionmaker[DbSession], storage: Storage, session_id: uuid
         session = db.get(Session, session_id)
         assert session is not None
         speakers = {s.id: s for s in session.speakers}
+        counts = crud.speaker_word_counts(db, list(speakers))
+        occurrences = db.scalars(
+            select(WordOccurrence)
+            .where(WordOccurrence.session_id == session_id)
+            .order_by(WordOccurrence.start_s)
+        )
         segments = db.scalars(
             select(Segment).where(Segment.session_id == session_id).order_by(Segment.start_s)
         )
         return {
             "duration_s": round(session.duration_s or 0.0, 3),
             "warnings": list(session.warnings or []),
-            "speakers": [_speaker_json(s, storage) for s in speakers.values()],
+            "speakers": [
+                _speaker_json(s, counts.get(s.id, {}), storage) for s in speakers.values()
+            ],
             "segments": [
                 {
                     "start": round(g.start_s, 3),
@@ -312,18 +331,38 @@ def _result(factory: sessionmaker[DbSession], storage: Storage, session_id: uuid
                 }
                 for g in segments
             ],
+            "occurrences": [
+                {
+                    "speaker": speakers[o.speaker_id].label,
+                    "word": o.word,
+                    "start": o.start_s,
+                    "end": o.end_s,
+                    "heard": o.heard,
+                    "source": o.source,
+                    "rule": o.rule,
+                    "dictionary_version": o.dictionary_version,
+                    "score": o.score,
+                    "clip": _local_path(o.clip_key, storage),
+                }
+                for o in occurrences
+            ],
         }
 
 
-def _speaker_json(speaker: Any, storage: Storage) -> dict:
-    clip = speaker.sample_clip_key
-    if clip and isinstance(storage, LocalStorage):
-        clip = str(storage.root / clip)
+def _local_path(key: str | None, storage: Storage) -> str | None:
+    """A stored clip's file path when storage is the local disk, else its key."""
+    if key and isinstance(storage, LocalStorage):
+        return str(storage.root / key)
+    return key
+
+
+def _speaker_json(speaker: Any, counts: dict[str, int], storage: Storage) -> dict:
+    clip = _local_path(speaker.sample_clip_key, storage)
     return {
         "label": speaker.label,
         "talk_time_s": round(speaker.total_duration_s, 2),
         "segment_count": speaker.segment_count,
-        "word_counts": {c.word: c.count for c in speaker.word_counts},
+        "word_counts": counts,
         "dominant_emotion": speaker.dominant_emotion,
         "sample_clip": clip,
     }

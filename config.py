@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     emotion_model: str | None = None
 
     corrections_file: Path | None = None
+    # Singlish target words (README, "Singlish target words"): decode with the target words
+    # as faster-whisper hotwords, and give English-looking renderings ("may", "there") a
+    # second listen before a verify rule of the dictionary rewrites them.
+    singlish_hotwords: bool = False
+    singlish_verify: bool = False
     sample_clip_seconds: float = Field(default=5.0, gt=0)
     progress_min_interval_s: float = Field(default=0.5, ge=0)
     # A worker's claim on a session; renewed with every progress write. A `processing`

@@ -189,9 +189,6 @@ class SessionSpeaker(Base):
     guest_name: Mapped[str | None] = mapped_column(String(120))
 
     session: Mapped[Session] = relationship(back_populates="speakers")
-    word_counts: Mapped[list[SpeakerWordCount]] = relationship(
-        back_populates="speaker", order_by="SpeakerWordCount.word"
-    )
 
 
 class Segment(Base):
@@ -213,40 +210,45 @@ class Segment(Base):
     emotion: Mapped[str | None] = mapped_column(String(16))
     emotion_score: Mapped[float | None] = mapped_column(Float)
     emotion_scores: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    # evidence for a recount without ASR: the recognised words ([start, end, text,
+    # probability], text as written, leading space included) and the verifier's verdicts
+    words: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    verdicts: Mapped[list[Any]] = mapped_column(JsonType, default=list)
 
     speaker: Mapped[SessionSpeaker] = relationship()
 
 
-class SpeakerWordCount(Base):
-    __tablename__ = "speaker_word_counts"
-    __table_args__ = (UniqueConstraint("speaker_id", "word"),)
+class WordOccurrence(Base):
+    """One target word one speaker said: the evidence every count is derived from.
+
+    ``heard`` is what the recogniser wrote there ("voila"), ``source`` what made it a target
+    word (``asr``, ``correction``, ``verified``, or ``migrated`` for counts that predate
+    occurrences and have no times), ``rule`` and ``dictionary_version`` the dictionary rule,
+    ``score`` the recogniser's word probability or the verifier's margin, ``clip_key`` a
+    short clip of it in storage.
+    """
+
+    __tablename__ = "word_occurrences"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
     speaker_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("session_speakers.id", ondelete="CASCADE")
+        ForeignKey("session_speakers.id", ondelete="CASCADE"), index=True
+    )
+    segment_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE")
     )
     word: Mapped[str] = mapped_column(String(32))
-    count: Mapped[int] = mapped_column(Integer)
+    start_s: Mapped[float | None] = mapped_column(Float)
+    end_s: Mapped[float | None] = mapped_column(Float)
+    heard: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16))
+    rule: Mapped[str] = mapped_column(Text, default="")
+    dictionary_version: Mapped[str] = mapped_column(String(64), default="")
+    score: Mapped[float | None] = mapped_column(Float)
+    clip_key: Mapped[str | None] = mapped_column(String(255))
 
-    speaker: Mapped[SessionSpeaker] = relationship(back_populates="word_counts")
-
-
-class WordCount(Base):
-    """A claimed speaker's counts, credited to the user in the group (the leaderboard)."""
-
-    __tablename__ = "word_counts"
-    __table_args__ = (
-        UniqueConstraint("speaker_id", "word"),
-        Index("ix_word_counts_group_user", "group_id", "user_id"),
-    )
-
-    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
-    speaker_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("session_speakers.id", ondelete="CASCADE")
-    )
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("profiles.id"))
-    group_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
-    word: Mapped[str] = mapped_column(String(32))
-    count: Mapped[int] = mapped_column(Integer)
-    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    speaker: Mapped[SessionSpeaker] = relationship()
+    segment: Mapped[Segment | None] = relationship()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
@@ -29,20 +29,23 @@ from observability import (
     STAGE_SECONDS,
 )
 from processing import rows
-from processing.clips import store_clips
+from processing.chunks import ProcessingError, concatenate_chunks
+from processing.clips import store_clips, store_evidence_clips
 from processing.lease import held_lease
-from processing.progress import ProgressReporter, Stage
-from processing.retrying import is_transient, storage_retry
+from processing.progress import ProgressReporter, Stage, StageProgress
+from processing.retrying import is_transient
 from services.analysis import analyse
 from services.assignment import assign_speakers
-from services.audio import AudioDecodeError, AudioSpool, decode_audio, find_gaps
+from services.audio import AudioSpool
 from services.corrections import Corrections, load_corrections
 from services.device import resolve_device
 from services.diarization import Diarizer, diarize, load_diarizer
-from services.domain import Audio, ProgressCallback, no_progress
+from services.domain import Audio, SpeakerHints
 from services.emotion import EmotionClassifier, load_emotion_classifier
+from services.singlish import hotword_prompt
 from services.transcription import Transcriber, load_transcriber, transcribe
-from storage import Storage, opened
+from services.verification import Verdict, Verifier, load_verifier, verify
+from storage import Storage
 from webhooks import enqueue_event
 
 log = structlog.get_logger(__name__)
@@ -57,6 +60,7 @@ class Models:
     transcriber: Transcriber
     emotion_classifier: EmotionClassifier
     corrections: Corrections
+    verifier: Verifier | None = None  # the second listen (SINGLISH_VERIFY), on the ASR model
 
 
 @dataclass(frozen=True)
@@ -71,17 +75,15 @@ class Pipeline:
     connection: redis.Redis | None = None
 
 
-class ProcessingError(Exception):
-    """A stage failed; the message names the stage (and the chunk, for audio)."""
-
-
 def load_models(settings: Settings) -> Models:
     """Load every model once, logging how long each took and on which device."""
+    transcriber = _timed("transcriber", load_transcriber, settings)
     return Models(
         diarizer=_timed("diarizer", load_diarizer, settings),
-        transcriber=_timed("transcriber", load_transcriber, settings),
+        transcriber=transcriber,
         emotion_classifier=_timed("emotion_classifier", load_emotion_classifier, settings),
         corrections=load_corrections(settings.corrections_file),
+        verifier=load_verifier(settings, transcriber),
     )
 
 
@@ -196,74 +198,67 @@ def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter) -> f
         audio = spool.audio()
         if audio.duration == 0:
             raise ProcessingError("no chunk of this session could be decoded")
-        _analyse_and_save(job, pipeline, progress, audio, warnings)
+        started = time.perf_counter()
+        heard = process_audio(
+            audio,
+            job.hints,
+            job.session_id,
+            pipeline.models,
+            pipeline.storage,
+            pipeline.settings,
+            progress,
+        )
+        rows.save(
+            pipeline.session_factory,
+            job,
+            rows.Outcome(
+                heard=heard,
+                duration_s=audio.duration,
+                warnings=warnings,
+                processing_time_s=time.perf_counter() - started,
+                corrections_version=pipeline.models.corrections.version,
+            ),
+        )
     progress.finish()
     return audio.duration
 
 
-def _analyse_and_save(
-    job: rows.Job,
-    pipeline: Pipeline,
-    progress: ProgressReporter,
+def process_audio(
     audio: Audio,
-    warnings: list[str],
-) -> None:
-    models, started = pipeline.models, time.perf_counter()
+    hints: SpeakerHints,
+    session_id: uuid.UUID,
+    models: Models,
+    storage: Storage,
+    settings: Settings,
+    progress: StageProgress,
+) -> rows.Heard:
+    """Everything the stages make of one session's audio, clips stored, nothing saved yet.
+    (The benchmarks time the product through this function.)"""
 
     progress.enter(Stage.DIARIZING)
-    turns = diarize(audio, models.diarizer, job.hints, progress.report)
+    turns = diarize(audio, models.diarizer, hints, progress.report)
 
     progress.enter(Stage.TRANSCRIBING)
     segments = transcribe(audio, models.transcriber, progress.report)
     utterances = assign_speakers(segments, turns)
+    verdicts: tuple[Verdict, ...] = ()
+    if models.verifier is not None:  # a second listen at English that may be Singlish
+        verdicts = verify(
+            audio, utterances, models.corrections, models.verifier, prompt=hotword_prompt()
+        )
 
     progress.enter(Stage.SAVING)
     analysis = analyse(
-        utterances, turns, models.corrections, models.emotion_classifier, progress.report
+        utterances,
+        turns,
+        models.corrections,
+        models.emotion_classifier,
+        progress.report,
+        verdicts,
     )
 
     progress.enter(Stage.CLIPS)
-    seconds = pipeline.settings.sample_clip_seconds
-    clips = store_clips(audio, turns, job.session_id, pipeline.storage, seconds)
-
-    rows.save(
-        pipeline.session_factory,
-        job,
-        rows.Outcome(
-            analysis=analysis,
-            clip_keys=clips,
-            duration_s=audio.duration,
-            warnings=warnings,
-            processing_time_s=time.perf_counter() - started,
-            corrections_version=models.corrections.version,
-        ),
-    )
-
-
-def concatenate_chunks(
-    chunks: Sequence[rows.ChunkRef],
-    storage: Storage,
-    spool: AudioSpool,
-    *,
-    skip_bad_chunks: bool,
-    on_progress: ProgressCallback = no_progress,
-) -> list[str]:
-    """Decode every chunk in ``chunk_number`` order into the spool (16 kHz mono float32), one
-    at a time; returns the warnings (missing or skipped chunks)."""
-    warnings = [f"chunk {n} is missing" for n in find_gaps(c.number for c in chunks)]
-    for i, chunk in enumerate(chunks):
-        try:
-            spool.append(_decode_chunk(storage, chunk))
-        except AudioDecodeError as exc:
-            if not skip_bad_chunks:
-                raise ProcessingError(f"chunk {chunk.number} could not be decoded: {exc}") from exc
-            warnings.append(f"chunk {chunk.number} skipped: could not be decoded")
-        on_progress((i + 1) / len(chunks))
-    return warnings
-
-
-@storage_retry
-def _decode_chunk(storage: Storage, chunk: rows.ChunkRef) -> Audio:
-    # No format hint: the declared content type is the phone's word, ffmpeg probes the bytes.
-    with opened(storage, chunk.storage_key) as stream:
-        return decode_audio(stream)
+    clips = store_clips(audio, turns, session_id, storage, settings.sample_clip_seconds)
+    spans = [(o.start, o.end) for o in analysis.occurrences]
+    evidence = store_evidence_clips(audio, spans, session_id, storage)
+    return rows.Heard(analysis=analysis, clip_keys=clips, evidence_clips=evidence)

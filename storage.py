@@ -52,6 +52,14 @@ def clip_key(session_id: uuid.UUID, speaker_label: str) -> str:
     return f"sessions/{session_id}/clips/{speaker_label.lower()}.ogg"
 
 
+def evidence_clip_key(session_id: uuid.UUID, start_s: float, end_s: float) -> str:
+    """Where the clip of a counted word spoken at ``start_s``-``end_s`` lives. The key is the
+    span, so a recount finds the clip an unchanged occurrence already has."""
+    return (
+        f"sessions/{session_id}/evidence/{round(start_s * 1000):09d}-{round(end_s * 1000):09d}.ogg"
+    )
+
+
 def check_key(key: str) -> str:
     """Refuse anything that is not a key this module could have built."""
     if not _KEY.match(key) or ".." in key:

@@ -21,8 +21,7 @@ from models import (
     Session,
     SessionSpeaker,
     SessionStatus,
-    SpeakerWordCount,
-    WordCount,
+    WordOccurrence,
 )
 
 
@@ -90,11 +89,16 @@ def chunk_count(db: DbSession, session_id: uuid.UUID) -> int:
 
 
 def speaker_word_counts(db: DbSession, speaker_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
+    """Speaker → word → count, derived from the speakers' occurrences (the evidence rows)."""
     counts: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
-    rows = db.scalars(select(SpeakerWordCount).where(SpeakerWordCount.speaker_id.in_(speaker_ids)))
-    for row in rows:
-        if row.count:
-            counts[row.speaker_id][row.word] = row.count
+    rows = db.execute(
+        select(WordOccurrence.speaker_id, WordOccurrence.word, func.count())
+        .where(WordOccurrence.speaker_id.in_(speaker_ids))
+        .group_by(WordOccurrence.speaker_id, WordOccurrence.word)
+        .order_by(WordOccurrence.word)
+    )
+    for speaker_id, word, count in rows:
+        counts[speaker_id][word] = int(count)
     return counts
 
 
@@ -121,26 +125,6 @@ def claim_speaker(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def credit_counts(db: DbSession, session: Session, speaker_id: uuid.UUID, user_id: uuid.UUID):
-    """Copy a claimed speaker's counts to the user's word counts in the session's group."""
-    now = datetime.now(UTC)
-    for row in db.scalars(
-        select(SpeakerWordCount).where(SpeakerWordCount.speaker_id == speaker_id)
-    ):
-        if row.count:
-            db.add(
-                WordCount(
-                    session_id=session.id,
-                    speaker_id=speaker_id,
-                    user_id=user_id,
-                    group_id=session.group_id,
-                    word=row.word,
-                    count=row.count,
-                    detected_at=now,
-                )
-            )
-
-
 def all_speakers_claimed(db: DbSession, session_id: uuid.UUID) -> bool:
     unclaimed = db.scalar(
         select(func.count()).where(
@@ -162,15 +146,20 @@ def has_self_claim(db: DbSession, session_id: uuid.UUID, user_id: uuid.UUID) -> 
 
 
 def leaderboard(db: DbSession, group_id: uuid.UUID) -> dict[uuid.UUID, dict[str, int]]:
-    """Per member, per word: the sum of their claimed counts in the group."""
+    """Per member, per word: how often they said it in the group's sessions, counting the
+    occurrences of every speaker they claimed as themselves."""
     totals: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
+    user = SessionSpeaker.attributed_to_user_id
     rows = db.execute(
-        select(WordCount.user_id, WordCount.word, func.sum(WordCount.count))
-        .where(WordCount.group_id == group_id)
-        .group_by(WordCount.user_id, WordCount.word)
+        select(user, WordOccurrence.word, func.count())
+        .join(SessionSpeaker, SessionSpeaker.id == WordOccurrence.speaker_id)
+        .join(Session, Session.id == SessionSpeaker.session_id)
+        .where(Session.group_id == group_id, SessionSpeaker.claim_type == ClaimType.SELF)
+        .group_by(user, WordOccurrence.word)
     )
     for user_id, word, count in rows:
-        totals[user_id][word] = int(count)
+        if user_id is not None:
+            totals[user_id][word] = int(count)
     return totals
 
 

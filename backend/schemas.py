@@ -240,6 +240,56 @@ class TranscriptPublic(BaseModel):
     segments: list[SegmentPublic]
 
 
+class OccurrencePublic(BaseModel):
+    """One counted target word and why it was counted. ``heard`` is what the recogniser wrote
+    there, ``text`` the utterance it came from; ``source`` says what made it the target word
+    (``asr``: written as is; ``correction``: a dictionary rule rewrote it; ``verified``: a
+    rule confirmed by a second listen; ``migrated``: a count from before evidence was kept,
+    with no times); ``score`` is the recogniser's word probability (0-1), or for ``verified``
+    the verifier's margin in nats. ``clip_url`` plays the word with a little context
+    (expiring URL)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "2b9f5d1a-4c1e-4e0b-9d61-6f0c6a7e8b21",
+                    "speaker_id": "7d7c0e1e-9a51-4c39-8b0e-3f1f2a9b8c7d",
+                    "speaker_label": "SPEAKER_00",
+                    "word": "walao",
+                    "start": 12.4,
+                    "end": 12.9,
+                    "text": "Voila, why you do that la?",
+                    "heard": "Voila",
+                    "source": "correction",
+                    "rule": "voila -> walao",
+                    "dictionary_version": "singlish-1",
+                    "score": 0.62,
+                    "clip_url": "/media/sessions/.../evidence/000011800-000013500.ogg?exp=...",
+                }
+            ]
+        }
+    )
+
+    id: uuid.UUID
+    speaker_id: uuid.UUID
+    speaker_label: str
+    word: str
+    start: float | None
+    end: float | None
+    text: str | None
+    heard: str
+    source: str
+    rule: str
+    dictionary_version: str
+    score: float | None
+    clip_url: str | None
+
+
+class OccurrencesPublic(BaseModel):
+    occurrences: list[OccurrencePublic]
+
+
 class ClaimRequest(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={

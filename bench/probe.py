@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +33,7 @@ from bench.report import Stopwatch, proc_status_mib
 from config import Settings
 from services.domain import SAMPLE_RATE, Audio, SpeakerHints
 
-STAGES = ("concatenate", "diarize", "transcribe", "assign", "analyse", "clips")
+STAGES = ("concatenate", "diarize", "transcribe", "analyse", "clips")
 BASELINE_STAGES = ("decode", "transcribe")
 WARMUP_S = 8.0
 
@@ -80,13 +81,14 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_pipeline(settings: Settings, spec: dict[str, Any]) -> tuple[Any, dict[str, float]]:
-    """The same four loads as ``processor.load_models``, each timed; ``--gpu`` swaps in the
+    """The same loads as ``processor.load_models``, each timed; ``--gpu`` swaps in the
     production diarizer and ASR (``bench.gpu``)."""
     from processor import Models
     from services.corrections import load_corrections
     from services.diarization import load_diarizer
     from services.emotion import load_emotion_classifier
     from services.transcription import load_transcriber
+    from services.verification import load_verifier
 
     diarizer_loader: Callable[[Settings], Any] = load_diarizer
     transcriber_loader: Callable[[Settings], Any] = load_transcriber
@@ -102,6 +104,7 @@ def _load_pipeline(settings: Settings, spec: dict[str, Any]) -> tuple[Any, dict[
         ("transcriber", transcriber_loader),
         ("emotion_classifier", load_emotion_classifier),
         ("corrections", lambda s: load_corrections(s.corrections_file)),
+        ("verifier", lambda s: load_verifier(s, loaded["transcriber"])),
     ):
         with Stopwatch() as sw:
             loaded[name] = loader(settings)
@@ -133,54 +136,69 @@ def _warmup_audio(session: dict[str, Any]) -> Audio:
 def _pipeline_session(
     session: dict[str, Any], models: Any, settings: Settings, spec: dict[str, Any]
 ) -> dict[str, Any]:
-    from processing.clips import store_clips
-    from services.analysis import analyse
-    from services.assignment import assign_speakers
+    """The worker's own sequence (``processor.process_audio``) after decoding the chunks into
+    the spool as the worker does; every stage timed by the clock the stages report to."""
+    from processor import process_audio
     from services.audio import AudioSpool, decode_audio
-    from services.diarization import diarize
-    from services.transcription import transcribe
     from storage import create_storage
 
     hints = SpeakerHints(num_speakers=session.get("hint"))
     storage = create_storage(settings)
-    sync = _cuda_sync(spec)
+    clock = StageClock(_cuda_sync(spec))
     _reset_peak()
-    times: dict[str, float] = {}
-
-    def timed(stage: str, work: Callable[[], Any]) -> Any:
-        with Stopwatch() as sw:
-            value = work()
-            sync()
-        times[stage] = round(sw.seconds, 3)
-        return value
-
-    def concatenate(spool: AudioSpool) -> Audio:
-        # as the worker does: one chunk at a time into the on-disk spool, read as a memory map
-        for chunk in session["chunks"]:
-            spool.append(decode_audio(Path(chunk)))
-        return spool.audio()
-
     with AudioSpool(settings.data_dir / "work") as spool:
-        audio = timed("concatenate", lambda: concatenate(spool))
-        turns = timed("diarize", lambda: diarize(audio, models.diarizer, hints))
-        segments = timed("transcribe", lambda: transcribe(audio, models.transcriber))
-        utterances = timed("assign", lambda: assign_speakers(segments, turns))
-        analysis = timed(
-            "analyse",
-            lambda: analyse(utterances, turns, models.corrections, models.emotion_classifier),
-        )
-        timed(
-            "clips",
-            lambda: store_clips(audio, turns, uuid.uuid4(), storage, settings.sample_clip_seconds),
-        )
+        clock.enter_named("concatenate")
+        for chunk in session["chunks"]:  # one chunk at a time, read back as a memory map
+            spool.append(decode_audio(Path(chunk)))
+        audio = spool.audio()
+        heard = process_audio(audio, hints, uuid.uuid4(), models, storage, settings, clock)
+        clock.stop()
+    analysis = heard.analysis
     return _session_result(
         session,
         audio.duration,
-        times,
-        speakers_found=len({t.speaker for t in turns}),
-        words=sum(len(s.words) for s in segments),
+        clock.times,
+        speakers_found=len(analysis.speakers),
+        words=sum(len(s.words) for s in analysis.segments),
         segments=len(analysis.segments),
+        occurrences=len(analysis.occurrences),
     )
+
+
+# the worker's stage → the name the benchmark tables have always used
+_STAGE_NAMES = {
+    "diarizing": "diarize",
+    "transcribing": "transcribe",
+    "saving_results": "analyse",
+    "sample_clips": "clips",
+}
+
+
+class StageClock:
+    """A ``processing.progress.StageProgress`` that times each stage instead of writing
+    progress (``sync`` waits for the GPU before a stage's time is read)."""
+
+    def __init__(self, sync: Callable[[], None]) -> None:
+        self._sync = sync
+        self._current: str | None = None
+        self._started = 0.0
+        self.times: dict[str, float] = {}
+
+    def enter(self, stage: Any) -> None:
+        self.enter_named(_STAGE_NAMES.get(str(stage), str(stage)))
+
+    def enter_named(self, name: str) -> None:
+        self.stop()
+        self._current, self._started = name, time.perf_counter()
+
+    def report(self, fraction: float) -> None:
+        pass
+
+    def stop(self) -> None:
+        if self._current is not None:
+            self._sync()
+            self.times[self._current] = round(time.perf_counter() - self._started, 3)
+            self._current = None
 
 
 # --- baseline -----------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from services.domain import (
     Word,
 )
 from services.occurrences import corrected_text, count_occurrences, detect_occurrences
-from services.singlish import hotword_prompt, load_hotword_transcriber
+from services.singlish import hotword_prompt
 from services.verification import Verdict, WhisperVerifier, verify
 
 SINGLISH = SHARED / "singlish"
@@ -271,13 +271,13 @@ def _transcriber(config: AsrConfig, work: Path) -> Any:
     packages, and the hotword prompt on top when asked."""
     if config.key in _loaded:
         return _loaded[config.key]
-    from services.transcription import load_transcriber
+    from services.transcription import load_faster_whisper_transcriber, load_transcriber
     from services.whisper_base import assemble_whisper_base
 
     model = None if config.model == "tiny.en" else str(assemble_whisper_base(work / "models"))
     settings = Settings(asr_model=model, device="cpu", asr_cpu_threads=2, asr_beam_size=1)
     transcriber: Any = (
-        load_hotword_transcriber(settings, PROMPTS[config.prompt])
+        load_faster_whisper_transcriber(settings, PROMPTS[config.prompt])
         if config.hotwords
         else load_transcriber(settings)
     )

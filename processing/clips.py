@@ -1,14 +1,19 @@
-"""A short sample clip per speaker, from their longest clean stretch, written to storage."""
+"""Clips written to storage: a sample per speaker, from their longest clean stretch, and one
+per counted word (its evidence), so a user can hear why "walao" was counted."""
 
 from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 from services.audio import encode_clip, sample_clip_window
 from services.domain import Audio, SpeakerTurn
-from storage import Storage, clip_key
+from storage import Storage, clip_key, evidence_clip_key
+
+EVIDENCE_PAD_S = 0.6  # audio either side of the counted word: enough to hear it in context
+_ENCODERS = 4  # each clip is one ffmpeg run; a few at once hide the process start-up
 
 
 def store_clips(
@@ -29,3 +34,26 @@ def store_clips(
         storage.put(key, io.BytesIO(data), "audio/ogg")
         keys[speaker] = key
     return keys
+
+
+def store_evidence_clips(
+    audio: Audio,
+    spans: Iterable[tuple[float, float]],
+    session_id: uuid.UUID,
+    storage: Storage,
+) -> dict[tuple[float, float], str]:
+    """(start, end) of each counted word → storage key of its clip (the span padded by
+    :data:`EVIDENCE_PAD_S`, Ogg/Opus). One clip per distinct span."""
+    unique = sorted(set(spans))
+
+    def store(span: tuple[float, float]) -> str:
+        start, end = span
+        key = evidence_clip_key(session_id, start, end)
+        data = encode_clip(audio.slice(start - EVIDENCE_PAD_S, end + EVIDENCE_PAD_S))
+        storage.put(key, io.BytesIO(data), "audio/ogg")
+        return key
+
+    if not unique:
+        return {}
+    with ThreadPoolExecutor(max_workers=_ENCODERS) as pool:
+        return dict(zip(unique, pool.map(store, unique), strict=True))

@@ -5,9 +5,9 @@ Each function is one transaction (the CLI command is the edge) and enqueues afte
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -20,18 +20,15 @@ from sqlalchemy.orm import sessionmaker
 
 from config import Settings
 from jobs import processing_queue, requeue_processing
-from models import (
-    ClaimType,
-    Segment,
-    Session,
-    SessionSpeaker,
-    SessionStatus,
-    SpeakerWordCount,
-    WordCount,
-)
+from models import Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
+from processing.chunks import concatenate_chunks
+from processing.clips import store_evidence_clips
+from processing.evidence import occurrence_rows, stored_utterance, stored_verdicts
+from processing.rows import ChunkRef
+from services.audio import AudioSpool
 from services.corrections import Corrections
-from services.domain import Utterance, Word
-from services.occurrences import corrected_text, count_occurrences, detect_occurrences
+from services.occurrences import Occurrence, corrected_text, detect_occurrences
+from storage import Storage, StorageError, evidence_clip_key
 
 
 class OperationError(Exception):
@@ -141,64 +138,94 @@ def _reset_for_processing(session: Session) -> None:
 
 def recount(
     session_factory: sessionmaker[DbSession],
+    storage: Storage,
+    settings: Settings,
     corrections: Corrections,
     session_ids: list[uuid.UUID] | None = None,
 ) -> dict[uuid.UUID, int]:
-    """Re-apply the corrections dictionary to stored transcripts and re-derive every count
-    (claimed users' counts included) without re-running ASR. ``None`` = every processed
-    session. Returns each session's new total of target words."""
-    totals: dict[uuid.UUID, int] = {}
+    """Re-derive every processed session's occurrences (so every count, claimed users'
+    included) from its stored evidence — the recognised words and the verifier's verdicts —
+    with ``corrections``, without re-running ASR. An occurrence that is new gets its clip cut
+    from the session's chunks; a clip no occurrence uses any more is deleted. ``None`` = every
+    processed session. Returns each session's new total of target words."""
     with session_factory() as db:
-        query = select(Session).where(
+        query = select(Session.id).where(
             Session.status.in_([SessionStatus.READY_FOR_CLAIMING, SessionStatus.COMPLETED])
         )
         if session_ids is not None:
             query = query.where(Session.id.in_(session_ids))
-        for session in db.scalars(query.with_for_update()).all():
-            totals[session.id] = _recount_session(db, session, corrections)
-        db.commit()
-    return totals
-
-
-def _recount_session(db: DbSession, session: Session, corrections: Corrections) -> int:
-    """Rebuild the session's utterances from stored segments and run the same detection the
-    pipeline runs. Stored text has no word times, so each segment is one span; verify rules,
-    which need the audio, keep what the last processing found only after a reprocess."""
-    labels = {s.id: s.label for s in session.speakers}
-    segments = db.scalars(select(Segment).where(Segment.session_id == session.id)).all()
-    utterances = {
-        segment.id: Utterance(
-            speaker=labels[segment.speaker_id],
-            start=segment.start_s,
-            end=segment.end_s,
-            words=(Word(segment.start_s, segment.end_s, f" {segment.text}"),),
-        )
-        for segment in segments
+        chosen = list(db.scalars(query))
+    return {
+        sid: _recount_session(session_factory, storage, settings, corrections, sid)
+        for sid in chosen
     }
-    for segment in segments:
-        segment.corrected_text = corrected_text(utterances[segment.id], corrections)
-    counts = count_occurrences(detect_occurrences(utterances.values(), corrections))
-    for speaker in session.speakers:
-        _replace_counts(db, session, speaker, counts.get(speaker.label, Counter()))
-    session.corrections_version = corrections.version
-    return sum(sum(c.values()) for c in counts.values())
 
 
-def _replace_counts(
-    db: DbSession, session: Session, speaker: SessionSpeaker, counts: Counter[str]
-) -> None:
-    db.execute(delete(SpeakerWordCount).where(SpeakerWordCount.speaker_id == speaker.id))
-    db.add_all(SpeakerWordCount(speaker_id=speaker.id, word=w, count=n) for w, n in counts.items())
-    if speaker.claim_type is ClaimType.SELF and speaker.attributed_to_user_id:
-        db.execute(delete(WordCount).where(WordCount.speaker_id == speaker.id))
-        db.add_all(
-            WordCount(
-                session_id=session.id,
-                speaker_id=speaker.id,
-                user_id=speaker.attributed_to_user_id,
-                group_id=session.group_id,
-                word=w,
-                count=n,
-            )
-            for w, n in counts.items()
+def _recount_session(
+    session_factory: sessionmaker[DbSession],
+    storage: Storage,
+    settings: Settings,
+    corrections: Corrections,
+    session_id: uuid.UUID,
+) -> int:
+    """One session in one transaction, its row locked so no claim or reprocess interleaves."""
+    with session_factory() as db:
+        session = db.get(Session, session_id, with_for_update=True)
+        if session is None or session.status not in (
+            SessionStatus.READY_FOR_CLAIMING,
+            SessionStatus.COMPLETED,
+        ):
+            return 0
+        labels = {s.id: s.label for s in session.speakers}
+        speaker_ids = {label: sid for sid, label in labels.items()}
+        segments = db.scalars(
+            select(Segment).where(Segment.session_id == session_id).order_by(Segment.start_s)
+        ).all()
+        found: list[tuple[Segment, tuple[Occurrence, ...]]] = []
+        for segment in segments:
+            utterance = stored_utterance(segment, labels[segment.speaker_id])
+            verdicts = stored_verdicts(segment)
+            segment.corrected_text = corrected_text(utterance, corrections, verdicts)
+            found.append((segment, detect_occurrences([utterance], corrections, verdicts)))
+        old = db.scalars(select(WordOccurrence).where(WordOccurrence.session_id == session_id))
+        old_keys = {o.clip_key for o in old if o.clip_key}
+        clips = _evidence_clips(
+            session,
+            [(o.start, o.end) for _, occ in found for o in occ],
+            old_keys,
+            storage,
+            settings,
         )
+        db.execute(delete(WordOccurrence).where(WordOccurrence.session_id == session_id))
+        for segment, occurrences in found:
+            db.add_all(occurrence_rows(occurrences, session_id, speaker_ids, segment.id, clips))
+        session.corrections_version = corrections.version
+        db.commit()
+    for key in old_keys - set(clips.values()):  # after the commit: nothing points at them now
+        with contextlib.suppress(StorageError):
+            storage.delete(key)
+    return sum(len(occurrences) for _, occurrences in found)
+
+
+def _evidence_clips(
+    session: Session,
+    spans: list[tuple[float, float]],
+    existing: set[str],
+    storage: Storage,
+    settings: Settings,
+) -> dict[tuple[float, float], str]:
+    """A clip key for every span: the one already stored, else one cut from the session's
+    chunks (decoded only when some span needs it; a span beyond the audio gets none)."""
+    keys = {span: evidence_clip_key(session.id, *span) for span in spans}
+    missing = sorted({span for span, key in keys.items() if key not in existing})
+    if not missing:
+        return keys
+    chunks = [ChunkRef(c.chunk_number, c.storage_key, c.content_type) for c in session.chunks]
+    with AudioSpool(settings.data_dir / "work") as spool:
+        concatenate_chunks(
+            sorted(chunks, key=lambda c: c.number), storage, spool, skip_bad_chunks=True
+        )
+        audio = spool.audio()
+        cut = [span for span in missing if span[0] < audio.duration]
+        made = store_evidence_clips(audio, cut, session.id, storage)
+    return {span: key for span, key in keys.items() if key in existing or span in made}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import time
 import uuid
+from typing import Protocol
 
 import structlog
 from sqlalchemy import case, update
@@ -36,6 +37,14 @@ BANDS: dict[Stage, tuple[int, int]] = {
     Stage.SAVING: (85, 95),
     Stage.CLIPS: (95, 100),
 }
+
+
+class StageProgress(Protocol):
+    """Where the stages say which stage they are in and how far along it they are."""
+
+    def enter(self, stage: Stage) -> None: ...
+
+    def report(self, fraction: float) -> None: ...
 
 
 class ProgressReporter:

@@ -17,14 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from models import (
-    AudioChunk,
-    Segment,
-    Session,
-    SessionSpeaker,
-    SessionStatus,
-    SpeakerWordCount,
-)
+from models import AudioChunk, Segment, Session, SessionSpeaker, SessionStatus
+from processing.evidence import occurrence_rows, verdicts_json, words_json
 from processing.progress import Stage
 from processing.retrying import database_retry
 from services.analysis import SessionAnalysis
@@ -41,11 +35,19 @@ class ChunkRef:
 
 
 @dataclass(frozen=True)
+class Heard:
+    """What the stages made of a session's audio, its clips already in storage."""
+
+    analysis: SessionAnalysis
+    clip_keys: Mapping[str, str]  # speaker label → sample clip
+    evidence_clips: Mapping[tuple[float, float], str]  # a counted word's (start, end) → clip
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What a finished attempt leaves behind."""
 
-    analysis: SessionAnalysis
-    clip_keys: Mapping[str, str]
+    heard: Heard
     duration_s: float
     warnings: list[str]
     processing_time_s: float
@@ -143,9 +145,9 @@ def save(
             )
             return False
         db.execute(delete(SessionSpeaker).where(SessionSpeaker.session_id == job.session_id))
-        _insert_results(db, job.session_id, outcome.analysis, outcome.clip_keys)
+        _insert_results(db, job.session_id, outcome.heard)
         warnings = list(outcome.warnings)
-        if not outcome.analysis.segments:
+        if not outcome.heard.analysis.segments:
             warnings.append("no speech was recognised in this session")
         session.status = SessionStatus.READY_FOR_CLAIMING
         session.progress, session.stage = 100, Stage.DONE.value
@@ -160,28 +162,26 @@ def save(
     return True
 
 
-def _insert_results(
-    db: DbSession, session_id: uuid.UUID, analysis: SessionAnalysis, clip_keys: Mapping[str, str]
-) -> None:
-    speaker_ids: dict[str, uuid.UUID] = {}
-    for summary in analysis.speakers:
-        speaker = SessionSpeaker(
+def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard) -> None:
+    # Keys are made here, not at flush, so the whole result goes in one flush (insert order
+    # follows the foreign keys).
+    speakers = [
+        SessionSpeaker(
+            id=uuid.uuid4(),
             session_id=session_id,
             label=summary.label,
             segment_count=summary.segment_count,
             total_duration_s=summary.talk_time_s,
             dominant_emotion=summary.dominant_emotion,
-            sample_clip_key=clip_keys.get(summary.label),
+            sample_clip_key=heard.clip_keys.get(summary.label),
         )
-        db.add(speaker)
-        db.flush()
-        speaker_ids[summary.label] = speaker.id
-        db.add_all(
-            SpeakerWordCount(speaker_id=speaker.id, word=w, count=n)
-            for w, n in summary.word_counts.items()
-        )
-    db.add_all(
-        Segment(
+        for summary in heard.analysis.speakers
+    ]
+    db.add_all(speakers)
+    speaker_ids = {s.label: s.id for s in speakers}
+    for s in heard.analysis.segments:
+        segment = Segment(
+            id=uuid.uuid4(),
             session_id=session_id,
             speaker_id=speaker_ids[s.speaker],
             start_s=s.start,
@@ -191,9 +191,15 @@ def _insert_results(
             emotion=s.emotion.label,
             emotion_score=s.emotion.score,
             emotion_scores=dict(s.emotion.scores),
+            words=words_json(s.words),
+            verdicts=verdicts_json(s.verdicts),
         )
-        for s in analysis.segments
-    )
+        db.add(segment)
+        db.add_all(
+            occurrence_rows(
+                s.occurrences, session_id, speaker_ids, segment.id, heard.evidence_clips
+            )
+        )
 
 
 def release(session_factory: sessionmaker[DbSession], job: Job) -> None:

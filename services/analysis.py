@@ -8,24 +8,39 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from services.corrections import Corrections
-from services.domain import Emotion, ProgressCallback, SpeakerTurn, Utterance, no_progress
+from services.domain import (
+    Emotion,
+    ProgressCallback,
+    SpeakerTurn,
+    Utterance,
+    Word,
+    no_progress,
+)
 from services.emotion import EmotionClassifier, classify_emotions
 from services.occurrences import (
     Occurrence,
     corrected_text,
     count_occurrences,
     detect_occurrences,
+    verdicts_within,
 )
+from services.verification import Verdict
 
 
 @dataclass(frozen=True)
 class AnalysedSegment:
+    """One utterance as the app shows it, with the evidence its counts come from: the
+    recognised words, the verifier's verdicts on them and the target words found."""
+
     speaker: str
     start: float
     end: float
     text: str
     corrected_text: str
     emotion: Emotion
+    words: tuple[Word, ...] = ()
+    verdicts: tuple[Verdict, ...] = ()
+    occurrences: tuple[Occurrence, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,7 +56,11 @@ class SpeakerSummary:
 class SessionAnalysis:
     segments: tuple[AnalysedSegment, ...]
     speakers: tuple[SpeakerSummary, ...]
-    occurrences: tuple[Occurrence, ...] = ()  # the evidence every count is derived from
+
+    @property
+    def occurrences(self) -> tuple[Occurrence, ...]:
+        """The evidence every count is derived from, in transcript order."""
+        return tuple(o for segment in self.segments for o in segment.occurrences)
 
 
 def analyse(
@@ -50,21 +69,34 @@ def analyse(
     corrections: Corrections,
     emotion_classifier: EmotionClassifier,
     on_progress: ProgressCallback = no_progress,
+    verdicts: Sequence[Verdict] = (),
 ) -> SessionAnalysis:
     """Correct, count and tag every utterance; summarise every speaker found in ``turns``
     (a speaker who said no recognisable word still appears, with zero counts). Counts come
-    from the detected occurrences only, and the corrected text shows the same rewrites."""
+    from the detected occurrences only, and the corrected text shows the same rewrites;
+    ``verdicts`` (:func:`services.verification.verify`) decide the verify rules."""
     kept = [u for u in utterances if u.text]
     emotions = classify_emotions([u.text for u in kept], emotion_classifier, on_progress)
-    segments = tuple(
-        AnalysedSegment(u.speaker, u.start, u.end, u.text, corrected_text(u, corrections), emotion)
-        for u, emotion in zip(kept, emotions, strict=True)
-    )
-    occurrences = detect_occurrences(kept, corrections)
+    segments = []
+    for u, emotion in zip(kept, emotions, strict=True):
+        checked = verdicts_within(u, verdicts)
+        segments.append(
+            AnalysedSegment(
+                u.speaker,
+                u.start,
+                u.end,
+                u.text,
+                corrected_text(u, corrections, checked),
+                emotion,
+                words=u.words,
+                verdicts=checked,
+                occurrences=detect_occurrences([u], corrections, checked),
+            )
+        )
+    occurrences = [o for s in segments for o in s.occurrences]
     return SessionAnalysis(
-        segments=segments,
+        segments=tuple(segments),
         speakers=_summaries(segments, turns, count_occurrences(occurrences)),
-        occurrences=occurrences,
     )
 
 

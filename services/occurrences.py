@@ -79,6 +79,17 @@ def corrected_text(
     return apply_corrections(utterance.text, corrections, confirmed)
 
 
+def verdicts_within(utterance: Utterance, verdicts: Iterable[Verdict]) -> tuple[Verdict, ...]:
+    """The verdicts on words of ``utterance`` (same speaker, inside its time span)."""
+    return tuple(
+        v
+        for v in verdicts
+        if v.speaker == utterance.speaker
+        and utterance.start - 1e-6 <= v.start
+        and v.end <= utterance.end + 1e-6
+    )
+
+
 def count_occurrences(occurrences: Iterable[Occurrence]) -> dict[str, Counter[str]]:
     """Speaker → target word → how many occurrences."""
     totals: dict[str, Counter[str]] = {}

@@ -95,6 +95,7 @@ class FasterWhisperTranscriber:
     language: str | None
     beam_size: int
     vad_filter: bool = True
+    hotwords: str | None = None  # a prompt before every window (services.singlish)
 
     def transcribe(
         self, audio: Audio, on_progress: ProgressCallback
@@ -105,6 +106,7 @@ class FasterWhisperTranscriber:
             beam_size=self.beam_size,
             word_timestamps=True,
             vad_filter=self.vad_filter,
+            hotwords=self.hotwords or None,
         )
         recognised = []
         # ``segments`` is lazy: decoding happens as we iterate, so progress is live.
@@ -115,11 +117,19 @@ class FasterWhisperTranscriber:
         return tuple(recognised)
 
 
-def load_faster_whisper_transcriber(settings: Settings) -> FasterWhisperTranscriber:
+def load_faster_whisper_transcriber(
+    settings: Settings, hotwords: str | None = None
+) -> FasterWhisperTranscriber:
     """Load ``settings.asr_model`` (a CTranslate2 model directory or a faster-whisper model
-    name), or the bundled tiny.en model when it is ``None``."""
+    name), or the bundled tiny.en model when it is ``None``. It decodes with the target words
+    as hotwords when ``settings.singlish_hotwords`` (or with ``hotwords``, when given)."""
     import ctranslate2
     from faster_whisper import WhisperModel
+
+    from services.singlish import hotword_prompt
+
+    if hotwords is None and settings.singlish_hotwords:
+        hotwords = hotword_prompt()
 
     model = _faster_whisper_model(settings)
     if settings.device == "auto":
@@ -143,7 +153,7 @@ def load_faster_whisper_transcriber(settings: Settings) -> FasterWhisperTranscri
     )
     language = settings.asr_language if settings.asr_language not in ("", "auto") else None
     return FasterWhisperTranscriber(
-        whisper, language, settings.asr_beam_size, settings.asr_vad_filter
+        whisper, language, settings.asr_beam_size, settings.asr_vad_filter, hotwords
     )
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+import structlog
 
 from config import Settings
 from services.corrections import Corrections, Rule, find_rewrites
@@ -33,6 +34,8 @@ from services.text import tokens
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
+
+log = structlog.get_logger(__name__)
 
 CONTEXT_BEFORE_S = 15.0  # words of context read before a candidate
 CONTEXT_AFTER_S = 3.0
@@ -102,12 +105,21 @@ class WhisperVerifier:
         return [sum(math.log(max(p, _FLOOR)) for p in r.text_token_probs) for r in results]
 
 
-def load_verifier(settings: Settings) -> WhisperVerifier:
-    """The transcriber's model (``settings.asr_model``, else the bundled tiny.en), loaded anew;
-    a worker that already holds it can build ``WhisperVerifier(transcriber.whisper)``."""
-    from services.transcription import load_faster_whisper_transcriber
+def load_verifier(settings: Settings, transcriber: object | None = None) -> WhisperVerifier | None:
+    """The verifier ``settings.singlish_verify`` asks for, or None. It scores with the
+    faster-whisper model the ``transcriber`` already holds (else loads
+    ``settings.asr_model``); with the transformers backend there is none (it is logged), as
+    that backend's production models are trained on Singapore speech."""
+    from services.transcription import FasterWhisperTranscriber, load_faster_whisper_transcriber
 
-    return WhisperVerifier(load_faster_whisper_transcriber(settings).whisper)
+    if not settings.singlish_verify:
+        return None
+    if settings.asr_backend != "faster-whisper":
+        log.warning("verification.unavailable", asr_backend=settings.asr_backend)
+        return None
+    if not isinstance(transcriber, FasterWhisperTranscriber):
+        transcriber = load_faster_whisper_transcriber(settings)
+    return WhisperVerifier(transcriber.whisper)
 
 
 def verify(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session as DbSession
 from backend.auth import issue_token
 from backend.main import create_app
 from config import Settings
-from models import Session, SessionSpeaker, SessionStatus, SpeakerWordCount
+from models import Session, SessionSpeaker, SessionStatus, WordOccurrence
 from tests.paths import CORPUS
 
 WAV = CORPUS / "asr_en/pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0870.wav"
@@ -207,7 +207,18 @@ def _processed_session(client, settings: Settings, owner, friend) -> tuple[str, 
             db.add(speaker)
             db.flush()
             db.add_all(
-                SpeakerWordCount(speaker_id=speaker.id, word=w, count=c) for w, c in words.items()
+                WordOccurrence(
+                    session_id=session.id,
+                    speaker_id=speaker.id,
+                    word=w,
+                    start_s=float(i),
+                    end_s=i + 0.4,
+                    heard=w,
+                    source="asr",
+                    score=0.9,
+                )
+                for w, c in words.items()
+                for i in range(c)
             )
         db.commit()
         ids = [

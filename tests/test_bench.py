@@ -37,7 +37,6 @@ def test_pipeline_against_baseline_on_one_short_conversation(tmp_path):
         "concatenate",
         "diarize",
         "transcribe",
-        "assign",
         "analyse",
         "clips",
     }

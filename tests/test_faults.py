@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session as DbSession
 
 import processor
+from backend import crud
 from backend.main import create_app
 from db import create_session_factory
 from models import Session, SessionSpeaker, SessionStatus
@@ -139,7 +140,8 @@ def _counts(settings, session_id: str) -> tuple[int, dict[str, dict[str, int]]]:
         speakers = db.scalars(
             select(SessionSpeaker).where(SessionSpeaker.session_id == uuid.UUID(session_id))
         ).all()
-        result = {s.label: {c.word: c.count for c in s.word_counts} for s in speakers}
+        counts = crud.speaker_word_counts(db, [s.id for s in speakers])
+        result = {s.label: counts.get(s.id, {}) for s in speakers}
         segments = sum(s.segment_count for s in speakers)
     engine.dispose()
     return segments, result

@@ -19,7 +19,7 @@ _MEASURE = textwrap.dedent(
     import json, resource, sys, uuid
     from pathlib import Path
     from processing.rows import ChunkRef
-    from processor import concatenate_chunks
+    from processing.chunks import concatenate_chunks
     from services.audio import AudioSpool
     from storage import LocalStorage
 

@@ -24,8 +24,7 @@ from services.audio import decode_audio
 from services.corrections import load_corrections
 from services.domain import SpeakerTurn
 from services.occurrences import count_occurrences, detect_occurrences
-from services.singlish import load_hotword_transcriber
-from services.transcription import transcribe
+from services.transcription import load_faster_whisper_transcriber, transcribe
 from services.verification import WhisperVerifier, verify
 from services.whisper_base import assemble_whisper_base
 from tests.paths import SINGLISH
@@ -61,14 +60,20 @@ def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_a_generated_conversation_is_counted_with_evidence(generated, tmp_path_factory):
     model = assemble_whisper_base(tmp_path_factory.mktemp("models"))
-    settings = Settings(asr_model=str(model), device="cpu", asr_cpu_threads=2, asr_beam_size=1)
-    transcriber = load_hotword_transcriber(settings)
+    settings = Settings(
+        asr_model=str(model),
+        device="cpu",
+        asr_cpu_threads=2,
+        asr_beam_size=1,
+        singlish_hotwords=True,
+    )
+    transcriber = load_faster_whisper_transcriber(settings)
     corrections = load_corrections()
     audio = decode_audio(generated / f"{CONVERSATION}.wav")
     turns = _turns(generated / f"{CONVERSATION}.rttm")
 
     utterances = assign_speakers(transcribe(audio, transcriber), turns)
-    verdicts = verify(audio, utterances, corrections, WhisperVerifier(transcriber.inner.whisper))
+    verdicts = verify(audio, utterances, corrections, WhisperVerifier(transcriber.whisper))
     occurrences = detect_occurrences(utterances, corrections, verdicts)
 
     reference = json.loads((generated / f"{CONVERSATION}.counts.json").read_text())["speakers"]

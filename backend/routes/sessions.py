@@ -15,7 +15,7 @@ from fastapi import APIRouter, File, Form, Response, UploadFile, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from backend import crud
@@ -27,6 +27,8 @@ from backend.schemas import (
     ChunkStored,
     ClaimRequest,
     ClaimResult,
+    OccurrencePublic,
+    OccurrencesPublic,
     SegmentPublic,
     SessionEnd,
     SessionEnded,
@@ -45,7 +47,7 @@ from models import (
     Session,
     SessionSpeaker,
     SessionStatus,
-    WordCount,
+    WordOccurrence,
 )
 from storage import chunk_key
 
@@ -321,6 +323,54 @@ def transcript(session_id: uuid.UUID, db: DbDep, user: CurrentUser) -> Transcrip
     )
 
 
+@router.get("/{session_id}/occurrences", responses=errors(401, 404, 422))
+def occurrences(
+    session_id: uuid.UUID,
+    db: DbDep,
+    user: CurrentUser,
+    storage: StorageDep,
+    settings: SettingsDep,
+    speaker_id: uuid.UUID | None = None,
+    word: str | None = None,
+) -> OccurrencesPublic:
+    """Every counted target word in time order (optionally one speaker's, or one word's),
+    with the evidence for it and a playable clip: the counts shown anywhere are these rows
+    counted."""
+    crud.session_for_member(db, session_id, user.id)
+    query = (
+        select(WordOccurrence, SessionSpeaker.label, Segment.text)
+        .join(SessionSpeaker, SessionSpeaker.id == WordOccurrence.speaker_id)
+        .outerjoin(Segment, Segment.id == WordOccurrence.segment_id)
+        .where(WordOccurrence.session_id == session_id)
+        .order_by(WordOccurrence.start_s, WordOccurrence.word)
+    )
+    if speaker_id is not None:
+        query = query.where(WordOccurrence.speaker_id == speaker_id)
+    if word is not None:
+        query = query.where(WordOccurrence.word == word.lower())
+    ttl = settings.media_url_ttl_s
+    return OccurrencesPublic(
+        occurrences=[
+            OccurrencePublic(
+                id=o.id,
+                speaker_id=o.speaker_id,
+                speaker_label=label,
+                word=o.word,
+                start=o.start_s,
+                end=o.end_s,
+                text=text,
+                heard=o.heard,
+                source=o.source,
+                rule=o.rule,
+                dictionary_version=o.dictionary_version,
+                score=o.score,
+                clip_url=storage.url(o.clip_key, ttl) if o.clip_key else None,
+            )
+            for o, label, text in db.execute(query)
+        ]
+    )
+
+
 @router.post("/{session_id}/claim", responses=errors(401, 404, 409, 422))
 def claim(session_id: uuid.UUID, body: ClaimRequest, db: DbDep, user: CurrentUser) -> ClaimResult:
     """Say which speaker was you (``self``) or a named guest. Each speaker is claimed once;
@@ -340,8 +390,6 @@ def claim(session_id: uuid.UUID, body: ClaimRequest, db: DbDep, user: CurrentUse
         db, speaker, user.id, claim_type, body.guest_name
     ):
         raise Conflict("speaker already claimed", code="speaker_already_claimed")
-    if claim_type is ClaimType.SELF:
-        crud.credit_counts(db, session, speaker.id, user.id)
     if crud.all_speakers_claimed(db, session_id):
         session.status = SessionStatus.COMPLETED
     db.commit()
@@ -357,7 +405,6 @@ def unclaim(
     speaker = _speaker_of(db, session, speaker_id)
     if speaker.claimed_by != user.id:
         raise Conflict("only the claimer can undo a claim", code="not_your_claim")
-    db.execute(delete(WordCount).where(WordCount.speaker_id == speaker.id))
     speaker.claimed_by = speaker.claimed_at = speaker.claim_type = None
     speaker.attributed_to_user_id = speaker.guest_name = None
     session.status = SessionStatus.READY_FOR_CLAIMING
