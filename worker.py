@@ -82,7 +82,7 @@ def worker_info(settings: Settings) -> dict[str, str]:
         "device": resolve_device(settings.device),
         "diarization": f"{settings.diarization_backend}:"
         + (settings.diarization_model if settings.diarization_backend == "pyannote" else "vad"),
-        "asr": f"{settings.asr_backend}:{settings.asr_model or 'bundled tiny.en'}",
+        "asr": f"{settings.asr_backend}:{settings.asr_model or 'bundled:base'}",
         "emotion": f"{settings.emotion_backend}:{settings.emotion_model or 'default'}",
         "queue": settings.queue_name,
         "since": datetime.now(UTC).isoformat(timespec="seconds"),

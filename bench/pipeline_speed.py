@@ -18,6 +18,7 @@ from typing import Any
 
 from bench.inputs import SessionInput, built_session, corpus_conversations
 from bench.report import REPO, BenchError, console, load_average, table
+from config import Settings
 
 RATIO_GOAL = 1.25
 PROBE_TIMEOUT_S = 3 * 3600
@@ -38,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--only", nargs="+", help="corpus conversations whose name contains one of these"
     )
     parser.add_argument("--chunk-format", default="m4a", choices=["m4a", "ogg", "wav"])
-    parser.add_argument("--asr-model", help="ASR_MODEL for both sides (default: bundled tiny.en)")
+    parser.add_argument(
+        "--asr-model", help="ASR_MODEL for both sides (default: the embedded default, bundled:base)"
+    )
     parser.add_argument(
         "--no-warmup",
         action="store_true",
@@ -57,6 +60,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="--gpu: faster-whisper model name or CTranslate2 directory; random-weight "
         "Whisper of that size if unavailable",
     )
+
+
+def _asr_label(asr_model: str | None) -> str:
+    """The ASR the probes run, with the Singlish options the environment turns on."""
+    current = Settings()
+    options = [
+        name
+        for name, on in (
+            ("hotwords", current.singlish_hotwords),
+            ("verify", current.singlish_verify),
+        )
+        if on
+    ]
+    return " + ".join([asr_model or "bundled:base", *options])
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -78,7 +95,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         baseline = run_probe({**spec, "mode": "baseline"})
         results.append(_compare(name, pipeline, baseline))
     return {
-        "asr_model": args.asr_model or "tiny.en (bundled)",
+        "asr_model": _asr_label(args.asr_model),
         "chunk_format": args.chunk_format,
         "gpu": gpu_spec,
         "ratio_goal": RATIO_GOAL,

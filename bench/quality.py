@@ -303,31 +303,34 @@ def singlish_dev_set(cache: Path = CACHE_DIR / "singlish") -> Path:
 def _process_singlish(
     settings: Settings, ref_dir: Path, conversations: list[str], hyp_dirs: dict[str, Path]
 ) -> None:
-    """Each conversation through the worker's stages, once with the true speaker count and
-    once without; transcription does not depend on diarization, so it runs once."""
-    from bench.inputs import rttm_speakers
-    from services.analysis import analyse
-    from services.assignment import assign_speakers
-    from services.audio import decode_audio
-    from services.corrections import load_corrections
-    from services.diarization import diarize, load_diarizer
-    from services.emotion import load_emotion_classifier
-    from services.transcription import load_transcriber, transcribe
+    """Each conversation through the worker's own sequence (``processor.process_audio``:
+    diarization, ASR with its Singlish options, the verifier, analysis, clips into a scratch
+    store), once with the true speaker count and once without."""
+    import tempfile
+    import uuid
 
-    diarizer, transcriber = load_diarizer(settings), load_transcriber(settings)
-    classifier = load_emotion_classifier(settings)
-    corrections = load_corrections(settings.corrections_file)
-    for name in conversations:
-        audio = decode_audio(ref_dir / f"{name}.wav")
-        segments = transcribe(audio, transcriber)
-        speakers = len(rttm_speakers(ref_dir / f"{name}.rttm"))
-        for count, hints in (
-            ("oracle", SpeakerHints(num_speakers=speakers)),
-            ("auto", SpeakerHints()),
-        ):
-            turns = diarize(audio, diarizer, hints)
-            analysis = analyse(assign_speakers(segments, turns), turns, corrections, classifier)
-            (hyp_dirs[count] / f"{name}.json").write_text(json.dumps(result_json(analysis)))
+    from bench.inputs import rttm_speakers
+    from processing.progress import Unwatched
+    from processor import load_models, process_audio
+    from services.audio import decode_audio
+    from storage import LocalStorage
+
+    models = load_models(settings)
+    with tempfile.TemporaryDirectory(prefix="lahstats-quality-") as scratch:
+        storage = LocalStorage(Path(scratch), b"bench")
+        for name in conversations:
+            audio = decode_audio(ref_dir / f"{name}.wav")
+            speakers = len(rttm_speakers(ref_dir / f"{name}.rttm"))
+            for count, hints in (
+                ("oracle", SpeakerHints(num_speakers=speakers)),
+                ("auto", SpeakerHints()),
+            ):
+                heard = process_audio(
+                    audio, hints, uuid.uuid4(), models, storage, settings, Unwatched()
+                )
+                (hyp_dirs[count] / f"{name}.json").write_text(
+                    json.dumps(result_json(heard.analysis))
+                )
 
 
 def result_json(analysis: Any) -> dict[str, Any]:

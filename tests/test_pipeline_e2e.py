@@ -132,10 +132,11 @@ def test_mixed_format_chunks_become_speakers_transcript_counts_and_clips(
     hypothesis = " ".join(s["text"] for s in segments)
     assert (
         _wer(SAMPLE_STM, hypothesis) < 0.35
-    )  # measured 0.16 with tiny.en (lahstats process samples/*, 2026-11-21)
+    )  # measured 0.16 with tiny.en, 0.21 with base (with or without hotwords), 2026-11-21
     speaker_of = {w: s["speaker_label"] for s in segments for w in _words(s["text"])}
-    # Sheila says "Texas" and "Yankee"; Diane says "Diane"
-    assert speaker_of["texas"] == speaker_of["yankee"] != speaker_of["diane"]
+    # Sheila says "Texas" and "Yankee"; Diane says "Diane" (spelt "Dianne" by Whisper base)
+    diane = next(w for w in speaker_of if w.startswith("dian"))
+    assert speaker_of["texas"] == speaker_of["yankee"] != speaker_of[diane]
     for segment in segments:
         assert set(segment["emotion_scores"]) == set(EMOTION_LABELS)
         assert abs(sum(segment["emotion_scores"].values()) - 1) < 1e-3
