@@ -67,6 +67,8 @@ def tokens(text: str) -> tuple[Token, ...]:
     """The words of ``text`` with their offsets and the break that follows each."""
     normal = normalize(text)
     matches = list(WORD.finditer(normal))
+    if not matches:  # "", "...", "♪": Whisper writes such segments over music and noise
+        return ()
     ends = [m.start() for m in matches[1:]] + [len(normal)]
     return tuple(
         Token(m.group(), m.start(), m.end(), normal[m.end() : end], last=end == len(normal))

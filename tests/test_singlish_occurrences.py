@@ -124,3 +124,13 @@ def test_counts_agree_with_the_displayed_text_on_the_dev_script():
         occurrences = detect_occurrences([said], LEARNED)
         assert Counter(o.word for o in occurrences) == count_targets(corrected_text(said, LEARNED))
         assert corrected_text(said, LEARNED) == apply_corrections(said.text, LEARNED)
+
+
+@pytest.mark.parametrize("text", ["♪", "...", "-", "♪ ♪"])
+def test_an_utterance_without_words_counts_nothing_and_breaks_nothing(text):
+    """Whisper writes "♪" or "..." over music and noise; such an utterance once made
+    ``tokens`` raise, failing the whole session."""
+    said = Utterance("A", 1.0, 2.0, (Word(1.0, 2.0, f" {text}"),))
+    assert detect_occurrences([said], LEARNED) == ()
+    assert corrected_text(said, LEARNED) == apply_corrections(text, LEARNED)
+    assert candidates(said, LEARNED) == []
