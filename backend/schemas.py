@@ -263,7 +263,7 @@ class OccurrencePublic(BaseModel):
                     "heard": "Voila",
                     "source": "correction",
                     "rule": "voila -> walao",
-                    "dictionary_version": "singlish-1",
+                    "dictionary_version": "singlish-2",
                     "score": 0.62,
                     "clip_url": "/media/sessions/.../evidence/000011800-000013500.ogg?exp=...",
                 }
