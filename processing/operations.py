@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import redis
+import structlog
 from rq import Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from sqlalchemy import delete, func, select
@@ -29,6 +30,8 @@ from services.audio import AudioSpool
 from services.corrections import Corrections
 from services.occurrences import Occurrence, corrected_text, detect_occurrences
 from storage import Storage, StorageError, evidence_clip_key
+
+log = structlog.get_logger(__name__)
 
 
 class OperationError(Exception):
@@ -221,11 +224,15 @@ def _evidence_clips(
     if not missing:
         return keys
     chunks = [ChunkRef(c.chunk_number, c.storage_key, c.content_type) for c in session.chunks]
-    with AudioSpool(settings.data_dir / "work") as spool:
-        concatenate_chunks(
-            sorted(chunks, key=lambda c: c.number), storage, spool, skip_bad_chunks=True
-        )
-        audio = spool.audio()
-        cut = [span for span in missing if span[0] < audio.duration]
-        made = store_evidence_clips(audio, cut, session.id, storage)
+    made: dict[tuple[float, float], str] = {}
+    try:
+        with AudioSpool(settings.data_dir / "work") as spool:
+            concatenate_chunks(
+                sorted(chunks, key=lambda c: c.number), storage, spool, skip_bad_chunks=True
+            )
+            audio = spool.audio()
+            cut = [span for span in missing if span[0] < audio.duration]
+            made = store_evidence_clips(audio, cut, session.id, storage)
+    except StorageError as exc:  # the counts stand without clips; say why they are missing
+        log.warning("recount.no_clips", session_id=str(session.id), error=str(exc))
     return {span: key for span, key in keys.items() if key in existing or span in made}

@@ -148,6 +148,15 @@ def test_recount_rederives_occurrences_and_clips_from_stored_evidence(client, pr
     for o in again:
         clip = client.get(o["clip_url"])
         assert clip.status_code == 200 and decode_audio(clip.content).duration > 0.5
+
+    # chunks gone from storage: the recount still stands, the new occurrences lack clips
+    for chunk in (root / "sessions" / session_id / "chunks").iterdir():
+        chunk.unlink()
+    operations.recount(factory, storage, settings, bare, [uuid.UUID(session_id)])
+    operations.recount(factory, storage, settings, learned, [uuid.UUID(session_id)])
+    last = _occurrences(client, user, session_id)
+    assert sorted(map(key, last)) == sorted(map(key, before))
+    assert {o["clip_url"] is None for o in last if o["source"] != "asr"} == {True}
     engine.dispose()
 
 
