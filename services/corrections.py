@@ -37,7 +37,7 @@ POSITIONS: tuple[str, ...] = ("anywhere", "clause_end", "clause_start", "questio
 VERIFIERS: tuple[str, ...] = ("plain", "biased")
 _PHRASE_SEP = re.compile(r"[\s,;:\-\u2013\u2014]+")
 # nats: how much likelier the verifier must find the Singlish reading than the heard one
-DEFAULT_VERIFY_MARGINS = {"plain": 1.0, "biased": 4.0}
+DEFAULT_VERIFY_MARGINS = {"plain": 1.25, "biased": 4.0}
 
 
 @dataclass(frozen=True)
