@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from models import AudioChunk, Segment, Session, SessionSpeaker, SessionStatus
+from models import AudioChunk, Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
 from processing.evidence import occurrence_rows, verdicts_json, words_json
 from processing.progress import Stage
 from processing.retrying import database_retry
@@ -131,10 +131,11 @@ def save(
     session_factory: sessionmaker[DbSession],
     job: Job,
     outcome: Outcome,
-) -> bool:
+) -> set[str] | None:
     """Replace the session's results with the outcome's in one transaction and mark it ready
-    for claiming. Running a session twice therefore never doubles a count. False (and nothing
-    written) when this attempt no longer owns the session."""
+    for claiming. Running a session twice therefore never doubles a count. Returns the storage
+    keys of evidence clips the replaced results used and the new ones do not (the caller
+    deletes them); None (and nothing written) when this attempt no longer owns the session."""
     with session_factory() as db:
         session = _own(db, job)
         if session is None:
@@ -143,7 +144,11 @@ def save(
                 job.session_id,
                 job.attempt,
             )
-            return False
+            return None
+        previous = db.scalars(
+            select(WordOccurrence.clip_key).where(WordOccurrence.session_id == job.session_id)
+        )
+        stale = {key for key in previous if key} - set(outcome.heard.evidence_clips.values())
         db.execute(delete(SessionSpeaker).where(SessionSpeaker.session_id == job.session_id))
         _insert_results(db, job.session_id, outcome.heard)
         warnings = list(outcome.warnings)
@@ -159,7 +164,7 @@ def save(
         session.warnings = warnings
         session.corrections_version = outcome.corrections_version
         db.commit()
-    return True
+    return stale
 
 
 def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard) -> None:

@@ -206,3 +206,47 @@ def test_migration_0003_turns_counts_into_occurrences_and_back(tmp_path):
     assert sorted(restored) == [("lah", 3), ("walao", 1)]
     assert sorted((w, n) for w, n, _ in credited) == [("lah", 3), ("walao", 1)]
     engine.dispose()
+
+
+@pytest.mark.slow
+def test_processing_again_deletes_clips_no_occurrence_uses(
+    client, processed, settings, redis_conn, models
+):
+    from jobs import enqueue_processing
+    from storage import evidence_clip_key
+
+    user, session_id = processed
+    sid = uuid.UUID(session_id)
+    root = Path(settings.data_dir) / "storage"
+    stale = evidence_clip_key(sid, 200.0, 200.4)  # as if an earlier run had heard a word there
+    (root / stale).parent.mkdir(parents=True, exist_ok=True)
+    (root / stale).write_bytes(b"OggS")
+    engine = create_engine(settings.sqlalchemy_url)
+    with DbSession(engine) as db:
+        session = db.get(Session, sid)
+        assert session is not None
+        speaker = db.scalars(select(SessionSpeaker).where(SessionSpeaker.session_id == sid)).first()
+        assert speaker is not None
+        db.add(
+            WordOccurrence(
+                session_id=sid,
+                speaker_id=speaker.id,
+                word="lah",
+                start_s=200.0,
+                end_s=200.4,
+                heard="la",
+                source="correction",
+                clip_key=stale,
+            )
+        )
+        session.status = SessionStatus.PROCESSING
+        db.commit()
+    engine.dispose()
+    enqueue_processing(redis_conn, settings, sid, 120)
+    _work(settings, redis_conn, models)
+
+    assert not (root / stale).exists()
+    occurrences = _occurrences(client, user, session_id)
+    assert occurrences and all(o["start"] < 200 for o in occurrences)
+    for o in occurrences:
+        assert client.get(o["clip_url"]).status_code == 200
