@@ -30,7 +30,7 @@ from observability import (
 )
 from processing import rows
 from processing.chunks import ProcessingError, concatenate_chunks
-from processing.clips import store_clips, store_evidence_clips
+from processing.clips import delete_clips, store_clips, store_evidence_clips
 from processing.lease import held_lease
 from processing.progress import ProgressReporter, Stage, StageProgress
 from processing.retrying import is_transient
@@ -45,7 +45,7 @@ from services.emotion import EmotionClassifier, load_emotion_classifier
 from services.singlish import hotword_prompt
 from services.transcription import Transcriber, load_transcriber, transcribe
 from services.verification import Verdict, Verifier, load_verifier, verify
-from storage import Storage, StorageError
+from storage import Storage
 from webhooks import enqueue_event
 
 log = structlog.get_logger(__name__)
@@ -219,19 +219,9 @@ def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter) -> f
                 corrections_version=pipeline.models.corrections.version,
             ),
         )
-    _delete_clips(pipeline.storage, stale or set())
+    delete_clips(pipeline.storage, stale or ())
     progress.finish()
     return audio.duration
-
-
-def _delete_clips(storage: Storage, keys: set[str]) -> None:
-    """Best effort, after the commit: a clip left behind costs a few kilobytes, a failure
-    here must not fail a session whose results are saved."""
-    for key in keys:
-        try:
-            storage.delete(key)
-        except StorageError as exc:
-            log.warning("processor.clip_not_deleted", key=key, error=str(exc))
 
 
 def process_audio(

@@ -35,7 +35,12 @@ from bench.report import CORPUS, RESULTS_DIR, SHARED, console, table
 from config import Settings
 from services.assignment import assign_speakers
 from services.audio import decode_audio
-from services.corrections import Corrections, build_corrections, load_corrections
+from services.corrections import (
+    SPEC_CORRECTIONS,
+    Corrections,
+    build_corrections,
+    load_corrections,
+)
 from services.counting import TARGET_WORDS
 from services.domain import (
     SpeakerTurn,
@@ -113,16 +118,6 @@ PROMPTS = {
     "singlish-only": decoding_hotwords(),
     "sentences": "Walao, paiseh lah. Can or not? Aiyo, so sian sia. Alamak, bojio! Don't be "
     "kiasu, kiasi, bodoh lor. Shiok meh? Cheebai, lanjiao. Okay leh, hor, ah.",
-}
-SPEC_DICTIONARY = {
-    "while up": "walao",
-    "wa lao": "walao",
-    "cheap buy": "cheebai",
-    "lunch hour": "lanjiao",
-    "pie say": "paiseh",
-    "shook": "shiok",
-    "la": "lah",
-    "low": "lor",
 }
 
 
@@ -262,7 +257,7 @@ def _stm_text(stm: Path) -> str:
 
 
 def _dictionary(name: str) -> Corrections:
-    return build_corrections(SPEC_DICTIONARY, "spec-1") if name == "spec" else load_corrections()
+    return build_corrections(SPEC_CORRECTIONS, "spec-1") if name == "spec" else load_corrections()
 
 
 def _slug(name: str) -> str:

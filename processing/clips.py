@@ -8,9 +8,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+import structlog
+
 from services.audio import encode_clip, sample_clip_window
 from services.domain import Audio, SpeakerTurn
-from storage import Storage, clip_key, evidence_clip_key
+from storage import Storage, StorageError, clip_key, evidence_clip_key
+
+log = structlog.get_logger(__name__)
 
 EVIDENCE_PAD_S = 0.6  # audio either side of the counted word: enough to hear it in context
 _ENCODERS = 4  # each clip is one ffmpeg run; a few at once hide the process start-up
@@ -57,3 +61,13 @@ def store_evidence_clips(
         return {}
     with ThreadPoolExecutor(max_workers=_ENCODERS) as pool:
         return dict(zip(unique, pool.map(store, unique), strict=True))
+
+
+def delete_clips(storage: Storage, keys: Iterable[str]) -> None:
+    """Delete clips nothing points at any more, best effort and after the commit that let go
+    of them: a clip left behind costs kilobytes, a failure here must not fail the caller."""
+    for key in keys:
+        try:
+            storage.delete(key)
+        except StorageError as exc:
+            log.warning("clips.not_deleted", key=key, error=str(exc))

@@ -5,7 +5,6 @@ Each function is one transaction (the CLI command is the edge) and enqueues afte
 
 from __future__ import annotations
 
-import contextlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from config import Settings
 from jobs import processing_queue, requeue_processing
 from models import Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
 from processing.chunks import concatenate_chunks
-from processing.clips import store_evidence_clips
+from processing.clips import delete_clips, store_evidence_clips
 from processing.evidence import occurrence_rows, stored_utterance, stored_verdicts
 from processing.rows import ChunkRef
 from services.audio import AudioSpool
@@ -204,9 +203,7 @@ def _recount_session(
             db.add_all(occurrence_rows(occurrences, session_id, speaker_ids, segment.id, clips))
         session.corrections_version = corrections.version
         db.commit()
-    for key in old_keys - set(clips.values()):  # after the commit: nothing points at them now
-        with contextlib.suppress(StorageError):
-            storage.delete(key)
+    delete_clips(storage, old_keys - set(clips.values()))  # after the commit
     return sum(len(occurrences) for _, occurrences in found)
 
 

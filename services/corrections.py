@@ -36,6 +36,18 @@ Position = Literal["anywhere", "clause_end", "clause_start", "question_end"]
 POSITIONS: tuple[str, ...] = ("anywhere", "clause_end", "clause_start", "question_end")
 VERIFIERS: tuple[str, ...] = ("plain", "biased")
 _PHRASE_SEP = re.compile(r"[\s,;:\-\u2013\u2014]+")
+# The product spec's corrections dictionary, kept as the baseline the learned one is measured
+# against (bench.singlish_eval); shared/singlish/singlish_words.py has the same table.
+SPEC_CORRECTIONS: dict[str, str] = {
+    "while up": "walao",
+    "wa lao": "walao",
+    "cheap buy": "cheebai",
+    "lunch hour": "lanjiao",
+    "pie say": "paiseh",
+    "shook": "shiok",
+    "la": "lah",
+    "low": "lor",
+}
 # nats: how much likelier the verifier must find the Singlish reading than the heard one
 DEFAULT_VERIFY_MARGINS = {"plain": 1.25, "biased": 4.0}
 

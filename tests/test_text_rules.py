@@ -11,22 +11,17 @@ from typing import Any
 
 import pytest
 
-from services.corrections import apply_corrections, build_corrections, load_corrections
+from services.corrections import (
+    SPEC_CORRECTIONS,
+    apply_corrections,
+    build_corrections,
+    load_corrections,
+)
 from services.counting import TARGET_WORDS, count_targets
 from services.text import Break, tokens
 from tests.paths import SINGLISH
 
-SPEC_TABLE = {
-    "while up": "walao",
-    "wa lao": "walao",
-    "cheap buy": "cheebai",
-    "lunch hour": "lanjiao",
-    "pie say": "paiseh",
-    "shook": "shiok",
-    "la": "lah",
-    "low": "lor",
-}
-SPEC = build_corrections(SPEC_TABLE, "spec-1")
+SPEC = build_corrections(SPEC_CORRECTIONS, "spec-1")
 LEARNED = load_corrections()
 
 
@@ -111,7 +106,7 @@ def test_agrees_with_the_reference_rules_on_the_dev_script():
         theirs = {w: n for w, n in shared.count_targets(text).items() if n}
         assert ours == theirs, text
         assert apply_corrections(text, SPEC) == shared.apply_corrections(text)
-    assert SPEC_TABLE == shared.DEFAULT_CORRECTIONS
+    assert SPEC_CORRECTIONS == shared.DEFAULT_CORRECTIONS
 
 
 @pytest.mark.parametrize(
