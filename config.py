@@ -51,6 +51,8 @@ class Settings(BaseSettings):
 
     # --- uploads and jobs -------------------------------------------------------------
     max_upload_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    # every other request body (JSON): the API's bodies are a few hundred bytes
+    max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
     max_chunk_number: int = Field(default=100_000, ge=0)
     job_timeout_floor_s: int = Field(default=600, ge=1)
     job_timeout_factor: float = Field(default=3.0, gt=0)
@@ -64,6 +66,16 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     # delays between webhook delivery retries, seconds (JSON list)
     webhook_retry_delays_s: list[int] = [10, 60, 300, 900, 3600]
+    # Webhooks go only to public addresses (checked at `end` and again when sent, after DNS):
+    # loopback, private, link-local (cloud metadata) and reserved ranges are refused unless an
+    # operator with an internal receiver turns this on. In production they must be https.
+    webhook_allow_private_networks: bool = False
+    # Bearer token for GET /metrics. Unset: /metrics is open in development and test, and
+    # answers 404 in production (bind scrapers to it only with a token).
+    metrics_token: SecretStr | None = None
+    # chunk objects in storage without a row (an upload that died between storing and
+    # committing) are deleted once their session has ended this long ago
+    orphan_grace_s: int = Field(default=3600, ge=0)
 
     # --- pipeline ---------------------------------------------------------------------
     device: Device = "auto"
@@ -119,7 +131,3 @@ class Settings(BaseSettings):
     @property
     def storage_dir(self) -> Path:
         return self.data_dir / "storage"
-
-
-def get_settings() -> Settings:
-    return Settings()

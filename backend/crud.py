@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import joinedload
 
 from backend.errors import NotFound
 from models import (
@@ -25,18 +26,17 @@ from models import (
 )
 
 
-def ensure_profile(db: DbSession, user_id: uuid.UUID, display_name: str | None = None) -> Profile:
-    """The profile for ``user_id``, inserted if new (safe under concurrent first requests)."""
+def ensure_profile(db: DbSession, user_id: uuid.UUID) -> Profile:
+    """The profile for ``user_id``, inserted if new (safe under concurrent first requests).
+    Only its owner names it (``PATCH /me``)."""
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
     db.execute(
         insert(Profile)
-        .values(id=user_id, display_name=display_name, created_at=datetime.now(UTC))
+        .values(id=user_id, created_at=datetime.now(UTC))
         .on_conflict_do_nothing(index_elements=["id"])
     )
     profile = db.get(Profile, user_id)
     assert profile is not None
-    if display_name and not profile.display_name:
-        profile.display_name = display_name
     return profile
 
 
@@ -66,14 +66,16 @@ def session_for_member(
     return session
 
 
-def members_of(db: DbSession, group_id: uuid.UUID) -> list[tuple[GroupMember, Profile]]:
-    rows = db.execute(
-        select(GroupMember, Profile)
-        .join(Profile, Profile.id == GroupMember.user_id)
-        .where(GroupMember.group_id == group_id)
-        .order_by(GroupMember.joined_at)
+def members_of(db: DbSession, group_id: uuid.UUID) -> list[GroupMember]:
+    """The group's members in joining order, their profiles loaded."""
+    return list(
+        db.scalars(
+            select(GroupMember)
+            .options(joinedload(GroupMember.profile))
+            .where(GroupMember.group_id == group_id)
+            .order_by(GroupMember.joined_at)
+        )
     )
-    return [(m, p) for m, p in rows]
 
 
 def chunk_by_number(db: DbSession, session_id: uuid.UUID, chunk_number: int) -> AudioChunk | None:
@@ -82,6 +84,10 @@ def chunk_by_number(db: DbSession, session_id: uuid.UUID, chunk_number: int) -> 
             AudioChunk.session_id == session_id, AudioChunk.chunk_number == chunk_number
         )
     ).one_or_none()
+
+
+def chunk_key_referenced(db: DbSession, key: str) -> bool:
+    return db.scalar(select(func.count()).where(AudioChunk.storage_key == key)) != 0
 
 
 def chunk_count(db: DbSession, session_id: uuid.UUID) -> int:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -51,16 +52,18 @@ class UnsupportedMedia(AppError):
     code = "unsupported_media_type"
 
 
-class ServiceUnavailable(AppError):
-    status_code = 503
-    code = "service_unavailable"
+class InvalidRequest(AppError):
+    """The request cannot be accepted as written (the one rule: 422, never 400)."""
+
+    status_code = 422
+    code = "validation_error"
 
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
 
-def _render(status: int, code: str, message: str, headers: dict[str, str] | None = None):
+def _render(status: int, code: str, message: str, headers: Mapping[str, str] | None = None):
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
 
 
@@ -79,8 +82,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _render(exc.status_code, code, str(exc.detail))
+        if exc.status_code == 400:
+            # the framework's "error parsing the body" (bytes that are not JSON or multipart):
+            # a malformed request, answered like every other one
+            return _render(422, "validation_error", f"body: {exc.detail}")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
+        return _render(exc.status_code, code, str(exc.detail), exc.headers)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

@@ -3,19 +3,19 @@ routes. ``uvicorn backend.main:app`` serves the default settings."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from backend.deps import Resources
 from backend.errors import install_error_handlers
-from backend.routes import groups, health, media, metrics, sessions
+from backend.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
+from backend.routes import groups, health, me, media, metrics, sessions
 from config import Settings
 from db import create_db_engine, create_session_factory
-from observability import REQUEST_SECONDS, configure_logging
+from observability import configure_logging
 from storage import create_storage
 
 
@@ -52,26 +52,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Counts who said 'lah', 'walao', 'sia'... in a group's conversation.",
         lifespan=lifespan,
+        # A redirect to the slash-less path would be built from the request's Host header;
+        # the API's paths are exact, so a trailing slash is a 404 instead.
+        redirect_slashes=False,
+        responses={422: {"description": VALIDATION_RULE}},
     )
     install_error_handlers(app)
-    app.middleware("http")(_record_request)
-    for module in (health, groups, sessions, media, metrics):
+    # the last added is the outermost: metrics see every answer, the body limit's 413s too
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
+    app.add_middleware(RequestMetricsMiddleware)
+    for module in (health, groups, sessions, me, media, metrics):
         app.include_router(module.router)
     return app
 
 
-async def _record_request(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
-    """Latency and count by route template (not raw path: ids would explode the labels)."""
-    started = time.perf_counter()
-    response = await call_next(request)
-    route = request.scope.get("route")
-    template = getattr(route, "path", "unmatched")
-    REQUEST_SECONDS.labels(template, request.method, str(response.status_code)).observe(
-        time.perf_counter() - started
-    )
-    return response
+VALIDATION_RULE = (
+    "The request is not acceptable as written: malformed JSON or multipart, a missing or "
+    "mistyped field, a number out of range, text with control characters or over its length. "
+    "Every such request gets 422 with code `validation_error` (never 400)."
+)
 
 
 def __getattr__(name: str) -> FastAPI:

@@ -9,24 +9,33 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import Annotated, BinaryIO
 
-from fastapi import APIRouter, File, Form, Response, UploadFile, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend import crud
 from backend.audio_format import SNIFF_BYTES, declared_type_acceptable, sniff_audio_format
 from backend.deps import CurrentUser, DbDep, RedisDep, ResourcesDep, SettingsDep, StorageDep
-from backend.errors import AppError, Conflict, NotFound, PayloadTooLarge, UnsupportedMedia
+from backend.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMedia,
+)
 from backend.routes.responses import errors
 from backend.schemas import (
     ChunkStored,
     ClaimRequest,
     ClaimResult,
+    Name,
     OccurrencePublic,
     OccurrencesPublic,
     SegmentPublic,
@@ -54,6 +63,30 @@ from storage import chunk_key
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 _READ_BLOCK = 1024 * 1024
+# The upload's body, documented by hand: the route reads it itself (after authenticating).
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["file", "chunk_number"],
+                "properties": {
+                    "file": {
+                        "type": "string",
+                        "format": "binary",
+                        "description": "One chunk of the recording, any audio format",
+                    },
+                    "chunk_number": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "0, 1, 2... in recording order",
+                    },
+                },
+            }
+        }
+    },
+}
 
 
 @router.post("/start", status_code=status.HTTP_201_CREATED, responses=errors(401, 404, 422))
@@ -71,58 +104,114 @@ def start_session(body: SessionStart, db: DbDep, user: CurrentUser) -> SessionSt
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"description": "Same bytes already stored"},
-        **errors(401, 404, 409, 413, 415),
+        **errors(401, 404, 409, 413, 415, 422),
     },
+    openapi_extra={"requestBody": UPLOAD_BODY},
 )
-def upload_chunk(
+async def upload_chunk(
     session_id: uuid.UUID,
+    request: Request,
     response: Response,
     db: DbDep,
     user: CurrentUser,
     storage: StorageDep,
     settings: SettingsDep,
-    file: UploadFile = File(description="One chunk of the recording, any audio format"),
-    chunk_number: int = Form(ge=0, description="0, 1, 2... in recording order"),
 ) -> ChunkStored:
-    """Store one chunk. Idempotent: the same bytes again → 200; other bytes → 409."""
-    if chunk_number > settings.max_chunk_number:
-        raise AppError(
-            f"chunk_number must be at most {settings.max_chunk_number}",
-            code="chunk_number_out_of_range",
+    """Store one chunk. Idempotent: the same bytes again → 200; other bytes → 409.
+
+    The body is multipart (``file``, ``chunk_number``). It is read only after the caller is
+    authenticated and the session is known to be theirs and still recording, so a stranger's
+    upload costs no disk; its size is capped by the body limit as it streams in."""
+    await run_in_threadpool(_check_can_upload, db, session_id, user.id)
+    form = await _read_form(request)
+    try:
+        file, chunk_number = _chunk_fields(form, settings)
+        return await run_in_threadpool(
+            _store_chunk, db, storage, settings, session_id, user.id, chunk_number, file, response
         )
-    _require_recording(crud.session_for_member(db, session_id, user.id))
-    _require_audio(file)
+    finally:
+        await form.close()
+
+
+def _check_can_upload(db: DbDep, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    _require_recording(crud.session_for_member(db, session_id, user_id))
+    db.rollback()  # hold no transaction (nor connection) while the body streams in
+
+
+async def _read_form(request: Request) -> FormData:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise InvalidRequest("body: expected multipart/form-data with `file` and `chunk_number`")
+    try:
+        return await request.form(max_files=1, max_fields=1, max_part_size=64)
+    except StarletteHTTPException as exc:  # the form parser's 400 for malformed multipart
+        raise InvalidRequest(f"body: {exc.detail}") from exc
+
+
+def _chunk_fields(form: FormData, settings: SettingsDep) -> tuple[UploadFile, int]:
+    file, number = form.get("file"), form.get("chunk_number")
+    if not isinstance(file, UploadFile):
+        raise InvalidRequest("body.file: a file part is required")
+    if not isinstance(number, str) or not number.strip().isdigit() or not number.isascii():
+        raise InvalidRequest("body.chunk_number: a whole number 0, 1, 2... is required")
+    chunk_number = int(number)
+    if chunk_number > settings.max_chunk_number:
+        raise InvalidRequest(f"body.chunk_number: must be at most {settings.max_chunk_number}")
+    return file, chunk_number
+
+
+def _store_chunk(
+    db: DbDep,
+    storage: StorageDep,
+    settings: SettingsDep,
+    session_id: uuid.UUID,
+    user_id: uuid.UUID,
+    chunk_number: int,
+    file: UploadFile,
+    response: Response,
+) -> ChunkStored:
+    content_type = _audio_type(file)
     size, digest = _measure(file.file, settings.max_upload_bytes)
+    # The session's row lock, which `end` also takes, is held from the check to the commit:
+    # no chunk slips in after `end`, and an upload refused for that never reaches storage.
+    _require_recording(crud.session_for_member(db, session_id, user_id, for_update=True))
     existing = crud.chunk_by_number(db, session_id, chunk_number)
     if existing is not None:
         return _same_or_conflict(existing, digest, response)
     key = chunk_key(session_id, chunk_number, digest)
     file.file.seek(0)
-    storage.put(key, file.file, file.content_type)
-    # Re-check under the session's row lock, which `end` also takes: no chunk slips in after.
-    _require_recording(crud.session_for_member(db, session_id, user.id, for_update=True))
-    db.add(
-        AudioChunk(
-            session_id=session_id,
-            chunk_number=chunk_number,
-            storage_key=key,
-            sha256=digest,
-            size_bytes=size,
-            content_type=file.content_type,
-        )
+    storage.put(key, file.file, content_type)
+    chunk = AudioChunk(
+        session_id=session_id,
+        chunk_number=chunk_number,
+        storage_key=key,
+        sha256=digest,
+        size_bytes=size,
+        content_type=content_type,
     )
     try:
+        db.add(chunk)
         db.commit()
-    except IntegrityError:
-        db.rollback()  # a concurrent upload of the same chunk number won
-        winner = crud.chunk_by_number(db, session_id, chunk_number)
-        assert winner is not None
-        if winner.storage_key != key:
-            storage.delete(key)
-        return _same_or_conflict(winner, digest, response)
+    except BaseException:
+        db.rollback()
+        _forget_unreferenced(db, storage, key)
+        raise
     return ChunkStored(
         session_id=session_id, chunk_number=chunk_number, size_bytes=size, sha256=digest
     )
+
+
+def _forget_unreferenced(db: DbDep, storage: StorageDep, key: str) -> None:
+    """After a failed commit: delete the object unless a row does reference it (a commit can
+    succeed and still fail to answer). If even that cannot be read, the sweeper decides later."""
+    try:
+        referenced = crud.chunk_key_referenced(db, key)
+        db.rollback()
+    except SQLAlchemyError:
+        log.warning("upload failed and its object %s is left to the sweeper", key)
+        return
+    if not referenced:
+        storage.delete(key)
 
 
 def _require_recording(session: Session) -> None:
@@ -132,13 +221,19 @@ def _require_recording(session: Session) -> None:
         )
 
 
-def _require_audio(file: UploadFile) -> None:
+def _audio_type(file: UploadFile) -> str | None:
+    """The part's declared media type, normalised (``audio/mp4``), after checking that the
+    bytes are audio."""
+    declared = (file.content_type or "").split(";")[0].strip().lower()
+    if len(declared) > 100 or not declared.isprintable():
+        raise InvalidRequest("body.file: the part's content type is not a media type")
     head = file.file.read(SNIFF_BYTES)
     file.file.seek(0)
-    if not declared_type_acceptable(file.content_type):
-        raise UnsupportedMedia(f"declared content type {file.content_type!r} is not audio")
+    if not declared_type_acceptable(declared):
+        raise UnsupportedMedia(f"declared content type {declared!r} is not audio")
     if sniff_audio_format(head) is None:
         raise UnsupportedMedia("the file is not in an audio format we recognise")
+    return declared or None
 
 
 def _measure(stream: BinaryIO, limit: int) -> tuple[int, str]:
@@ -331,7 +426,7 @@ def occurrences(
     storage: StorageDep,
     settings: SettingsDep,
     speaker_id: uuid.UUID | None = None,
-    word: str | None = None,
+    word: Annotated[Name | None, Query(max_length=40)] = None,
 ) -> OccurrencesPublic:
     """Every counted target word in time order (optionally one speaker's, or one word's),
     with the evidence for it and a playable clip: the counts shown anywhere are these rows
