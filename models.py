@@ -95,6 +95,9 @@ class Group(Base):
 
 
 class GroupMember(Base):
+    """A user in a group. ``display_name`` shows the user's own profile name, else the
+    nickname the member who added them gave."""
+
     __tablename__ = "group_members"
 
     group_id: Mapped[uuid.UUID] = mapped_column(
@@ -102,9 +105,15 @@ class GroupMember(Base):
     )
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("profiles.id"), primary_key=True)
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # what the member who added them calls them in this group; their own profile name wins
+    nickname: Mapped[str | None] = mapped_column(String(120))
 
     group: Mapped[Group] = relationship(back_populates="members")
     profile: Mapped[Profile] = relationship()
+
+    @property
+    def display_name(self) -> str | None:
+        return self.profile.display_name or self.nickname
 
 
 class Session(Base):

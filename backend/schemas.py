@@ -2,15 +2,49 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    UrlConstraints,
+    model_validator,
+)
 
 from models import ClaimType, SessionStatus
 
 SpeakerCount = Field(default=None, ge=1, le=20)
+NAME_LENGTH = 120  # the columns' length (models.py)
+WEBHOOK_URL_LENGTH = 2048
+# control characters (NUL, newlines, escapes) and lone surrogates: no name has them, and
+# Postgres refuses NUL and surrogates outright
+_REFUSED_CATEGORIES = {"Cc", "Cs"}
+
+
+def clean_text(value: str, max_length: int = NAME_LENGTH) -> str:
+    """Text as stored and compared: NFC, without surrounding blanks, no control characters,
+    at most ``max_length`` characters after normalising (which can lengthen it)."""
+    value = unicodedata.normalize("NFC", value).strip()
+    if not value:
+        raise ValueError("must not be blank")
+    if any(unicodedata.category(c) in _REFUSED_CATEGORIES for c in value):
+        raise ValueError("must not contain control characters")
+    if len(value) > max_length:
+        raise ValueError(f"must be at most {max_length} characters")
+    return value
+
+
+# A human-given name (group, member nickname, guest): the same rule everywhere.
+Name = Annotated[str, Field(min_length=1, max_length=NAME_LENGTH), AfterValidator(clean_text)]
+WebhookUrl = Annotated[
+    AnyHttpUrl, UrlConstraints(max_length=WEBHOOK_URL_LENGTH, allowed_schemes=["http", "https"])
+]
 
 
 class ErrorDetail(BaseModel):
@@ -29,7 +63,7 @@ class ErrorResponse(BaseModel):
 
 
 class GroupCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=120, examples=["Kopi kakis"])
+    name: Name = Field(examples=["Kopi kakis"])
 
 
 class GroupPublic(BaseModel):
@@ -38,8 +72,11 @@ class GroupPublic(BaseModel):
 
 
 class MemberAdd(BaseModel):
+    """``display_name`` is the adder's nickname for the member in this group only; the
+    member's own profile name (``PATCH /me``) is theirs to set."""
+
     user_id: uuid.UUID
-    display_name: str | None = Field(default=None, max_length=120)
+    display_name: Name | None = None
 
 
 class MemberPublic(BaseModel):
@@ -121,8 +158,10 @@ class SessionEnd(BaseModel):
     num_speakers: int | None = SpeakerCount
     min_speakers: int | None = SpeakerCount
     max_speakers: int | None = SpeakerCount
-    webhook_url: AnyHttpUrl | None = Field(
-        default=None, description="POSTed a signed event when the session is ready or failed"
+    webhook_url: WebhookUrl | None = Field(
+        default=None,
+        description="POSTed a signed event when the session is ready or failed. Public "
+        "addresses only (no loopback, private or link-local targets); https in production.",
     )
 
     @model_validator(mode="after")
@@ -305,7 +344,7 @@ class ClaimRequest(BaseModel):
 
     speaker_id: uuid.UUID
     claim_type: Literal["self", "guest"]
-    guest_name: str | None = Field(default=None, min_length=1, max_length=120)
+    guest_name: Name | None = None
 
     @model_validator(mode="after")
     def _guest_named(self) -> ClaimRequest:
@@ -318,6 +357,17 @@ class ClaimRequest(BaseModel):
 
 class ClaimResult(BaseModel):
     success: bool
+
+
+class ProfilePublic(BaseModel):
+    user_id: uuid.UUID
+    display_name: str | None
+
+
+class ProfileUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: Name = Field(examples=["Wei Ling"])
 
 
 class HealthPublic(BaseModel):

@@ -40,25 +40,27 @@ def create_group(body: GroupCreate, db: DbDep, user: CurrentUser) -> GroupPublic
     "/{group_id}/members", status_code=status.HTTP_201_CREATED, responses=errors(401, 404, 409)
 )
 def add_member(group_id: uuid.UUID, body: MemberAdd, db: DbDep, user: CurrentUser) -> MemberPublic:
-    """Add a user to the group (any member may add)."""
+    """Add a user to the group (any member may add). ``display_name`` is a nickname in this
+    group only; it never changes the user's own profile name."""
     crud.group_for_member(db, group_id, user.id)
-    profile = crud.ensure_profile(db, body.user_id, body.display_name)
+    crud.ensure_profile(db, body.user_id)
     if crud.is_member(db, group_id, body.user_id):
         raise Conflict("user is already a member", code="already_member")
-    db.add(GroupMember(group_id=group_id, user_id=body.user_id))
+    member = GroupMember(group_id=group_id, user_id=body.user_id, nickname=body.display_name)
+    db.add(member)
     try:
         db.commit()
     except IntegrityError as exc:
         raise Conflict("user is already a member", code="already_member") from exc
-    return MemberPublic(user_id=profile.id, display_name=profile.display_name)
+    return MemberPublic(user_id=member.user_id, display_name=member.display_name)
 
 
 @router.get("/{group_id}", responses=errors(401, 404))
 def get_group(group_id: uuid.UUID, db: DbDep, user: CurrentUser) -> GroupDetail:
     group = crud.group_for_member(db, group_id, user.id)
     members = [
-        MemberPublic(user_id=p.id, display_name=p.display_name)
-        for _, p in crud.members_of(db, group_id)
+        MemberPublic(user_id=m.user_id, display_name=m.display_name)
+        for m in crud.members_of(db, group_id)
     ]
     return GroupDetail(id=group.id, name=group.name, members=members)
 
@@ -70,12 +72,12 @@ def group_stats(group_id: uuid.UUID, db: DbDep, user: CurrentUser) -> GroupStats
     totals = crud.leaderboard(db, group_id)
     entries = [
         LeaderboardEntry(
-            user_id=p.id,
-            display_name=p.display_name,
-            total=sum(totals.get(p.id, {}).values()),
-            word_counts=dict(sorted(totals.get(p.id, {}).items())),
+            user_id=m.user_id,
+            display_name=m.display_name,
+            total=sum(totals.get(m.user_id, {}).values()),
+            word_counts=dict(sorted(totals.get(m.user_id, {}).items())),
         )
-        for _, p in crud.members_of(db, group_id)
+        for m in crud.members_of(db, group_id)
     ]
     entries.sort(key=lambda e: -e.total)
     return GroupStats(group_id=group_id, members=entries)
