@@ -37,6 +37,7 @@ from models import (
 from observability import configure_logging
 from processing import operations
 from processing.reconcile import reconcile
+from processing.sweep import SWEEP_WINDOW, sweep_orphan_chunks
 from services.corrections import load_corrections
 from storage import LocalStorage, Storage, chunk_key, create_storage
 
@@ -187,6 +188,21 @@ def reconcile_command() -> None:
         console.print(f"  requeued {session_id}")
     for session_id in report.failed:
         console.print(f"  failed   {session_id}")
+
+
+@app.command()
+def sweep(
+    all_sessions: Annotated[
+        bool, typer.Option("--all", help="every session, not only those ended in the last day")
+    ] = False,
+) -> None:
+    """Delete chunk objects in storage that no row names (uploads that died mid-way)."""
+    settings, factory, _ = _operator_context()
+    since = None if all_sessions else datetime.now(UTC) - SWEEP_WINDOW
+    deleted = sweep_orphan_chunks(factory, create_storage(settings), since)
+    console.print(f"deleted {len(deleted)} orphaned chunk objects")
+    for key in deleted:
+        console.print(f"  {key}")
 
 
 @app.command()

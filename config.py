@@ -73,9 +73,6 @@ class Settings(BaseSettings):
     # Bearer token for GET /metrics. Unset: /metrics is open in development and test, and
     # answers 404 in production (bind scrapers to it only with a token).
     metrics_token: SecretStr | None = None
-    # chunk objects in storage without a row (an upload that died between storing and
-    # committing) are deleted once their session has ended this long ago
-    orphan_grace_s: int = Field(default=3600, ge=0)
 
     # --- pipeline ---------------------------------------------------------------------
     device: Device = "auto"

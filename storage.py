@@ -45,7 +45,11 @@ class ObjectNotFound(StorageError):
 def chunk_key(session_id: uuid.UUID, chunk_number: int, sha256: str) -> str:
     """Where a chunk's bytes live. The hash in the key makes concurrent uploads of different
     bytes for one chunk number write different objects, so the loser can delete its own."""
-    return f"sessions/{session_id}/chunks/{chunk_number:06d}-{sha256[:16]}"
+    return f"{chunk_folder(session_id)}/{chunk_number:06d}-{sha256[:16]}"
+
+
+def chunk_folder(session_id: uuid.UUID) -> str:
+    return f"sessions/{session_id}/chunks"
 
 
 def clip_key(session_id: uuid.UUID, speaker_label: str) -> str:
@@ -68,9 +72,19 @@ def check_key(key: str) -> str:
 
 
 class Storage(Protocol):
+    """Where chunks and clips live. Keys are built by this module; ``put`` replaces an object
+    whole (a reader never sees half of one); ``delete`` of a missing key is not an error;
+    ``url`` is a link a phone can play until ``ttl_s`` passes; ``check`` proves the backend
+    answers (health). Errors are :class:`StorageError`, with ``transient`` set when retrying
+    may help."""
+
     def put(self, key: str, stream: BinaryIO, content_type: str | None = None) -> None: ...
     def open(self, key: str) -> BinaryIO: ...
     def delete(self, key: str) -> None: ...
+    def list(self, folder: str) -> list[str]:
+        """The keys of the objects directly in ``folder`` (a key prefix without the slash)."""
+        ...
+
     def url(self, key: str, ttl_s: int) -> str: ...
     def check(self) -> None: ...
 
@@ -106,6 +120,15 @@ class LocalStorage:
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    def list(self, folder: str) -> list[str]:
+        directory = self._path(folder)
+        if not directory.is_dir():
+            return []
+        # dot files are uploads still being written (see put)
+        return sorted(
+            f"{folder}/{p.name}" for p in directory.iterdir() if p.is_file() and p.name[0] != "."
+        )
 
     def url(self, key: str, ttl_s: int) -> str:
         expires = int(time.time()) + ttl_s
@@ -157,6 +180,18 @@ class SupabaseStorage:
     def delete(self, key: str) -> None:
         with _sorted_errors(key):
             self._bucket.remove([check_key(key)])
+
+    def list(self, folder: str) -> list[str]:
+        keys: list[str] = []
+        page, offset = 1000, 0
+        while True:
+            with _sorted_errors(folder):
+                entries = self._bucket.list(check_key(folder), {"limit": page, "offset": offset})
+            # folders come back with no id; only objects have one
+            keys += [f"{folder}/{e['name']}" for e in entries if e.get("id")]
+            offset += len(entries)
+            if len(entries) < page:
+                return keys
 
     def url(self, key: str, ttl_s: int) -> str:
         with _sorted_errors(key):

@@ -30,12 +30,14 @@ from config import Settings
 from db import create_db_engine, create_session_factory
 from observability import configure_logging
 from processing.reconcile import reconcile
+from processing.sweep import SWEEP_EVERY_S, SWEEP_WINDOW, sweep_orphan_chunks
 from services.device import resolve_device
 from storage import create_storage
 from webhooks import webhook_queue
 
 log = structlog.get_logger(__name__)
 WORKER_INFO_KEY = "lahstats:worker:{}"
+SWEEP_KEY = "lahstats:storage-sweep"
 
 
 class LahStatsWorker(SimpleWorker):
@@ -54,6 +56,19 @@ class LahStatsWorker(SimpleWorker):
             reconcile(self.pipeline.session_factory, self.connection, self.pipeline.settings)
         except Exception:  # the reconciler must never take the worker down
             log.exception("worker.reconcile_failed")
+        self._sweep_storage()
+
+    def _sweep_storage(self) -> None:
+        """Delete stray chunk objects of recently ended sessions: hourly, one worker at a
+        time (whoever takes the Redis key first)."""
+        assert self.pipeline is not None
+        if not self.connection.set(SWEEP_KEY, self.name, nx=True, ex=SWEEP_EVERY_S):
+            return
+        since = datetime.now(UTC) - SWEEP_WINDOW
+        try:
+            sweep_orphan_chunks(self.pipeline.session_factory, self.pipeline.storage, since)
+        except Exception:  # nor must the sweeper
+            log.exception("worker.sweep_failed")
 
     def _release_due_retries(self) -> None:
         """Move webhook retries whose backoff is over back onto their queue. Done here, in

@@ -98,6 +98,7 @@ def test_events_webhook_and_metrics_follow_a_session(
     live_server, make_user, settings, redis_conn, models, receiver, monkeypatch
 ):
     monkeypatch.setattr(settings, "webhook_retry_delays_s", [0, 0])
+    monkeypatch.setattr(settings, "webhook_allow_private_networks", True)  # the receiver's
     finished_before = REGISTRY.get_sample_value("lahstats_jobs_finished_total") or 0
     user = make_user()
     session_id = _upload_and_end(live_server, user, {"webhook_url": receiver})
@@ -170,6 +171,7 @@ def test_webhook_retries_wait_out_their_backoff(settings, redis_conn, receiver, 
     from webhooks import enqueue_event, webhook_queue
 
     monkeypatch.setattr(settings, "webhook_retry_delays_s", [1])
+    monkeypatch.setattr(settings, "webhook_allow_private_networks", True)
     enqueue_event(redis_conn, settings, receiver, uuid.uuid4(), "failed", "boom")
     worker = LahStatsWorker([webhook_queue(redis_conn, settings)], connection=redis_conn)
     worker.work(burst=True)

@@ -49,7 +49,12 @@ class _StorageApi(BaseHTTPRequestHandler):
                 200, json.dumps({"signedURL": f"/object/sign/b/{key}?token=t"}).encode()
             )
         if path.startswith("list/"):
-            return self._reply(200, b"[]")
+            query = json.loads(body)
+            folder = query["prefix"].rstrip("/") + "/"
+            names = sorted(k.removeprefix(folder) for k in self.objects if k.startswith(folder))
+            page = names[query["offset"] : query["offset"] + query["limit"]]
+            entries = [{"name": n, "id": n} for n in page if "/" not in n]
+            return self._reply(200, json.dumps(entries).encode())
         key = path.split("/", 1)[1]
         # multipart form: the object is the last part's payload
         self.objects[key] = body.split(b"\r\n\r\n")[-1].rsplit(b"\r\n--", 1)[0]
@@ -83,6 +88,16 @@ def supabase() -> Iterator[SupabaseStorage]:
 
 
 KEY = "sessions/0f5e/chunks/000001-abcdef"
+
+
+def test_list_gives_the_objects_of_a_folder(supabase, tmp_path):
+    for storage in (supabase, LocalStorage(tmp_path, b"k" * 32)):
+        folder = "sessions/0f5e/chunks"
+        keys = [f"{folder}/{n:06d}-abcdef" for n in range(3)]
+        for key in [*keys, "sessions/0f5e/clips/speaker_00.ogg", "sessions/0f5f/chunks/x"]:
+            storage.put(key, io.BytesIO(b"OggS"), "audio/ogg")
+        assert storage.list(folder) == keys
+        assert storage.list("sessions/9999/chunks") == []
 
 
 def test_supabase_round_trip(supabase):

@@ -59,6 +59,7 @@ from models import (
     WordOccurrence,
 )
 from storage import chunk_key
+from webhooks import UnsafeWebhookTarget, require_https, vet_webhook_url
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/sessions", tags=["sessions"])
@@ -281,6 +282,8 @@ def end_session(
     if chunks == 0:
         raise Conflict("no audio was uploaded for this session", code="no_audio")
     hints = body or SessionEnd()
+    if hints.webhook_url is not None:
+        _vet_webhook(str(hints.webhook_url), settings)
     session.num_speakers, session.min_speakers, session.max_speakers = (
         hints.num_speakers,
         hints.min_speakers,
@@ -298,6 +301,17 @@ def end_session(
         # The session is durably `processing` in Postgres; the reconciler enqueues it later.
         log.warning("enqueue failed for session %s; left to the reconciler", session_id)
     return SessionEnded(status=session.status)
+
+
+def _vet_webhook(url: str, settings: SettingsDep) -> None:
+    try:
+        vet_webhook_url(
+            url,
+            allow_private=settings.webhook_allow_private_networks,
+            require_https=require_https(settings),
+        )
+    except UnsafeWebhookTarget as exc:
+        raise InvalidRequest(f"body.webhook_url: {exc}") from exc
 
 
 @router.get("/{session_id}/status", responses=errors(401, 404))
