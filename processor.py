@@ -19,8 +19,8 @@ import structlog
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
+import lifecycle
 from config import Settings
-from models import SessionStatus
 from observability import (
     JOBS_FAILED,
     JOBS_FINISHED,
@@ -46,7 +46,6 @@ from services.singlish import hotword_prompt
 from services.transcription import Transcriber, load_transcriber, transcribe
 from services.verification import Verdict, Verifier, load_verifier, verify
 from storage import Storage
-from webhooks import enqueue_event
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -73,6 +72,10 @@ class Pipeline:
     models: Models
     # Redis, for webhook events; None where there is no queue (``lahstats process``)
     connection: redis.Redis | None = None
+
+    def notify(self, notice: lifecycle.Notice | None) -> None:
+        """After a commit: the session's webhook event, if it asked for one."""
+        lifecycle.notify(self.connection, self.settings, notice)
 
 
 def load_models(settings: Settings) -> Models:
@@ -123,8 +126,8 @@ def run(session_id: uuid.UUID, pipeline: Pipeline) -> None:
     lease = timedelta(seconds=settings.lease_s)
     with structlog.contextvars.bound_contextvars(session_id=str(session_id), stage="queued"):
         job = rows.take(pipeline.session_factory, session_id, lease, settings.max_attempts)
-        if job is None:
-            log.info("processor.nothing_to_do")
+        if not isinstance(job, rows.Job):
+            pipeline.notify(job)  # it used up its attempts and was failed (or: nothing to do)
             return
         JOBS_STARTED.inc()
         progress = ProgressReporter(
@@ -132,12 +135,12 @@ def run(session_id: uuid.UUID, pipeline: Pipeline) -> None:
         )
         with held_lease(pipeline.session_factory, session_id, job.attempt, lease):
             try:
-                duration = _process(job, pipeline, progress)
+                duration, notice = _process(job, pipeline, progress)
             except Exception as exc:
                 _record_failure(pipeline, job, progress, exc)
                 raise
         _record_success(progress, duration)
-        _notify(pipeline, job, SessionStatus.READY_FOR_CLAIMING, None)
+        pipeline.notify(notice)
 
 
 def _record_failure(
@@ -149,24 +152,7 @@ def _record_failure(
         rows.release(pipeline.session_factory, job)
     else:
         JOBS_FAILED.labels(kind="permanent").inc()
-        log.error("processor.failed", stage=progress.stage.value, error=str(exc))
-        message = rows.fail(pipeline.session_factory, job, progress.stage, exc)
-        _notify(pipeline, job, SessionStatus.FAILED, message)
-
-
-def _notify(
-    pipeline: Pipeline, job: rows.Job, status: SessionStatus, error_message: str | None
-) -> None:
-    """Queue the session's webhook event, if it asked for one (delivery never blocks us)."""
-    if job.webhook_url and pipeline.connection is not None:
-        enqueue_event(
-            pipeline.connection,
-            pipeline.settings,
-            job.webhook_url,
-            job.session_id,
-            status.value,
-            error_message,
-        )
+        pipeline.notify(rows.fail(pipeline.session_factory, job, progress.stage, exc))
 
 
 def _record_success(progress: ProgressReporter, audio_seconds: float) -> None:
@@ -184,8 +170,11 @@ def _record_success(progress: ProgressReporter, audio_seconds: float) -> None:
     )
 
 
-def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter) -> float:
-    """The stages, in order, each followed by its progress. Returns the audio's length (s)."""
+def _process(
+    job: rows.Job, pipeline: Pipeline, progress: ProgressReporter
+) -> tuple[float, lifecycle.Notice | None]:
+    """The stages, in order, each followed by its progress. Returns the audio's length (s)
+    and what to tell the outside once results are saved."""
     with AudioSpool(pipeline.settings.data_dir / "work") as spool:
         progress.enter(Stage.CONCATENATING)
         warnings = concatenate_chunks(
@@ -208,7 +197,7 @@ def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter) -> f
             pipeline.settings,
             progress,
         )
-        stale = rows.save(
+        saved = rows.save(
             pipeline.session_factory,
             job,
             rows.Outcome(
@@ -219,9 +208,11 @@ def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter) -> f
                 corrections_version=pipeline.models.corrections.version,
             ),
         )
-    delete_clips(pipeline.storage, stale or ())
+    if saved is None:  # another attempt owns the session now: it saves, it notifies
+        return audio.duration, None
+    delete_clips(pipeline.storage, saved.stale_clips)
     progress.finish()
-    return audio.duration
+    return audio.duration, saved.notice
 
 
 def process_audio(

@@ -31,9 +31,9 @@ from db import create_db_engine, create_session_factory
 from observability import configure_logging
 from processing.reconcile import reconcile
 from processing.sweep import SWEEP_EVERY_S, SWEEP_WINDOW, sweep_orphan_chunks
+from queueing.webhooks import webhook_queue
 from services.device import resolve_device
 from storage import create_storage
-from webhooks import webhook_queue
 
 log = structlog.get_logger(__name__)
 WORKER_INFO_KEY = "lahstats:worker:{}"

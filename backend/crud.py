@@ -131,13 +131,15 @@ def claim_speaker(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def all_speakers_claimed(db: DbSession, session_id: uuid.UUID) -> bool:
-    unclaimed = db.scalar(
-        select(func.count()).where(
-            SessionSpeaker.session_id == session_id, SessionSpeaker.claimed_by.is_(None)
+def unclaimed_speakers(db: DbSession, session_id: uuid.UUID) -> int:
+    return (
+        db.scalar(
+            select(func.count()).where(
+                SessionSpeaker.session_id == session_id, SessionSpeaker.claimed_by.is_(None)
+            )
         )
+        or 0
     )
-    return unclaimed == 0
 
 
 def has_self_claim(db: DbSession, session_id: uuid.UUID, user_id: uuid.UUID) -> bool:

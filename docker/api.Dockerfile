@@ -12,6 +12,7 @@ COPY pyproject.toml README.md ./
 COPY backend ./backend
 COPY migrations ./migrations
 COPY processing ./processing
+COPY queueing ./queueing
 COPY services ./services
 COPY *.py ./
 RUN pip install ".[supabase]"

@@ -18,6 +18,7 @@ COPY pyproject.toml README.md ./
 COPY backend ./backend
 COPY migrations ./migrations
 COPY processing ./processing
+COPY queueing ./queueing
 COPY services ./services
 COPY scripts/__init__.py scripts/warm.py ./scripts/
 COPY *.py ./

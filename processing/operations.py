@@ -18,13 +18,14 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
+import lifecycle
 from config import Settings
-from jobs import processing_queue, requeue_processing
 from models import Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
 from processing.chunks import concatenate_chunks
 from processing.clips import delete_clips, store_evidence_clips
 from processing.evidence import occurrence_rows, stored_utterance, stored_verdicts
 from processing.rows import ChunkRef
+from queueing.jobs import processing_queue, requeue_processing
 from services.audio import AudioSpool
 from services.corrections import Corrections
 from services.occurrences import Occurrence, corrected_text, detect_occurrences
@@ -87,7 +88,7 @@ def requeue_failed(
             query = query.where(Session.ended_at >= since)
         sessions = db.scalars(query.with_for_update()).all()
         for session in sessions:
-            _reset_for_processing(session)
+            lifecycle.reset(session)
         requeued = [(s.id, s.duration_s) for s in sessions]
         db.commit()
     for session_id, duration in requeued:
@@ -124,18 +125,10 @@ def reprocess(
                 None,
                 None,
             )
-        _reset_for_processing(session)
+        lifecycle.reset(session)
         duration = session.duration_s or 0.0
         db.commit()
     requeue_processing(connection, settings, session_id, duration)
-
-
-def _reset_for_processing(session: Session) -> None:
-    session.status = SessionStatus.PROCESSING
-    session.attempts = 0
-    session.error_message = None
-    session.lease_expires_at = None
-    session.stage = "queued"
 
 
 def recount(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import time
 import uuid
 from typing import Protocol
@@ -13,29 +12,23 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
+from lifecycle import Stage
 from models import Session, SessionStatus
 
 log = structlog.get_logger(__name__)
 
 
-class Stage(enum.StrEnum):
-    """Shared by progress, logs and the database; each owns a band of the 0-100 range."""
-
-    QUEUED = "queued"
-    CONCATENATING = "concatenating"
-    DIARIZING = "diarizing"
-    TRANSCRIBING = "transcribing"
-    SAVING = "saving_results"
-    CLIPS = "sample_clips"
-    DONE = "done"
-
-
+# Each stage owns a band of the 0-100 range, in the order the stages run. The contract's rough
+# ranges hold: 0-10 concatenating, 10-40 diarizing, 40-85 hearing the words (transcribing, the
+# second listen, the analysis of what was said), 85-100 clips and saving the results.
 BANDS: dict[Stage, tuple[int, int]] = {
     Stage.CONCATENATING: (0, 10),
     Stage.DIARIZING: (10, 40),
-    Stage.TRANSCRIBING: (40, 85),
-    Stage.SAVING: (85, 95),
-    Stage.CLIPS: (95, 100),
+    Stage.TRANSCRIBING: (40, 72),
+    Stage.VERIFYING: (72, 78),
+    Stage.ANALYSING: (78, 85),
+    Stage.CLIPS: (85, 95),
+    Stage.SAVING: (95, 100),
 }
 
 

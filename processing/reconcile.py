@@ -18,9 +18,10 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
+import lifecycle
 from config import Settings
-from jobs import LIVE_STATUSES, job_status, requeue_processing
 from models import AudioChunk, Session, SessionStatus
+from queueing.jobs import LIVE_STATUSES, job_status, requeue_processing
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +48,22 @@ def reconcile(
             )
             .order_by(Session.ended_at)
         ).all()
+        notices: list[lifecycle.Notice] = []
         for session_id, attempts, duration_s, lease in orphans:
             if _job_alive(connection, session_id, leased=lease is not None):
                 report.alive += 1
             elif attempts >= settings.max_attempts:
-                _give_up(db, session_id, attempts)
-                report.failed.append(session_id)
+                notice = _give_up(db, session_id)
+                if notice is not None:
+                    notices.append(notice)
+                    report.failed.append(session_id)
             else:
                 seconds = duration_s or _estimated_seconds(db, session_id, settings)
                 requeue_processing(connection, settings, session_id, seconds)
                 report.requeued.append(session_id)
         db.commit()
+    for notice in notices:
+        lifecycle.notify(connection, settings, notice)
     if report.requeued or report.failed:
         log.warning("reconciler: requeued %s, failed %s", report.requeued, report.failed)
     return report
@@ -72,16 +78,11 @@ def _job_alive(connection: redis.Redis, session_id: uuid.UUID, *, leased: bool) 
     return status in LIVE_STATUSES
 
 
-def _give_up(db: DbSession, session_id: uuid.UUID, attempts: int) -> None:
+def _give_up(db: DbSession, session_id: uuid.UUID) -> lifecycle.Notice | None:
     session = db.get(Session, session_id, with_for_update=True)
     if session is None or session.status is not SessionStatus.PROCESSING:
-        return
-    session.status = SessionStatus.FAILED
-    session.lease_expires_at = None
-    session.error_message = (
-        f"gave up after {attempts} attempts: the worker processing this session stopped each "
-        "time without finishing (killed, out of memory, or a timeout)"
-    )
+        return None
+    return lifecycle.give_up(session)
 
 
 def _estimated_seconds(db: DbSession, session_id: uuid.UUID, settings: Settings) -> float:

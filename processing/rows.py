@@ -17,9 +17,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
+import lifecycle
+from lifecycle import Notice, Stage
 from models import AudioChunk, Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
 from processing.evidence import occurrence_rows, verdicts_json, words_json
-from processing.progress import Stage
 from processing.retrying import database_retry
 from services.analysis import SessionAnalysis
 from services.domain import SpeakerHints
@@ -60,7 +61,6 @@ class Job:
     attempt: int
     hints: SpeakerHints
     chunks: tuple[ChunkRef, ...]
-    webhook_url: str | None = None
 
 
 @database_retry
@@ -69,10 +69,11 @@ def take(
     session_id: uuid.UUID,
     lease: timedelta,
     max_attempts: int,
-) -> Job | None:
+) -> Job | Notice | None:
     """Start an attempt on a ``processing`` session: count it, take the lease, and read what
-    the job needs. None when the session is not waiting for processing (done, failed, gone)
-    or another worker holds a live lease on it."""
+    the job needs. A :class:`~lifecycle.Notice` when the session used up its attempts and was
+    failed instead (the caller notifies); None when the session is not waiting for processing
+    (done, failed, gone) or another worker holds a live lease on it."""
     now = datetime.now(UTC)
     with session_factory() as db:
         # A live lease means another worker is on it (a duplicate delivery): leave it alone.
@@ -88,16 +89,10 @@ def take(
         if session is None:
             return None
         if session.attempts >= max_attempts:
-            session.status = SessionStatus.FAILED
-            session.error_message = (
-                f"gave up after {session.attempts} attempts: the worker processing this "
-                "session stopped each time without finishing (killed, out of memory, timeout)"
-            )
+            notice = lifecycle.give_up(session)
             db.commit()
-            return None
-        session.attempts += 1
-        session.lease_expires_at = now + lease
-        session.error_message = None
+            return notice
+        lifecycle.take(session, lease=lease, now=now)
         chunks = db.scalars(
             select(AudioChunk)
             .where(AudioChunk.session_id == session_id)
@@ -108,7 +103,6 @@ def take(
             attempt=session.attempts,
             hints=SpeakerHints(session.num_speakers, session.min_speakers, session.max_speakers),
             chunks=tuple(ChunkRef(c.chunk_number, c.storage_key, c.content_type) for c in chunks),
-            webhook_url=session.webhook_url,
         )
         db.commit()
     return job
@@ -126,16 +120,22 @@ def _own(db: DbSession, job: Job) -> Session | None:
     return session
 
 
+@dataclass(frozen=True)
+class Saved:
+    notice: Notice
+    # evidence clips the replaced results used and the new ones do not (the caller deletes)
+    stale_clips: set[str]
+
+
 @database_retry
 def save(
     session_factory: sessionmaker[DbSession],
     job: Job,
     outcome: Outcome,
-) -> set[str] | None:
+) -> Saved | None:
     """Replace the session's results with the outcome's in one transaction and mark it ready
-    for claiming. Running a session twice therefore never doubles a count. Returns the storage
-    keys of evidence clips the replaced results used and the new ones do not (the caller
-    deletes them); None (and nothing written) when this attempt no longer owns the session."""
+    for claiming. Running a session twice therefore never doubles a count. None (and nothing
+    written) when this attempt no longer owns the session."""
     with session_factory() as db:
         session = _own(db, job)
         if session is None:
@@ -151,20 +151,19 @@ def save(
         stale = {key for key in previous if key} - set(outcome.heard.evidence_clips.values())
         db.execute(delete(SessionSpeaker).where(SessionSpeaker.session_id == job.session_id))
         _insert_results(db, job.session_id, outcome.heard)
-        warnings = list(outcome.warnings)
-        if not outcome.heard.analysis.segments:
-            warnings.append("no speech was recognised in this session")
-        session.status = SessionStatus.READY_FOR_CLAIMING
-        session.progress, session.stage = 100, Stage.DONE.value
         session.duration_s, session.processing_time_s = (
             outcome.duration_s,
             outcome.processing_time_s,
         )
-        session.processed_at, session.lease_expires_at = datetime.now(UTC), None
-        session.warnings = warnings
         session.corrections_version = outcome.corrections_version
+        notice = lifecycle.mark_ready(
+            session,
+            speakers=len(outcome.heard.analysis.speakers),
+            warnings=list(outcome.warnings),
+            now=datetime.now(UTC),
+        )
         db.commit()
-    return stale
+    return Saved(notice, stale)
 
 
 def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard) -> None:
@@ -208,31 +207,28 @@ def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard) -> None:
 
 
 def release(session_factory: sessionmaker[DbSession], job: Job) -> None:
-    """Give the session back after a transient failure (it stays ``processing``, and the attempt
-    does not count against the cap) so that the reconciler enqueues it again at its next run.
-    Best effort: the database may be what is down, and then the lease simply runs out."""
+    """Give the session back after a transient failure (:func:`lifecycle.release`). Best
+    effort: the database may be what is down, and then the lease simply runs out."""
     try:
         with session_factory() as db:
             session = _own(db, job)
             if session is not None:
-                session.lease_expires_at = None
-                session.attempts -= 1
+                lifecycle.release(session)
                 db.commit()
     except SQLAlchemyError as exc:
         log.warning("could not release session %s: %s", job.session_id, exc)
 
 
 @database_retry
-def fail(session_factory: sessionmaker[DbSession], job: Job, stage: Stage, exc: Exception) -> str:
-    """Mark the session failed with a message naming the stage, and return the message; the
-    caller re-raises so the queue keeps the traceback."""
-    message = f"{stage.value} failed: {exc}"[:2000]
+def fail(
+    session_factory: sessionmaker[DbSession], job: Job, stage: Stage, exc: Exception
+) -> Notice | None:
+    """Mark the session failed with a message naming the stage; None when this attempt no
+    longer owns it. The caller notifies, then re-raises so the queue keeps the traceback."""
     with session_factory() as db:
         session = _own(db, job)
         if session is None:
-            return message
-        session.status = SessionStatus.FAILED
-        session.error_message = message
-        session.lease_expires_at = None
+            return None
+        notice = lifecycle.fail(session, f"{stage.value} failed: {exc}")
         db.commit()
-    return message
+    return notice

@@ -371,6 +371,17 @@ def test_installed_console_script_finds_every_module():
     assert top_level - set(listed["py-modules"]) == set()
 
 
+@pytest.mark.parametrize("path", _dockerfiles(), ids=lambda p: p.name)
+def test_every_image_copies_every_package_it_installs(path):
+    """`pip install .` in an image finds only the packages COPYed into it: a package moved or
+    added to the tree (and to pyproject) must reach every image, or the import fails there."""
+    found = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = {p.rstrip("*") for p in found["packages"]["find"]["include"]}
+    not_shipped = {"bench", "research"}  # benchmarks and research run from a checkout
+    copied = {source.rstrip("/") for source in _copy_sources(path)}
+    assert packages - not_shipped - copied == set()
+
+
 # --- commands ---------------------------------------------------------------------------------
 def _steps(command: list[str]) -> list[list[str]]:
     """The programs a command runs: itself, or each step of an `sh -c` line."""

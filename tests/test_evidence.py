@@ -213,6 +213,7 @@ def test_processing_again_deletes_clips_no_occurrence_uses(
     client, processed, settings, redis_conn, models
 ):
     from jobs import enqueue_processing
+
     from storage import evidence_clip_key
 
     user, session_id = processed

@@ -24,10 +24,10 @@ from backend.main import create_app
 from db import create_session_factory
 from models import AudioChunk, SessionStatus
 from processing.sweep import sweep_orphan_chunks
+from queueing.webhooks import UnsafeWebhookTarget, enqueue_event, vet_webhook_url, webhook_queue
 from storage import chunk_folder, chunk_key, create_storage
 from tests.factories import api_session, api_upload, group_session
 from tests.paths import REPO
-from webhooks import UnsafeWebhookTarget, enqueue_event, vet_webhook_url, webhook_queue
 from worker import LahStatsWorker
 
 CHUNK = REPO / "samples" / "chunk_002.wav"

@@ -16,9 +16,9 @@ from sqlalchemy import create_engine
 
 import processor
 from db import create_session_factory
+from queueing.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, webhook_secret
 from storage import create_storage
 from tests.paths import REPO
-from webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, webhook_secret
 from worker import LahStatsWorker
 
 CHUNK = REPO / "samples" / "chunk_002.wav"
@@ -83,7 +83,7 @@ def _run_worker(settings, redis_conn, models) -> None:
     processor.install(pipeline)
     from rq import Queue
 
-    from webhooks import webhook_queue
+    from queueing.webhooks import webhook_queue
 
     queues = [
         Queue(settings.queue_name, connection=redis_conn),
@@ -168,7 +168,7 @@ def test_webhook_retries_wait_out_their_backoff(settings, redis_conn, receiver, 
     import time
     import uuid
 
-    from webhooks import enqueue_event, webhook_queue
+    from queueing.webhooks import enqueue_event, webhook_queue
 
     monkeypatch.setattr(settings, "webhook_retry_delays_s", [1])
     monkeypatch.setattr(settings, "webhook_allow_private_networks", True)

@@ -193,6 +193,7 @@ def test_gap_in_chunk_numbers_is_a_warning(client, make_user, settings, redis_co
 
 def test_processing_twice_replaces_results(client, make_user, settings, redis_conn, models):
     from jobs import enqueue_processing
+
     from models import SessionSpeaker, SessionStatus
 
     user = make_user()
@@ -247,7 +248,8 @@ def test_silent_session_is_a_clear_result(
     client.post(f"/sessions/{session_id}/end", headers=user.headers)
     _work(settings, redis_conn, models)
     status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
-    assert status["status"] == "ready_for_claiming", status
+    # nobody to claim: the session is finished, and says why it is empty
+    assert status["status"] == "completed", status
     assert "no speech was recognised in this session" in status["warnings"]
     speakers = client.get(f"/sessions/{session_id}/speakers", headers=user.headers).json()
     assert speakers == {"speakers": []}

@@ -13,9 +13,9 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session as DbSession
 
 from db import create_session_factory
-from jobs import enqueue_processing
 from models import AudioChunk, Session, SessionStatus
 from processing.reconcile import reconcile
+from queueing.jobs import enqueue_processing
 from tests.factories import group_session
 from tests.paths import CORPUS
 
@@ -137,7 +137,7 @@ def test_concurrent_ends_enqueue_once(live_server, make_user, redis_conn, settin
 
 def test_a_second_delivery_of_a_session_is_refused_while_the_first_holds_it(settings):
     """Two workers, one session (a duplicate job): only one takes it."""
-    from processing.rows import take
+    from processing.rows import Job, take
 
     factory = create_session_factory(create_engine(settings.sqlalchemy_url))
     with factory() as db:
@@ -145,7 +145,7 @@ def test_a_second_delivery_of_a_session_is_refused_while_the_first_holds_it(sett
     lease = timedelta(minutes=5)
     first = take(factory, session_id, lease, max_attempts=3)
     second = take(factory, session_id, lease, max_attempts=3)
-    assert first is not None and first.attempt == 1
+    assert isinstance(first, Job) and first.attempt == 1
     assert second is None
     with factory() as db:
         session = db.get(Session, session_id)
@@ -153,7 +153,7 @@ def test_a_second_delivery_of_a_session_is_refused_while_the_first_holds_it(sett
 
 
 def test_job_timeout_scales_with_the_audio(settings):
-    from jobs import job_timeout
+    from queueing.jobs import job_timeout
 
     assert job_timeout(settings, 60) == settings.job_timeout_floor_s
     three_hours = job_timeout(settings, 3 * 3600)

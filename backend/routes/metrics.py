@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from backend.deps import DbDep, ResourcesDep
 from backend.errors import NotFound, Unauthorized
 from config import Settings
-from jobs import processing_queue
 from models import Session, SessionStatus
 from observability import QUEUE_DEPTH, SESSIONS_BY_STATUS, SESSIONS_STUCK
+from queueing.jobs import processing_queue
 
 router = APIRouter(tags=["operations"])
 

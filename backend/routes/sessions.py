@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import lifecycle
 from backend import crud
 from backend.audio_format import SNIFF_BYTES, declared_type_acceptable, sniff_audio_format
 from backend.deps import CurrentUser, DbDep, RedisDep, ResourcesDep, SettingsDep, StorageDep
@@ -48,7 +49,6 @@ from backend.schemas import (
     SpeakersPublic,
     TranscriptPublic,
 )
-from jobs import enqueue_processing
 from models import (
     AudioChunk,
     ClaimType,
@@ -58,8 +58,9 @@ from models import (
     SessionStatus,
     WordOccurrence,
 )
+from queueing.jobs import enqueue_processing
+from queueing.webhooks import UnsafeWebhookTarget, require_https, vet_webhook_url
 from storage import chunk_key
-from webhooks import UnsafeWebhookTarget, require_https, vet_webhook_url
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/sessions", tags=["sessions"])
@@ -282,16 +283,17 @@ def end_session(
     if chunks == 0:
         raise Conflict("no audio was uploaded for this session", code="no_audio")
     hints = body or SessionEnd()
-    if hints.webhook_url is not None:
-        _vet_webhook(str(hints.webhook_url), settings)
-    session.num_speakers, session.min_speakers, session.max_speakers = (
-        hints.num_speakers,
-        hints.min_speakers,
-        hints.max_speakers,
+    webhook_url = str(hints.webhook_url) if hints.webhook_url else None
+    if webhook_url is not None:
+        _vet_webhook(webhook_url, settings)
+    lifecycle.end_recording(
+        session,
+        num_speakers=hints.num_speakers,
+        min_speakers=hints.min_speakers,
+        max_speakers=hints.max_speakers,
+        webhook_url=webhook_url,
+        now=datetime.now(UTC),
     )
-    session.webhook_url = str(hints.webhook_url) if hints.webhook_url else None
-    session.status, session.progress, session.stage = SessionStatus.PROCESSING, 0, "queued"
-    session.ended_at = datetime.now(UTC)
     db.commit()
     try:
         enqueue_processing(
@@ -499,8 +501,7 @@ def claim(session_id: uuid.UUID, body: ClaimRequest, db: DbDep, user: CurrentUse
         db, speaker, user.id, claim_type, body.guest_name
     ):
         raise Conflict("speaker already claimed", code="speaker_already_claimed")
-    if crud.all_speakers_claimed(db, session_id):
-        session.status = SessionStatus.COMPLETED
+    lifecycle.claimed(session, unclaimed_left=crud.unclaimed_speakers(db, session_id))
     db.commit()
     return ClaimResult(success=True)
 
@@ -516,7 +517,7 @@ def unclaim(
         raise Conflict("only the claimer can undo a claim", code="not_your_claim")
     speaker.claimed_by = speaker.claimed_at = speaker.claim_type = None
     speaker.attributed_to_user_id = speaker.guest_name = None
-    session.status = SessionStatus.READY_FOR_CLAIMING
+    lifecycle.unclaimed(session)
     db.commit()
     return ClaimResult(success=True)
 
