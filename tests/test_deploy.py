@@ -375,10 +375,12 @@ def test_installed_console_script_finds_every_module():
 def test_every_image_copies_every_package_it_installs(path):
     """`pip install .` in an image finds only the packages COPYed into it: a package moved or
     added to the tree (and to pyproject) must reach every image, or the import fails there."""
+    copied = {source.rstrip("/") for source in _copy_sources(path)}
+    if "pyproject.toml" not in copied:
+        return  # an image of someone else's program (rq-dashboard)
     found = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
     packages = {p.rstrip("*") for p in found["packages"]["find"]["include"]}
     not_shipped = {"bench", "research"}  # benchmarks and research run from a checkout
-    copied = {source.rstrip("/") for source in _copy_sources(path)}
     assert packages - not_shipped - copied == set()
 
 
