@@ -29,7 +29,7 @@ from observability import (
     STAGE_SECONDS,
 )
 from processing import rows
-from processing.chunks import ProcessingError, concatenate_chunks
+from processing.chunks import concatenate_chunks
 from processing.clips import delete_clips, store_clips, store_evidence_clips
 from processing.lease import held_lease
 from processing.progress import ProgressReporter, Stage, StageProgress
@@ -185,8 +185,6 @@ def _process(
             on_progress=progress.report,
         )
         audio = spool.audio()
-        if audio.duration == 0:
-            raise ProcessingError("no chunk of this session could be decoded")
         started = time.perf_counter()
         heard = process_audio(
             audio,

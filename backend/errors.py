@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,7 +13,7 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 class AppError(Exception):
@@ -94,15 +94,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
     async def database_error(_: Request, exc: Exception) -> JSONResponse:
-        log.warning("database unavailable: %s", exc)
+        log.warning("api.database_unavailable", error=str(exc))
         return _render(503, "database_unavailable", "The database is unavailable; retry later.")
 
     @app.exception_handler(RedisError)
     async def redis_error(_: Request, exc: RedisError) -> JSONResponse:
-        log.warning("redis unavailable: %s", exc)
+        log.warning("api.queue_unavailable", error=str(exc))
         return _render(503, "queue_unavailable", "The job queue is unavailable; retry later.")
 
     @app.exception_handler(Exception)
     async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", exc_info=exc)
+        log.error("api.unhandled_error", exc_info=exc)
         return _render(500, "internal_error", "Something went wrong on our side.")

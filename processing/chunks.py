@@ -11,8 +11,8 @@ from services.domain import Audio, ProgressCallback, no_progress
 from storage import Storage, opened
 
 
-class ProcessingError(Exception):
-    """A stage failed; the message names the stage (and the chunk, for audio)."""
+class ChunkError(Exception):
+    """The session's chunks do not make a recording; the message names the chunk."""
 
 
 def concatenate_chunks(
@@ -24,16 +24,19 @@ def concatenate_chunks(
     on_progress: ProgressCallback = no_progress,
 ) -> list[str]:
     """Decode every chunk in ``chunk_number`` order into the spool (16 kHz mono float32), one
-    at a time; returns the warnings (missing or skipped chunks)."""
+    at a time; returns the warnings (missing or skipped chunks). Raises :class:`ChunkError`
+    for a chunk that cannot be decoded (unless skipped), or when none could be."""
     warnings = [f"chunk {n} is missing" for n in find_gaps(c.number for c in chunks)]
     for i, chunk in enumerate(chunks):
         try:
             spool.append(_decode_chunk(storage, chunk))
         except AudioDecodeError as exc:
             if not skip_bad_chunks:
-                raise ProcessingError(f"chunk {chunk.number} could not be decoded: {exc}") from exc
+                raise ChunkError(f"chunk {chunk.number} could not be decoded: {exc}") from exc
             warnings.append(f"chunk {chunk.number} skipped: could not be decoded")
         on_progress((i + 1) / len(chunks))
+    if spool.audio().duration == 0:
+        raise ChunkError("no chunk of this session could be decoded")
     return warnings
 
 

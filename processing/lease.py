@@ -4,13 +4,13 @@ with it, the lease runs out, and the reconciler hands the session to another wor
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import structlog
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
@@ -18,7 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 from models import Session, SessionStatus
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 @contextmanager
@@ -64,4 +64,4 @@ def renew(
             )
             db.commit()
     except SQLAlchemyError as exc:
-        log.warning("lease renewal for session %s failed: %s", session_id, exc)
+        log.warning("processor.lease_renewal_failed", session_id=str(session_id), error=str(exc))

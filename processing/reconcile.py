@@ -7,12 +7,12 @@ Run periodically by every worker between jobs, and by ``lahstats reconcile``.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import redis
+import structlog
 from rq.job import JobStatus
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session as DbSession
@@ -23,7 +23,7 @@ from config import Settings
 from models import AudioChunk, Session, SessionStatus
 from queueing.jobs import LIVE_STATUSES, job_status, requeue_processing
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -65,7 +65,11 @@ def reconcile(
     for notice in notices:
         lifecycle.notify(connection, settings, notice)
     if report.requeued or report.failed:
-        log.warning("reconciler: requeued %s, failed %s", report.requeued, report.failed)
+        log.warning(
+            "reconcile.acted",
+            requeued=[str(s) for s in report.requeued],
+            failed=[str(s) for s in report.failed],
+        )
     return report
 
 

@@ -6,12 +6,12 @@ was taken again meanwhile (a re-enqueue after a lost worker), the stale attempt 
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import structlog
 from sqlalchemy import delete, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
@@ -25,7 +25,7 @@ from processing.retrying import database_retry
 from services.analysis import SessionAnalysis
 from services.domain import SpeakerHints
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -139,11 +139,7 @@ def save(
     with session_factory() as db:
         session = _own(db, job)
         if session is None:
-            log.warning(
-                "session %s: attempt %s lost ownership; results dropped",
-                job.session_id,
-                job.attempt,
-            )
+            log.warning("processor.results_dropped", attempt=job.attempt, reason="lost ownership")
             return None
         previous = db.scalars(
             select(WordOccurrence.clip_key).where(WordOccurrence.session_id == job.session_id)
@@ -216,7 +212,7 @@ def release(session_factory: sessionmaker[DbSession], job: Job) -> None:
                 lifecycle.release(session)
                 db.commit()
     except SQLAlchemyError as exc:
-        log.warning("could not release session %s: %s", job.session_id, exc)
+        log.warning("processor.release_failed", error=str(exc))
 
 
 @database_retry

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, BinaryIO
 
+import structlog
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
@@ -62,7 +62,7 @@ from queueing.jobs import enqueue_processing
 from queueing.webhooks import UnsafeWebhookTarget, require_https, vet_webhook_url
 from storage import chunk_key
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/sessions", tags=["sessions"])
 _READ_BLOCK = 1024 * 1024
 # The upload's body, documented by hand: the route reads it itself (after authenticating).
@@ -210,7 +210,7 @@ def _forget_unreferenced(db: DbDep, storage: StorageDep, key: str) -> None:
         referenced = crud.chunk_key_referenced(db, key)
         db.rollback()
     except SQLAlchemyError:
-        log.warning("upload failed and its object %s is left to the sweeper", key)
+        log.warning("upload.object_left_to_sweeper", key=key)
         return
     if not referenced:
         storage.delete(key)
@@ -301,7 +301,7 @@ def end_session(
         )
     except RedisError:
         # The session is durably `processing` in Postgres; the reconciler enqueues it later.
-        log.warning("enqueue failed for session %s; left to the reconciler", session_id)
+        log.warning("session.enqueue_failed", session_id=str(session_id), left_to="reconciler")
     return SessionEnded(status=session.status)
 
 
