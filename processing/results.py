@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
@@ -65,16 +65,7 @@ def stored_result(db: DbSession, storage: Storage, session_id: uuid.UUID) -> dic
         ],
         "occurrences": [
             occurrence_json(
-                speakers[o.speaker_id].label,
-                o.word,
-                o.start_s,
-                o.end_s,
-                heard=o.heard,
-                source=o.source,
-                rule=o.rule,
-                dictionary_version=o.dictionary_version,
-                score=o.score,
-                clip=local_path(o.clip_key, storage),
+                o, speakers[o.speaker_id].label, o.start_s, o.end_s, local_path(o.clip_key, storage)
             )
             for o in occurrences
         ],
@@ -85,7 +76,7 @@ def heard_result(
     heard: Heard, duration_s: float, storage: Storage, warnings: list[str] | None = None
 ) -> dict[str, Any]:
     """The same document from :func:`processor.process_audio`'s output, nothing saved."""
-    analysis = heard.analysis
+    analysis, clips = heard.analysis, heard.evidence_clips
     return {
         "duration_s": round(duration_s, 3),
         "warnings": list(warnings or []),
@@ -114,16 +105,7 @@ def heard_result(
         ],
         "occurrences": [
             occurrence_json(
-                o.speaker,
-                o.word,
-                o.start,
-                o.end,
-                heard=o.heard,
-                source=o.source,
-                rule=o.rule,
-                dictionary_version=o.dictionary_version,
-                score=o.score,
-                clip=local_path(heard.evidence_clips.get((o.start, o.end)), storage),
+                o, o.speaker, o.start, o.end, local_path(clips.get((o.start, o.end)), storage)
             )
             for o in analysis.occurrences
         ],
@@ -171,30 +153,42 @@ def segment_json(
     }
 
 
+class Evidence(Protocol):
+    """What an occurrence row and a :class:`services.occurrences.Occurrence` both say about a
+    counted word."""
+
+    @property
+    def word(self) -> str: ...
+    @property
+    def heard(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def rule(self) -> str: ...
+    @property
+    def dictionary_version(self) -> str: ...
+    @property
+    def score(self) -> float | None: ...
+
+
 def occurrence_json(
+    evidence: Evidence,
     speaker: str,
-    word: str,
     start: float | None,
     end: float | None,
-    *,
-    heard: str,
-    source: str,
-    rule: str,
-    dictionary_version: str,
-    score: float | None,
     clip: str | None = None,
 ) -> dict[str, Any]:
     """One entry of ``occurrences``: a counted target word and the evidence it came from."""
     return {
         "speaker": speaker,
-        "word": word,
+        "word": evidence.word,
         "start": start,
         "end": end,
-        "heard": heard,
-        "source": source,
-        "rule": rule,
-        "dictionary_version": dictionary_version,
-        "score": score,
+        "heard": evidence.heard,
+        "source": evidence.source,
+        "rule": evidence.rule,
+        "dictionary_version": evidence.dictionary_version,
+        "score": evidence.score,
         "clip": clip,
     }
 

@@ -210,20 +210,7 @@ def result_json(
             )
             for u in utterances
         ],
-        "occurrences": [
-            occurrence_json(
-                o.speaker,
-                o.word,
-                o.start,
-                o.end,
-                heard=o.heard,
-                source=o.source,
-                rule=o.rule,
-                dictionary_version=o.dictionary_version,
-                score=o.score,
-            )
-            for o in occurrences
-        ],
+        "occurrences": [occurrence_json(o, o.speaker, o.start, o.end) for o in occurrences],
         "verdicts": [asdict(v) for v in verdicts],
     }
 
