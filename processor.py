@@ -78,27 +78,45 @@ class Pipeline:
         lifecycle.notify(self.connection, self.settings, notice)
 
 
-def load_models(settings: Settings) -> Models:
-    """Load every model once, logging how long each took and on which device."""
-    transcriber = _timed("transcriber", load_transcriber, settings)
+def load_models(
+    settings: Settings,
+    on_loaded: Callable[[str, float], None] | None = None,
+    *,
+    diarizer_loader: Callable[[Settings], Diarizer] = load_diarizer,
+    transcriber_loader: Callable[[Settings], Transcriber] = load_transcriber,
+) -> Models:
+    """Load every model once, logging how long each took and on which device;
+    ``on_loaded(model, seconds)`` is told the same. The loaders default to the product's
+    (the GPU benchmark swaps in its own)."""
+    transcriber = _timed("transcriber", transcriber_loader, settings, on_loaded)
     return Models(
-        diarizer=_timed("diarizer", load_diarizer, settings),
+        diarizer=_timed("diarizer", diarizer_loader, settings, on_loaded),
         transcriber=transcriber,
-        emotion_classifier=_timed("emotion_classifier", load_emotion_classifier, settings),
+        emotion_classifier=_timed(
+            "emotion_classifier", load_emotion_classifier, settings, on_loaded
+        ),
         corrections=load_corrections(settings.corrections_file),
         verifier=load_verifier(settings, transcriber),
     )
 
 
-def _timed(name: str, loader: Callable[[Settings], T], settings: Settings) -> T:
+def _timed(
+    name: str,
+    loader: Callable[[Settings], T],
+    settings: Settings,
+    on_loaded: Callable[[str, float], None] | None = None,
+) -> T:
     started = time.perf_counter()
     model = loader(settings)
+    seconds = time.perf_counter() - started
     log.info(
         "processor.model_loaded",
         model=name,
-        load_s=round(time.perf_counter() - started, 2),
+        load_s=round(seconds, 2),
         device=resolve_device(settings.device),
     )
+    if on_loaded is not None:
+        on_loaded(name, seconds)
     return model
 
 

@@ -15,9 +15,9 @@ outputs are meaningless; every such substitution is written into the results' ``
   random model never stops by itself; real speech gives about that many tokens). Word
   timestamps (cross-attention alignment) are not computed, so this is a lower bound.
 
-The probe (``bench.probe``) calls the loaders below in place of the CPU ones; the rest of
-the stages (decode, assign, analyse with the bundled emotion model on CUDA, clips) are the
-worker's own.
+The probe (``bench.probe``) hands the loaders below to ``processor.load_models`` in place of
+the CPU ones, and times faster-whisper alone on the same transcriber; the rest of the stages
+(decode, assign, analyse with the bundled emotion model on CUDA, clips) are the worker's own.
 """
 
 from __future__ import annotations
@@ -252,30 +252,6 @@ class RandomWhisperTranscriber:
             options["device"] = "cuda"
         features = self.extractor(batch, **options).input_features
         return features.to(device="cuda", dtype=torch.float16)
-
-
-def baseline_recogniser(spec: dict[str, Any], settings: Settings) -> Callable[[Any], int]:
-    """The same ASR as the GPU pipeline's, alone: faster-whisper called directly when the
-    real model loaded, else the same random-weight Whisper."""
-    from services.domain import no_progress
-    from services.transcription import FasterWhisperTranscriber
-
-    transcriber = transcriber_loader(spec)(settings)
-    if isinstance(transcriber, FasterWhisperTranscriber):
-        whisper = transcriber.whisper
-
-        def recognise(samples: Any) -> int:
-            segments, _ = whisper.transcribe(
-                samples,
-                language=transcriber.language,
-                beam_size=transcriber.beam_size,
-                word_timestamps=True,
-                vad_filter=transcriber.vad_filter,
-            )
-            return sum(len(s.words or ()) for s in segments)
-
-        return recognise
-    return lambda samples: len(transcriber.transcribe(Audio(samples), no_progress))
 
 
 def device_info(spec: dict[str, Any]) -> dict[str, Any]:

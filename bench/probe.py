@@ -4,9 +4,11 @@ Run in a fresh subprocess for each set of sessions, so its model load time and i
 resident memory are those of a worker that starts, loads, and processes exactly these
 sessions. Two modes:
 
-* ``pipeline``: the worker's stages, in the order ``processor._process`` runs them
-  (decode + concatenate the chunks, diarize, transcribe, assign words to speakers, analyse,
-  sample clips), each timed on its own. The database writes are not part of it (the
+* ``pipeline``: the worker's own calls, as ``processor._process`` makes them: the models
+  loaded by ``processor.load_models`` (each model's load time reported by it), the chunks
+  decoded into the spool by ``processing.chunks.concatenate_chunks``, then
+  ``processor.process_audio``; each stage timed as the stages announce themselves
+  (``processing.progress.Stage``). The database writes are not part of it (the
   ``throughput`` benchmark covers the whole job).
 * ``baseline``: the obvious alternative, faster-whisper alone with the same model and the
   same decoding options on the same chunks (decoded by faster-whisper's own PyAV reader).
@@ -25,16 +27,27 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bench.report import Stopwatch, proc_status_mib
 from config import Settings
+from processing.progress import Stage
 from services.domain import SAMPLE_RATE, Audio, SpeakerHints
 
-STAGES = ("concatenate", "diarize", "transcribe", "analyse", "clips")
-BASELINE_STAGES = ("decode", "transcribe")
+if TYPE_CHECKING:
+    from processing.rows import ChunkRef
+    from storage import Storage
+
+# the column each stage has always had in the benchmark's tables and JSON
+STAGE_COLUMNS = {
+    Stage.CONCATENATING: "concatenate",
+    Stage.DIARIZING: "diarize",
+    Stage.TRANSCRIBING: "transcribe",
+    Stage.SAVING: "analyse",
+    Stage.CLIPS: "clips",
+}
 WARMUP_S = 8.0
 
 
@@ -61,7 +74,8 @@ def probe_settings(spec: dict[str, Any], data_dir: Path) -> Settings:
 def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="lahstats-bench-") as tmp:
         settings = probe_settings(spec, Path(tmp))
-        models, load = _load_pipeline(settings, spec)
+        with Stopwatch() as loading:  # every model, the corrections and the verifier
+            models, load = _load_pipeline(settings, spec)
         after_load = proc_status_mib("self", "VmRSS") or 0.0
         load_peak = proc_status_mib("self", "VmHWM")
         with Stopwatch() as warmup:
@@ -71,7 +85,7 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "mode": "pipeline",
         "load_s": load,
-        "load_total_s": round(sum(load.values()), 3),
+        "load_total_s": round(loading.seconds, 3),
         "rss_after_load_mib": after_load,
         "load_peak_rss_mib": load_peak,
         "warmup_s": round(warmup.seconds, 3),
@@ -81,35 +95,24 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _load_pipeline(settings: Settings, spec: dict[str, Any]) -> tuple[Any, dict[str, float]]:
-    """The same loads as ``processor.load_models``, each timed; ``--gpu`` swaps in the
-    production diarizer and ASR (``bench.gpu``)."""
-    from processor import Models
-    from services.corrections import load_corrections
-    from services.diarization import load_diarizer
-    from services.emotion import load_emotion_classifier
-    from services.transcription import load_transcriber
-    from services.verification import load_verifier
+    """``processor.load_models``, each model's load time as it reports them; ``--gpu`` swaps
+    in the production diarizer and ASR (``bench.gpu``)."""
+    from processor import load_models
 
-    diarizer_loader: Callable[[Settings], Any] = load_diarizer
-    transcriber_loader: Callable[[Settings], Any] = load_transcriber
+    loaders: dict[str, Any] = {}
     if spec.get("gpu"):
         import bench.gpu as gpu
 
-        diarizer_loader = gpu.diarizer_loader(spec["gpu"])
-        transcriber_loader = gpu.transcriber_loader(spec["gpu"])
+        loaders = {
+            "diarizer_loader": gpu.diarizer_loader(spec["gpu"]),
+            "transcriber_loader": gpu.transcriber_loader(spec["gpu"]),
+        }
     load: dict[str, float] = {}
-    loaded: dict[str, Any] = {}
-    for name, loader in (
-        ("diarizer", diarizer_loader),
-        ("transcriber", transcriber_loader),
-        ("emotion_classifier", load_emotion_classifier),
-        ("corrections", lambda s: load_corrections(s.corrections_file)),
-        ("verifier", lambda s: load_verifier(s, loaded["transcriber"])),
-    ):
-        with Stopwatch() as sw:
-            loaded[name] = loader(settings)
-        load[name] = round(sw.seconds, 3)
-    return Models(**loaded), load
+
+    def loaded(name: str, seconds: float) -> None:
+        load[name] = round(seconds, 3)
+
+    return load_models(settings, loaded, **loaders), load
 
 
 def _pipeline_warmup(session: dict[str, Any], models: Any) -> None:
@@ -136,28 +139,31 @@ def _warmup_audio(session: dict[str, Any]) -> Audio:
 def _pipeline_session(
     session: dict[str, Any], models: Any, settings: Settings, spec: dict[str, Any]
 ) -> dict[str, Any]:
-    """The worker's own sequence (``processor.process_audio``) after decoding the chunks into
-    the spool as the worker does; every stage timed by the clock the stages report to."""
+    """The worker's own sequence on one session: its chunk files put into storage (untimed),
+    then ``concatenate_chunks`` and ``processor.process_audio``, as ``processor._process``
+    calls them; every stage timed by the clock the stages report to."""
+    from processing.chunks import concatenate_chunks
     from processor import process_audio
-    from services.audio import AudioSpool, decode_audio
+    from services.audio import AudioSpool
     from storage import create_storage
 
     hints = SpeakerHints(num_speakers=session.get("hint"))
     storage = create_storage(settings)
+    session_id = uuid.uuid4()
+    chunks = _store_chunks(session["chunks"], session_id, storage)
     clock = StageClock(_cuda_sync(spec))
     _reset_peak()
     with AudioSpool(settings.data_dir / "work") as spool:
-        clock.enter_named("concatenate")
-        for chunk in session["chunks"]:  # one chunk at a time, read back as a memory map
-            spool.append(decode_audio(Path(chunk)))
+        clock.enter(Stage.CONCATENATING)
+        concatenate_chunks(chunks, storage, spool, skip_bad_chunks=False)
         audio = spool.audio()
-        heard = process_audio(audio, hints, uuid.uuid4(), models, storage, settings, clock)
+        heard = process_audio(audio, hints, session_id, models, storage, settings, clock)
         clock.stop()
     analysis = heard.analysis
     return _session_result(
         session,
         audio.duration,
-        clock.times,
+        {STAGE_COLUMNS[stage]: seconds for stage, seconds in clock.times.items()},
         speakers_found=len(analysis.speakers),
         words=sum(len(s.words) for s in analysis.segments),
         segments=len(analysis.segments),
@@ -165,13 +171,18 @@ def _pipeline_session(
     )
 
 
-# the worker's stage → the name the benchmark tables have always used
-_STAGE_NAMES = {
-    "diarizing": "diarize",
-    "transcribing": "transcribe",
-    "saving_results": "analyse",
-    "sample_clips": "clips",
-}
+def _store_chunks(files: list[str], session_id: uuid.UUID, storage: Storage) -> list[ChunkRef]:
+    """The chunk files as the worker finds them: objects in storage, in upload order."""
+    from processing.rows import ChunkRef
+    from storage import chunk_key
+
+    chunks = []
+    for number, file in enumerate(files):
+        key = chunk_key(session_id, number, f"{number:016x}")
+        with Path(file).open("rb") as stream:
+            storage.put(key, stream)
+        chunks.append(ChunkRef(number, key, None))
+    return chunks
 
 
 class StageClock:
@@ -180,16 +191,13 @@ class StageClock:
 
     def __init__(self, sync: Callable[[], None]) -> None:
         self._sync = sync
-        self._current: str | None = None
+        self._current: Stage | None = None
         self._started = 0.0
-        self.times: dict[str, float] = {}
+        self.times: dict[Stage, float] = {}
 
-    def enter(self, stage: Any) -> None:
-        self.enter_named(_STAGE_NAMES.get(str(stage), str(stage)))
-
-    def enter_named(self, name: str) -> None:
+    def enter(self, stage: Stage) -> None:
         self.stop()
-        self._current, self._started = name, time.perf_counter()
+        self._current, self._started = stage, time.perf_counter()
 
     def report(self, fraction: float) -> None:
         pass
@@ -231,27 +239,29 @@ Recogniser = Callable[[np.ndarray], int]  # 16 kHz mono float32 samples -> words
 
 
 def _load_baseline(settings: Settings, spec: dict[str, Any]) -> Recogniser:
-    """faster-whisper's ``WhisperModel`` built with exactly the device, compute type and
-    threads the worker's transcriber would get, decoding with the worker's options (beam
-    size, language, word timestamps, Silero VAD filter)."""
+    """The transcriber the pipeline gets (``--gpu``: the production one), used as faster-whisper
+    alone: its ``WhisperModel`` with the worker's device, compute type, threads and decoding
+    options (beam size, language, word timestamps, Silero VAD filter), without our hotwords."""
+    from services.domain import no_progress
+    from services.transcription import FasterWhisperTranscriber, load_faster_whisper_transcriber
+
+    loader: Callable[[Settings], Any] = load_faster_whisper_transcriber
     if spec.get("gpu"):
         import bench.gpu as gpu
 
-        return gpu.baseline_recogniser(spec["gpu"], settings)
-    from services.transcription import load_faster_whisper_transcriber
-
-    # The loader only resolves the model path and options and calls WhisperModel(...); the
-    # object we keep is faster-whisper's own model, used below exactly as a user would.
-    whisper = load_faster_whisper_transcriber(settings).whisper
-    language = settings.asr_language if settings.asr_language not in ("", "auto") else None
+        loader = gpu.transcriber_loader(spec["gpu"])
+    transcriber = loader(settings)
+    if not isinstance(transcriber, FasterWhisperTranscriber):  # --gpu's random-weight Whisper
+        return lambda samples: len(transcriber.transcribe(Audio(samples), no_progress))
+    whisper = transcriber.whisper
 
     def recognise(samples: np.ndarray) -> int:
         segments, _ = whisper.transcribe(
             samples,
-            language=language,
-            beam_size=settings.asr_beam_size,
+            language=transcriber.language,
+            beam_size=transcriber.beam_size,
             word_timestamps=True,
-            vad_filter=settings.asr_vad_filter,
+            vad_filter=transcriber.vad_filter,
         )
         return sum(len(s.words or ()) for s in segments)
 

@@ -311,6 +311,7 @@ def _process_singlish(
 
     from bench.inputs import rttm_speakers
     from processing.progress import Unwatched
+    from processing.results import heard_result
     from processor import load_models, process_audio
     from services.audio import decode_audio
     from storage import LocalStorage
@@ -328,28 +329,8 @@ def _process_singlish(
                 heard = process_audio(
                     audio, hints, uuid.uuid4(), models, storage, settings, Unwatched()
                 )
-                (hyp_dirs[count] / f"{name}.json").write_text(
-                    json.dumps(result_json(heard.analysis))
-                )
-
-
-def result_json(analysis: Any) -> dict[str, Any]:
-    """The backend's result shape (API_CONTRACT.md), as much of it as score.py reads."""
-    return {
-        "speakers": [
-            {"label": s.label, "word_counts": dict(s.word_counts)} for s in analysis.speakers
-        ],
-        "segments": [
-            {
-                "start": round(g.start, 3),
-                "end": round(g.end, 3),
-                "speaker": g.speaker,
-                "text": g.text,
-                "corrected_text": g.corrected_text,
-            }
-            for g in analysis.segments
-        ],
-    }
+                result = heard_result(heard, audio.duration, storage)
+                (hyp_dirs[count] / f"{name}.json").write_text(json.dumps(result))
 
 
 def _score_singlish(ref_dir: Path, hyp_dir: Path, conversations: list[str]) -> dict[str, Any]:

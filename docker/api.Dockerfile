@@ -10,6 +10,7 @@ RUN useradd --create-home --uid 10001 lahstats && install -d -o lahstats /data
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY backend ./backend
+COPY cli ./cli
 COPY migrations ./migrations
 COPY processing ./processing
 COPY queueing ./queueing

@@ -16,6 +16,7 @@ RUN pip install "torch==${TORCH_VERSION}" --index-url https://download.pytorch.o
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY backend ./backend
+COPY cli ./cli
 COPY migrations ./migrations
 COPY processing ./processing
 COPY queueing ./queueing

@@ -20,6 +20,7 @@ ENV LD_LIBRARY_PATH=/usr/local/lib/python3.11/site-packages/nvidia/cublas/lib:/u
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY backend ./backend
+COPY cli ./cli
 COPY migrations ./migrations
 COPY processing ./processing
 COPY queueing ./queueing

@@ -1,5 +1,5 @@
 """Install-time warm-up: import every offline model's library once, so numba compiles
-librosa's kernels (~90 s, cached in site-packages) here rather than in a user's first job."""
+librosa's kernels (slow, then cached in site-packages) here rather than in a user's first job."""
 
 from __future__ import annotations
 

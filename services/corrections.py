@@ -37,7 +37,7 @@ POSITIONS: tuple[str, ...] = ("anywhere", "clause_end", "clause_start", "questio
 VERIFIERS: tuple[str, ...] = ("plain", "biased")
 _PHRASE_SEP = re.compile(r"[\s,;:\-\u2013\u2014]+")
 # The product spec's corrections dictionary, kept as the baseline the learned one is measured
-# against (bench.singlish_eval); shared/singlish/singlish_words.py has the same table.
+# against (research.singlish_eval); shared/singlish/singlish_words.py has the same table.
 SPEC_CORRECTIONS: dict[str, str] = {
     "while up": "walao",
     "wa lao": "walao",

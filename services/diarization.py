@@ -187,7 +187,7 @@ class ResemblyzerDiarizer:
 
     @classmethod
     def load(cls, device: str, max_speakers_default: int) -> ResemblyzerDiarizer:
-        """Load the bundled encoder weights and the VAD model (about 0.1 s)."""
+        """Load the bundled encoder weights and the VAD model."""
         from faster_whisper.vad import get_vad_model
         from resemblyzer import VoiceEncoder
 

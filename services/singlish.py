@@ -3,9 +3,10 @@
 Whisper has seen little Singlish: unprompted, the bundled models write "voila" for "walao" and
 drop "ah". Given the target words as ``hotwords`` (faster-whisper puts them in the decoder's
 prompt before every 30 s window), the Whisper base model writes most of them as spelled here
-(see ``bench/singlish_eval.py``). ``SINGLISH_HOTWORDS=true`` (the default) makes the product's
-faster-whisper transcriber decode with :func:`decoding_hotwords`; the verifier's biased rules
-score with the full :func:`hotword_prompt`.
+(measured by ``research/singlish_eval.py``; figures in README.md). ``SINGLISH_HOTWORDS=true``
+(the default) makes the product's faster-whisper transcriber decode with
+:func:`decoding_hotwords`; the verifier's biased rules score with the full
+:func:`hotword_prompt`.
 """
 
 from __future__ import annotations
@@ -21,16 +22,15 @@ ENGLISH_TARGETS = ("can", "ah")
 
 
 def decoding_hotwords() -> str:
-    """What ``SINGLISH_HOTWORDS`` decodes with: the target words but the English ones.
-    Measured (bench.singlish_eval, Whisper base): dev-set F1 70.9 / precision 88.2 against
-    71.8 / 85.5 with every word, and Harvard-sentence WER 6.9 % against 10.9 % (5.0 %
-    unprompted)."""
+    """What ``SINGLISH_HOTWORDS`` decodes with: the target words but the English ones (what
+    that costs in Singlish counts and saves on plain English: README.md, "Singlish target
+    words")."""
     return hotword_prompt([w for w in TARGET_WORDS if w not in ENGLISH_TARGETS])
 
 
 def hotword_prompt(targets: Sequence[str] = TARGET_WORDS) -> str:
     """The prompt text: the words as one comma-separated sentence ("Walao, cheebai, ...
     bojio."). Whisper copies spelling from its prompt, so it writes the words the way the
-    counter looks for them. (Sentences using the words did worse: see the bench.)"""
+    counter looks for them. (Sentences using the words did worse: ``research/singlish_eval.py``.)"""
     words = list(targets)
     return ", ".join([words[0].capitalize(), *words[1:]]) + "." if words else ""

@@ -81,7 +81,7 @@ def _wer(transcriber: Transcriber, folder: Path = LIBRIVOX) -> float:
 def test_librivox_word_error_rate(tiny_en: Transcriber) -> None:
     # Measured 0.113 (8 errors in 71 words; "mr"/"mister", "ill disposed"/"old sposed") on
     # 2026-11-21 with `.venv/bin/pytest tests/test_transcription.py` (tiny.en, int8, CPU,
-    # beam size 1); 0.056 with bench.singlish_eval's normalisation.
+    # beam size 1); 0.056 with research.singlish_eval's normalisation.
     assert _wer(tiny_en) <= 0.15
 
 

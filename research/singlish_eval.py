@@ -1,4 +1,4 @@
-"""``python -m bench.singlish_eval``: which idea hears the Singlish target words, and at what
+"""``python -m research.singlish_eval``: which idea hears the Singlish target words, and at what
 cost to plain English and to time.
 
 For each idea (an ASR configuration plus a corrections dictionary) on the generated dev set
@@ -7,14 +7,14 @@ For each idea (an ASR configuration plus a corrections dictionary) on the genera
 1. transcribe each conversation (cached per ASR configuration under ``--work``, with the wall
    and CPU seconds it took; ``--fresh`` re-decodes);
 2. give words to speakers with the product's ``assign_speakers`` and the reference turns;
-3. :func:`services.occurrences.detect_occurrences` → per-speaker counts → one backend-shaped
-   result JSON per conversation (``<work>/hyp/<idea>/``), scored by ``shared/singlish/score.py``;
+3. :func:`services.occurrences.detect_occurrences` → per-speaker counts → one result JSON
+   per conversation in the product's shape (``processing.results``; ``<work>/hyp/<idea>/``),
+   scored by ``shared/singlish/score.py``;
 4. word error rate on the dev set (all turns) and on the clean LibriVox clips
    (``corpus/asr_en/pocketsphinx_librivox``), normalised as ``bench.quality`` does.
 
 Prints one table, idea → F1 / precision / recall / WERs / ASR time (relative to tiny.en alone),
-and writes ``<work>/report.json``. Decoding everything takes about 5 min on 2 cores; rescoring
-from the cache takes seconds.
+and writes ``<work>/report.json``. Decoding is cached; rescoring from the cache is quick.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from typing import Any
 from bench.quality import normalise, singlish_dev_set
 from bench.report import CORPUS, RESULTS_DIR, SHARED, console, table
 from config import Settings
+from processing.results import occurrence_json, segment_json, speaker_json
 from services.assignment import assign_speakers
 from services.audio import decode_audio
 from services.corrections import (
@@ -196,23 +197,20 @@ def result_json(
     corrections: Corrections,
     verdicts: Sequence[Verdict] = (),
 ) -> dict[str, Any]:
-    """The backend's result shape (what score.py reads), plus every occurrence's evidence."""
+    """The product's result shape (``processing.results``; score.py reads the speakers'
+    counts and the segments), plus the verifier's verdicts. No emotions are classified here."""
     occurrences = detect_occurrences(utterances, corrections, verdicts)
     counts = count_occurrences(occurrences)
     labels = sorted({t.speaker for t in turns} | set(counts))
     return {
-        "speakers": [{"label": s, "word_counts": dict(counts.get(s, {}))} for s in labels],
+        "speakers": [speaker_json(s, counts.get(s, {})) for s in labels],
         "segments": [
-            {
-                "start": u.start,
-                "end": u.end,
-                "speaker": u.speaker,
-                "text": u.text,
-                "corrected_text": corrected_text(u, corrections, verdicts),
-            }
+            segment_json(
+                u.start, u.end, u.speaker, u.text, corrected_text(u, corrections, verdicts)
+            )
             for u in utterances
         ],
-        "occurrences": [asdict(o) for o in occurrences],
+        "occurrences": [occurrence_json(o, o.speaker, o.start, o.end) for o in occurrences],
         "verdicts": [asdict(v) for v in verdicts],
     }
 
