@@ -8,6 +8,7 @@ import hashlib
 import json
 import threading
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
+import lifecycle
 from config import Settings
 from db import create_db_engine, create_session_factory
 from migrations.runner import upgrade
@@ -74,12 +76,7 @@ def _queue_local_session(
         db.add(group)
         db.flush()
         db.add(GroupMember(group_id=group.id, user_id=LOCAL_USER))
-        session = Session(
-            group_id=group.id,
-            started_by=LOCAL_USER,
-            status=SessionStatus.PROCESSING,
-            num_speakers=num_speakers,
-        )
+        session = Session(group_id=group.id, started_by=LOCAL_USER, status=SessionStatus.RECORDING)
         db.add(session)
         db.flush()
         for number, path in enumerate(files):
@@ -98,6 +95,14 @@ def _queue_local_session(
                     content_type=None,
                 )
             )
+        lifecycle.end_recording(
+            session,
+            num_speakers=num_speakers,
+            min_speakers=None,
+            max_speakers=None,
+            webhook_url=None,
+            now=datetime.now(UTC),
+        )
         db.commit()
         return session.id
 
