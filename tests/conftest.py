@@ -18,10 +18,8 @@ from backend.auth import issue_token
 from backend.main import create_app
 from config import Settings
 from migrations.runner import upgrade
+from tests.paths import PG_ADMIN, REDIS_TEST_URL, SINGLISH
 
-# Test infrastructure, not app settings: where the throw-away databases live.
-PG_ADMIN = os.environ.get("LAHSTATS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_TEST_URL = os.environ.get("LAHSTATS_TEST_REDIS", "redis://127.0.0.1:6379/15")
 TEMPLATE_DB = f"lahstats_tmpl_{os.getpid()}"
 
 
@@ -136,8 +134,6 @@ def singlish_dev(tmp_path_factory: pytest.TempPathFactory) -> Path:
     exact references), made once per run."""
     import subprocess
     import sys
-
-    from tests.paths import SINGLISH
 
     out = tmp_path_factory.mktemp("singlish")
     subprocess.run(
