@@ -83,7 +83,7 @@ def test_asymmetric_tokens_verify_against_a_jwks_url(settings):
 
 def _ready_session(client, settings: Settings, owner, members) -> ReadySession:
     """Two speakers with a sample clip each, no counts: what access is checked on."""
-    silent = {"SPEAKER_00": {}, "SPEAKER_01": {}}
+    silent: dict[str, dict[str, int]] = {"SPEAKER_00": {}, "SPEAKER_01": {}}
     return ready_session(Phone(client, owner.headers), settings, silent, [m.id for m in members])
 
 
