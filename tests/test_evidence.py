@@ -24,9 +24,7 @@ from services.audio import decode_audio
 from services.corrections import build_corrections, load_corrections
 from services.counting import TARGET_WORDS
 from storage import create_storage
-from tests.factories import group_session
-from tests.test_faults import _chunks, _new_session
-from tests.test_pipeline_e2e import _work
+from tests.factories import Phone, drain_queues, group_session, wav_chunks
 
 SOURCES = {"asr", "correction", "verified"}
 
@@ -36,8 +34,9 @@ def processed(client, make_user, settings, redis_conn, models, singlish_dev, tmp
     """The d1 conversation (three voices, 15 target words) uploaded as 30 s WAV chunks and
     processed by a burst worker with the embedded models."""
     user = make_user()
-    session_id = _new_session(client, user, _chunks(singlish_dev, tmp_path), num_speakers=3)
-    _work(settings, redis_conn, models)
+    chunks = wav_chunks(singlish_dev / "d1_bto_renovation.wav", tmp_path)
+    session_id = Phone(client, user.headers).record(chunks, num_speakers=3)
+    drain_queues(settings, redis_conn, models)
     status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
     assert status["status"] == "ready_for_claiming", status
     return user, session_id
@@ -243,7 +242,7 @@ def test_processing_again_deletes_clips_no_occurrence_uses(
         db.commit()
     engine.dispose()
     enqueue_processing(redis_conn, settings, sid, 120)
-    _work(settings, redis_conn, models)
+    drain_queues(settings, redis_conn, models)
 
     assert not (root / stale).exists()
     occurrences = _occurrences(client, user, session_id)
