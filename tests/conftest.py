@@ -13,10 +13,13 @@ import psycopg
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
 
 from backend.auth import issue_token
 from backend.main import create_app
 from config import Settings
+from db import create_db_engine, create_session_factory
 from migrations.runner import upgrade
 from tests.paths import PG_ADMIN, REDIS_TEST_URL, SINGLISH
 
@@ -70,6 +73,14 @@ def settings(database_url: str, redis_conn: redis.Redis, tmp_path: Path) -> Sett
         data_dir=tmp_path / "data",
         queue_name="lahstats-test",
     )
+
+
+@pytest.fixture
+def session_factory(settings: Settings) -> Iterator[sessionmaker[DbSession]]:
+    """Database sessions on this test's database, made as the API and the worker make them."""
+    engine = create_db_engine(settings)
+    yield create_session_factory(engine)
+    engine.dispose()
 
 
 @pytest.fixture

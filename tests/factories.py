@@ -22,6 +22,7 @@ import redis
 from rq import Queue
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
 
 import processor
 from config import Settings
@@ -57,6 +58,16 @@ def group_session(db: DbSession, status: SessionStatus, **fields: Any) -> Sessio
     db.add(session)
     db.flush()
     return session
+
+
+def stored_session(
+    session_factory: sessionmaker[DbSession], status: SessionStatus, **fields: Any
+) -> uuid.UUID:
+    """:func:`group_session`, committed, so that the code under test sees it: its id."""
+    with session_factory() as db:
+        session = group_session(db, status, **fields)
+        db.commit()
+        return session.id
 
 
 @dataclass(frozen=True)
