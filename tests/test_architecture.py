@@ -49,8 +49,8 @@ def _imported_modules(path: Path, package: str | None = None) -> set[str]:
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and (node.level == 0 or package):
-            parts = [package] if node.level else []
-            module = ".".join([*parts, node.module] if node.module else parts)
+            prefix = f"{package}." if node.level else ""
+            module = (prefix + (node.module or "")).rstrip(".")
             names.add(module)
             names.update(f"{module}.{alias.name}" for alias in node.names)
     return names

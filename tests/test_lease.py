@@ -7,7 +7,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,16 +26,15 @@ def _lease(session_factory, session_id: uuid.UUID) -> datetime | None:
         return session.lease_expires_at
 
 
-def _wait_until(done: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not done():
+def _wait_for_renewal(session_factory, session_id: uuid.UUID, after: datetime) -> datetime:
+    """Poll until the lease runs out later than ``after`` (10 s at most): the new expiry."""
+    deadline = time.monotonic() + 10
+    while True:
+        lease = _lease(session_factory, session_id)
+        if lease is not None and lease > after:
+            return lease
         assert time.monotonic() < deadline, "the lease was not renewed in time"
         time.sleep(0.02)
-
-
-def _renewed_after(session_factory, session_id: uuid.UUID, moment: datetime) -> bool:
-    lease = _lease(session_factory, session_id)
-    return lease is not None and lease > moment
 
 
 def test_the_lease_is_renewed_while_held_and_not_after(session_factory):
@@ -44,11 +42,9 @@ def test_the_lease_is_renewed_while_held_and_not_after(session_factory):
         session_factory, SessionStatus.PROCESSING, attempts=1, lease_expires_at=EXPIRED
     )
     with held_lease(session_factory, session_id, 1, LEASE):
-        entered = datetime.now(UTC)
-        _wait_until(lambda: _renewed_after(session_factory, session_id, entered))
-        first = _lease(session_factory, session_id)
-        assert first is not None and first <= datetime.now(UTC) + LEASE
-        _wait_until(lambda: _renewed_after(session_factory, session_id, first))  # and again
+        first = _wait_for_renewal(session_factory, session_id, datetime.now(UTC))
+        assert first <= datetime.now(UTC) + LEASE
+        _wait_for_renewal(session_factory, session_id, first)  # and again
     last = _lease(session_factory, session_id)
     time.sleep(3 * LEASE.total_seconds())  # nine renewal periods
     assert _lease(session_factory, session_id) == last
@@ -72,9 +68,9 @@ def test_a_lease_this_attempt_lost_is_left_alone(session_factory):
         held_lease(session_factory, given_up, 1, LEASE),
         held_lease(session_factory, mine, 1, LEASE),
     ):
+        renewed = EXPIRED
         for _ in range(3):  # three renewals of ours: the other heartbeats ran too
-            now = datetime.now(UTC)
-            _wait_until(lambda now=now: _renewed_after(session_factory, mine, now))
+            renewed = _wait_for_renewal(session_factory, mine, renewed)
     assert _lease(session_factory, taken_over) == theirs
     assert _lease(session_factory, given_up) == EXPIRED
 
