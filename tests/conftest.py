@@ -13,15 +13,16 @@ import psycopg
 import pytest
 import redis
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
 
 from backend.auth import issue_token
 from backend.main import create_app
 from config import Settings
+from db import create_db_engine, create_session_factory
 from migrations.runner import upgrade
+from tests.paths import PG_ADMIN, REDIS_TEST_URL, SINGLISH
 
-# Test infrastructure, not app settings: where the throw-away databases live.
-PG_ADMIN = os.environ.get("LAHSTATS_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_TEST_URL = os.environ.get("LAHSTATS_TEST_REDIS", "redis://127.0.0.1:6379/15")
 TEMPLATE_DB = f"lahstats_tmpl_{os.getpid()}"
 
 
@@ -72,6 +73,14 @@ def settings(database_url: str, redis_conn: redis.Redis, tmp_path: Path) -> Sett
         data_dir=tmp_path / "data",
         queue_name="lahstats-test",
     )
+
+
+@pytest.fixture
+def session_factory(settings: Settings) -> Iterator[sessionmaker[DbSession]]:
+    """Database sessions on this test's database, made as the API and the worker make them."""
+    engine = create_db_engine(settings)
+    yield create_session_factory(engine)
+    engine.dispose()
 
 
 @pytest.fixture
@@ -136,8 +145,6 @@ def singlish_dev(tmp_path_factory: pytest.TempPathFactory) -> Path:
     exact references), made once per run."""
     import subprocess
     import sys
-
-    from tests.paths import SINGLISH
 
     out = tmp_path_factory.mktemp("singlish")
     subprocess.run(

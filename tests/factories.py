@@ -1,16 +1,47 @@
-"""Rows as the API and the worker leave them, for tests that start mid-story; and the phone's
-first calls (a group, a session, a chunk) for tests that go through the API."""
+"""Builders shared by the tests: rows as the API and the worker leave them, for tests that start
+mid-story; a phone that makes the API calls a phone makes; a worker that processes what is queued
+in this process; audio cut into phone-sized chunks.
+
+Why not ``bench.stack.PhoneClient``: it needs a running ``Stack`` (it records job ids for the
+stack's clean-up), opens its own ``httpx.Client`` and raises ``BenchError``; tests talk to a
+``TestClient`` as often as to a live server, and want the response back to assert on."""
 
 from __future__ import annotations
 
+import io
+import subprocess
 import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+import redis
+from rq import Queue
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import sessionmaker
 
-from models import Group, GroupMember, Profile, Session, SessionStatus
+import processor
+from config import Settings
+from db import create_session_factory
+from models import (
+    Group,
+    GroupMember,
+    Profile,
+    Session,
+    SessionSpeaker,
+    SessionStatus,
+    WordOccurrence,
+)
+from queueing.webhooks import webhook_queue
+from storage import clip_key, create_storage
+from worker import LahStatsWorker
+
+CONTENT_TYPES = {".m4a": "audio/mp4", ".ogg": "audio/ogg", ".wav": "audio/wav"}
+FAKE_CLIP = b"OggS fake clip"
 
 
 def group_session(db: DbSession, status: SessionStatus, **fields: Any) -> Session:
@@ -29,28 +60,184 @@ def group_session(db: DbSession, status: SessionStatus, **fields: Any) -> Sessio
     return session
 
 
-def api_session(http: Any, headers: dict[str, str]) -> tuple[str, str]:
-    """A new group of the caller's and a recording session in it, through the API (a
-    TestClient or an httpx.Client): (group id, session id)."""
-    group = http.post("/groups", json={"name": "g"}, headers=headers)
-    assert group.status_code == 201, group.text
-    started = http.post("/sessions/start", json={"group_id": group.json()["id"]}, headers=headers)
-    assert started.status_code == 201, started.text
-    return group.json()["id"], started.json()["session_id"]
+def stored_session(
+    session_factory: sessionmaker[DbSession], status: SessionStatus, **fields: Any
+) -> uuid.UUID:
+    """:func:`group_session`, committed, so that the code under test sees it: its id."""
+    with session_factory() as db:
+        session = group_session(db, status, **fields)
+        db.commit()
+        return session.id
 
 
-def api_upload(
-    http: Any,
-    headers: dict[str, str],
-    session_id: str,
-    number: int | str,
-    path: Path,
-    content_type: str = "audio/wav",
-) -> Any:
-    """POST one chunk as the phone does (multipart ``file`` + ``chunk_number``)."""
-    return http.post(
-        f"/sessions/{session_id}/upload",
-        files={"file": (path.name, path.read_bytes(), content_type)},
-        data={"chunk_number": str(number)},
-        headers=headers,
-    )
+@dataclass(frozen=True)
+class Phone:
+    """The calls a phone makes, as the user whose ``headers`` it carries, over ``http``: a
+    ``TestClient`` or an ``httpx.Client`` with a ``base_url``. Setup calls (group, start)
+    assert their success; upload and end return the response for the test to judge."""
+
+    http: Any
+    headers: dict[str, str]
+
+    def group(self, members: Iterable[uuid.UUID] = ()) -> str:
+        """A new group of this user's, with ``members`` added: its id."""
+        created = self.http.post("/groups", json={"name": "g"}, headers=self.headers)
+        assert created.status_code == 201, created.text
+        group_id = str(created.json()["id"])
+        for member in members:
+            added = self.http.post(
+                f"/groups/{group_id}/members", json={"user_id": str(member)}, headers=self.headers
+            )
+            assert added.status_code == 201, added.text
+        return group_id
+
+    def start(self, group_id: str) -> str:
+        """A recording session in the group: its id."""
+        started = self.http.post(
+            "/sessions/start", json={"group_id": group_id}, headers=self.headers
+        )
+        assert started.status_code == 201, started.text
+        assert started.json()["status"] == "recording"
+        return str(started.json()["session_id"])
+
+    def session(self) -> tuple[str, str]:
+        """A new group and a recording session in it: (group id, session id)."""
+        group_id = self.group()
+        return group_id, self.start(group_id)
+
+    def upload(
+        self, session_id: str, number: int | str, path: Path, content_type: str | None = None
+    ) -> Any:
+        """POST one chunk as the phone does (multipart ``file`` + ``chunk_number``); the
+        content type follows the file's suffix unless given."""
+        content_type = content_type or CONTENT_TYPES.get(path.suffix, "audio/wav")
+        return self.http.post(
+            f"/sessions/{session_id}/upload",
+            files={"file": (path.name, path.read_bytes(), content_type)},
+            data={"chunk_number": str(number)},
+            headers=self.headers,
+        )
+
+    def end(self, session_id: str, **body: Any) -> Any:
+        """End the recording; ``body`` holds the hints (``num_speakers``, ``webhook_url``...),
+        and no body at all is sent without them."""
+        return self.http.post(
+            f"/sessions/{session_id}/end", json=body or None, headers=self.headers
+        )
+
+    def record(self, chunks: Iterable[Path], **end: Any) -> str:
+        """A new group and session, ``chunks`` uploaded in order, then ended (so queued):
+        the session id."""
+        _, session_id = self.session()
+        for number, path in enumerate(chunks):
+            uploaded = self.upload(session_id, number, path)
+            assert uploaded.status_code == 201, uploaded.text
+        ended = self.end(session_id, **end)
+        assert ended.status_code == 202, ended.text
+        return session_id
+
+
+class ReadySession(NamedTuple):
+    group_id: str
+    session_id: str
+    speaker_ids: list[str]  # in label order
+
+
+def ready_session(
+    phone: Phone,
+    settings: Settings,
+    counts: Mapping[str, Mapping[str, int]],
+    members: Iterable[uuid.UUID] = (),
+) -> ReadySession:
+    """A session of a new group (of the phone's user and ``members``), made through the API,
+    then left as the worker leaves it: ``ready_for_claiming``, a speaker per label of
+    ``counts`` with a sample clip in storage (:data:`FAKE_CLIP`), and an occurrence of each
+    counted word."""
+    group_id = phone.group(members)
+    session_id = phone.start(group_id)
+    storage = create_storage(settings)
+    engine = create_engine(settings.sqlalchemy_url)
+    with DbSession(engine) as db:
+        session = db.get(Session, uuid.UUID(session_id))
+        assert session is not None
+        session.status = SessionStatus.READY_FOR_CLAIMING
+        for label, words in counts.items():
+            key = clip_key(session.id, label)
+            storage.put(key, io.BytesIO(FAKE_CLIP), "audio/ogg")
+            speaker = SessionSpeaker(
+                session_id=session.id,
+                label=label,
+                sample_clip_key=key,
+                segment_count=2,
+                total_duration_s=10.0,
+            )
+            db.add(speaker)
+            db.flush()
+            db.add_all(_occurrences(speaker, words))
+        db.commit()
+        ids = db.scalars(
+            select(SessionSpeaker.id)
+            .where(SessionSpeaker.session_id == session.id)
+            .order_by(SessionSpeaker.label)
+        )
+        speaker_ids = [str(i) for i in ids]
+    engine.dispose()
+    return ReadySession(group_id, session_id, speaker_ids)
+
+
+def _occurrences(speaker: SessionSpeaker, words: Mapping[str, int]) -> list[WordOccurrence]:
+    return [
+        WordOccurrence(
+            session_id=speaker.session_id,
+            speaker_id=speaker.id,
+            word=word,
+            start_s=float(i),
+            end_s=i + 0.4,
+            heard=word,
+            source="asr",
+            score=0.9,
+        )
+        for word, count in words.items()
+        for i in range(count)
+    ]
+
+
+@contextmanager
+def burst_worker(
+    settings: Settings, connection: redis.Redis, models: processor.Models | None = None
+) -> Iterator[LahStatsWorker]:
+    """The worker ``lahstats worker`` runs, in this process, on the processing and webhook
+    queues; with ``models``, the pipeline is installed for ``processor.process_session``
+    (without them it can deliver webhooks only). Unlike ``worker.build_worker`` it loads no
+    models (the run's are handed in) and runs no reconciler between jobs: tests that want
+    one call it themselves."""
+    engine = create_engine(settings.sqlalchemy_url)
+    if models is not None:
+        factory, storage = create_session_factory(engine), create_storage(settings)
+        processor.install(processor.Pipeline(settings, factory, storage, models, connection))
+    queues = [
+        Queue(settings.queue_name, connection=connection),
+        webhook_queue(connection, settings),
+    ]
+    try:
+        yield LahStatsWorker(queues, connection=connection)
+    finally:
+        engine.dispose()
+
+
+def drain_queues(
+    settings: Settings, connection: redis.Redis, models: processor.Models | None = None
+) -> None:
+    """Process everything queued (sessions, webhook deliveries) in this process, then return."""
+    with burst_worker(settings, connection, models) as worker:
+        worker.work(burst=True)
+
+
+def wav_chunks(recording: Path, out_dir: Path, seconds: int = 30) -> list[Path]:
+    """``recording`` (a WAV file) cut into phone-sized WAV chunks of ``seconds`` in
+    ``out_dir``, in order."""
+    pattern = out_dir / "chunk_%03d.wav"
+    command = ["ffmpeg", "-loglevel", "error", "-i", str(recording), "-f", "segment"]
+    command += ["-segment_time", str(seconds), "-c", "copy", str(pattern)]
+    subprocess.run(command, check=True)
+    return sorted(out_dir.glob("chunk_*.wav"))

@@ -3,7 +3,6 @@ signed expiring media URLs, and no usable placeholder secret in production."""
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -17,13 +16,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import create_engine
-from sqlalchemy.orm import Session as DbSession
 
 from backend.main import create_app
 from config import Settings
-from models import Session, SessionSpeaker, SessionStatus
-from storage import LocalStorage, clip_key, media_signing_key
+from tests.factories import Phone, ReadySession, ready_session
 
 
 def test_production_refuses_the_placeholder_secret():
@@ -85,32 +81,10 @@ def test_asymmetric_tokens_verify_against_a_jwks_url(settings):
     server.shutdown()
 
 
-def _ready_session(
-    client: TestClient, settings: Settings, owner, members
-) -> tuple[str, str, list[str]]:
-    group_id = client.post("/groups", json={"name": "g"}, headers=owner.headers).json()["id"]
-    for member in members:
-        client.post(
-            f"/groups/{group_id}/members", json={"user_id": str(member.id)}, headers=owner.headers
-        )
-    session_id = client.post(
-        "/sessions/start", json={"group_id": group_id}, headers=owner.headers
-    ).json()["session_id"]
-    engine = create_engine(settings.sqlalchemy_url)
-    storage = LocalStorage(settings.storage_dir, media_signing_key(settings))
-    with DbSession(engine) as db:
-        session = db.get(Session, uuid.UUID(session_id))
-        assert session is not None
-        session.status = SessionStatus.READY_FOR_CLAIMING
-        labels = ["SPEAKER_00", "SPEAKER_01"]
-        for label in labels:
-            key = clip_key(session.id, label)
-            storage.put(key, io.BytesIO(b"OggS fake clip"), "audio/ogg")
-            db.add(SessionSpeaker(session_id=session.id, label=label, sample_clip_key=key))
-        db.commit()
-        ids = [str(s.id) for s in sorted(session.speakers, key=lambda s: s.label)]
-    engine.dispose()
-    return group_id, session_id, ids
+def _ready_session(client, settings: Settings, owner, members) -> ReadySession:
+    """Two speakers with a sample clip each, no counts: what access is checked on."""
+    silent: dict[str, dict[str, int]] = {"SPEAKER_00": {}, "SPEAKER_01": {}}
+    return ready_session(Phone(client, owner.headers), settings, silent, [m.id for m in members])
 
 
 def test_every_route_hides_other_groups(client, make_user, settings):

@@ -4,58 +4,34 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 
 import jwt
 import pytest
 from fastapi.testclient import TestClient
 from rq import Queue
-from sqlalchemy import create_engine, select
-from sqlalchemy.orm import Session as DbSession
 
 from backend.auth import issue_token
 from backend.main import create_app
-from config import Settings
-from models import Session, SessionSpeaker, SessionStatus, WordOccurrence
+from tests.factories import Phone, ready_session
 from tests.paths import CORPUS
 
 WAV = CORPUS / "asr_en/pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0870.wav"
 WAV2 = CORPUS / "asr_en/pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0880.wav"
 
 
-def _group(client: TestClient, user) -> str:
-    resp = client.post("/groups", json={"name": "Kopi kakis"}, headers=user.headers)
-    assert resp.status_code == 201, resp.text
-    return str(resp.json()["id"])
-
-
-def _session(client: TestClient, user) -> str:
-    group_id = _group(client, user)
-    resp = client.post("/sessions/start", json={"group_id": group_id}, headers=user.headers)
-    assert resp.status_code == 201, resp.text
-    assert resp.json()["status"] == "recording"
-    return str(resp.json()["session_id"])
-
-
-def _upload(client, user, session_id, number, path: Path = WAV, content_type="audio/wav"):
-    with path.open("rb") as fh:
-        return client.post(
-            f"/sessions/{session_id}/upload",
-            files={"file": (path.name, fh, content_type)},
-            data={"chunk_number": str(number)},
-            headers=user.headers,
-        )
+COUNTS = {"SPEAKER_00": {"lah": 3, "walao": 1}, "SPEAKER_01": {"lah": 2, "sia": 4}}
 
 
 def test_start_upload_end_enqueues_the_session(client, make_user, redis_conn, settings):
     user = make_user()
-    session_id = _session(client, user)
-    first = _upload(client, user, session_id, 0)
+    phone = Phone(client, user.headers)
+    _, session_id = phone.session()
+    first = phone.upload(session_id, 0, WAV)
     assert first.status_code == 201, first.text
     body = first.json()
     assert body["chunk_number"] == 0 and len(body["sha256"]) == 64
     assert body["size_bytes"] == WAV.stat().st_size
-    assert _upload(client, user, session_id, 1, WAV2).status_code == 201
+    assert phone.upload(session_id, 1, WAV2).status_code == 201
 
     resp = client.post(
         f"/sessions/{session_id}/end", json={"num_speakers": 2}, headers=user.headers
@@ -81,11 +57,12 @@ def test_start_upload_end_enqueues_the_session(client, make_user, redis_conn, se
 
 def test_upload_is_idempotent_and_conflicts_on_other_bytes(client, make_user, settings):
     user = make_user()
-    session_id = _session(client, user)
-    assert _upload(client, user, session_id, 3).status_code == 201
-    same = _upload(client, user, session_id, 3)
+    phone = Phone(client, user.headers)
+    _, session_id = phone.session()
+    assert phone.upload(session_id, 3, WAV).status_code == 201
+    same = phone.upload(session_id, 3, WAV)
     assert same.status_code == 200
-    other = _upload(client, user, session_id, 3, WAV2)
+    other = phone.upload(session_id, 3, WAV2)
     assert other.status_code == 409
     assert other.json()["error"]["code"] == "chunk_conflict"
     stored = list((settings.storage_dir / "sessions" / session_id / "chunks").iterdir())
@@ -94,41 +71,44 @@ def test_upload_is_idempotent_and_conflicts_on_other_bytes(client, make_user, se
 
 def test_upload_limits_and_formats(client, make_user, settings, tmp_path):
     user = make_user()
-    session_id = _session(client, user)
+    phone = Phone(client, user.headers)
+    _, session_id = phone.session()
     big = tmp_path / "big.wav"
     big.write_bytes(WAV.read_bytes()[:44] + b"\0" * (settings.max_upload_bytes + 1))
-    too_large = _upload(client, user, session_id, 0, big)
+    too_large = phone.upload(session_id, 0, big)
     assert too_large.status_code == 413
     assert too_large.json()["error"]["code"] == "payload_too_large"
 
     text = tmp_path / "notes.txt"
     text.write_text("definitely not audio " * 10)
-    assert _upload(client, user, session_id, 0, text, "audio/wav").status_code == 415
-    assert _upload(client, user, session_id, 0, WAV, "image/png").status_code == 415
+    assert phone.upload(session_id, 0, text, "audio/wav").status_code == 415
+    assert phone.upload(session_id, 0, WAV, "image/png").status_code == 415
     # one rule for a value out of range, either side: 422 validation_error
     for number in (-1, settings.max_chunk_number + 1):
-        out_of_range = _upload(client, user, session_id, number)
+        out_of_range = phone.upload(session_id, number, WAV)
         assert out_of_range.status_code == 422, number
         assert out_of_range.json()["error"]["code"] == "validation_error"
 
 
 def test_upload_after_end_and_end_without_audio(client, make_user):
     user = make_user()
-    session_id = _session(client, user)
+    phone = Phone(client, user.headers)
+    _, session_id = phone.session()
     empty_end = client.post(f"/sessions/{session_id}/end", headers=user.headers)
     assert empty_end.status_code == 409
     assert empty_end.json()["error"]["code"] == "no_audio"
-    assert _upload(client, user, session_id, 0).status_code == 201
+    assert phone.upload(session_id, 0, WAV).status_code == 201
     assert client.post(f"/sessions/{session_id}/end", headers=user.headers).status_code == 202
-    late = _upload(client, user, session_id, 1, WAV2)
+    late = phone.upload(session_id, 1, WAV2)
     assert late.status_code == 409
     assert late.json()["error"]["code"] == "session_not_recording"
 
 
 def test_speaker_hints_are_validated(client, make_user):
     user = make_user()
-    session_id = _session(client, user)
-    _upload(client, user, session_id, 0)
+    phone = Phone(client, user.headers)
+    _, session_id = phone.session()
+    phone.upload(session_id, 0, WAV)
     bad = client.post(
         f"/sessions/{session_id}/end",
         json={"min_speakers": 4, "max_speakers": 2},
@@ -159,18 +139,18 @@ def test_auth_failures_are_401(client, settings, problem):
 
 def test_other_groups_sessions_are_404(client, make_user):
     owner, stranger = make_user(), make_user()
-    session_id = _session(client, owner)
+    _, session_id = Phone(client, owner.headers).session()
     for path in ("status", "speakers", "transcript"):
         resp = client.get(f"/sessions/{session_id}/{path}", headers=stranger.headers)
         assert resp.status_code == 404
         assert resp.json()["error"]["code"] == "session_not_found"
-    assert _upload(client, stranger, session_id, 0).status_code == 404
+    assert Phone(client, stranger.headers).upload(session_id, 0, WAV).status_code == 404
     assert client.post(f"/sessions/{session_id}/end", headers=stranger.headers).status_code == 404
 
 
 def test_members_can_be_added_and_listed(client, make_user):
     owner, friend, stranger = make_user(), make_user(), make_user()
-    group_id = _group(client, owner)
+    group_id = Phone(client, owner.headers).group()
     added = client.post(
         f"/groups/{group_id}/members",
         json={"user_id": str(friend.id), "display_name": "Wei Ling"},
@@ -188,61 +168,11 @@ def test_members_can_be_added_and_listed(client, make_user):
     assert start.status_code == 404
 
 
-def _processed_session(client, settings: Settings, owner, friend) -> tuple[str, list[str]]:
-    """A session in ready_for_claiming with two speakers and their counts, as the worker
-    leaves it."""
-    group_id = _group(client, owner)
-    client.post(
-        f"/groups/{group_id}/members", json={"user_id": str(friend.id)}, headers=owner.headers
-    )
-    session_id = _session_in(client, owner, group_id)
-    engine = create_engine(settings.sqlalchemy_url)
-    with DbSession(engine) as db:
-        session = db.get(Session, uuid.UUID(session_id))
-        assert session is not None
-        session.status = SessionStatus.READY_FOR_CLAIMING
-        counts = {"SPEAKER_00": {"lah": 3, "walao": 1}, "SPEAKER_01": {"lah": 2, "sia": 4}}
-        for label, words in counts.items():
-            speaker = SessionSpeaker(
-                session_id=session.id, label=label, segment_count=2, total_duration_s=10.0
-            )
-            db.add(speaker)
-            db.flush()
-            db.add_all(
-                WordOccurrence(
-                    session_id=session.id,
-                    speaker_id=speaker.id,
-                    word=w,
-                    start_s=float(i),
-                    end_s=i + 0.4,
-                    heard=w,
-                    source="asr",
-                    score=0.9,
-                )
-                for w, c in words.items()
-                for i in range(c)
-            )
-        db.commit()
-        ids = [
-            str(i)
-            for i in db.scalars(
-                select(SessionSpeaker.id)
-                .where(SessionSpeaker.session_id == session.id)
-                .order_by(SessionSpeaker.label)
-            )
-        ]
-    engine.dispose()
-    return session_id, ids
-
-
-def _session_in(client, user, group_id: str) -> str:
-    resp = client.post("/sessions/start", json={"group_id": group_id}, headers=user.headers)
-    return str(resp.json()["session_id"])
-
-
 def test_claims_credit_counts_and_complete_the_session(client, make_user, settings):
     owner, friend = make_user(), make_user()
-    session_id, (s0, s1) = _processed_session(client, settings, owner, friend)
+    _, session_id, (s0, s1) = ready_session(
+        Phone(client, owner.headers), settings, COUNTS, members=[friend.id]
+    )
     claim = client.post(
         f"/sessions/{session_id}/claim",
         json={"speaker_id": s0, "claim_type": "self"},
@@ -287,7 +217,9 @@ def test_claims_credit_counts_and_complete_the_session(client, make_user, settin
 
 def test_leaderboard_sums_claimed_counts(client, make_user, settings):
     owner, friend = make_user(), make_user()
-    session_id, (s0, s1) = _processed_session(client, settings, owner, friend)
+    group_id, session_id, (s0, s1) = ready_session(
+        Phone(client, owner.headers), settings, COUNTS, members=[friend.id]
+    )
     client.post(
         f"/sessions/{session_id}/claim",
         json={"speaker_id": s0, "claim_type": "self"},
@@ -298,7 +230,6 @@ def test_leaderboard_sums_claimed_counts(client, make_user, settings):
         json={"speaker_id": s1, "claim_type": "self"},
         headers=friend.headers,
     )
-    group_id = str(_group_of(settings, session_id))
     stats = client.get(f"/groups/{group_id}/stats", headers=owner.headers).json()
     board = {m["user_id"]: m for m in stats["members"]}
     assert board[str(owner.id)]["word_counts"] == {"lah": 3, "walao": 1}
@@ -313,19 +244,9 @@ def test_leaderboard_sums_claimed_counts(client, make_user, settings):
     assert board[str(friend.id)]["total"] == 0
 
 
-def _group_of(settings: Settings, session_id: str) -> uuid.UUID:
-    engine = create_engine(settings.sqlalchemy_url)
-    with DbSession(engine) as db:
-        session = db.get(Session, uuid.UUID(session_id))
-        assert session is not None
-        group_id = session.group_id
-    engine.dispose()
-    return group_id
-
-
 def test_claims_wait_for_processing(client, make_user):
     user = make_user()
-    session_id = _session(client, user)
+    _, session_id = Phone(client, user.headers).session()
     resp = client.post(
         f"/sessions/{session_id}/claim",
         json={"speaker_id": str(uuid.uuid4()), "claim_type": "self"},

@@ -13,7 +13,7 @@ import pytest
 import bench
 from bench.loadgen import parse_wrk
 from bench.quality import normalise
-from tests.conftest import PG_ADMIN, REDIS_TEST_URL
+from tests.paths import PG_ADMIN, REDIS_TEST_URL
 
 STACK = ["--pg-admin", PG_ADMIN, "--redis-url", REDIS_TEST_URL]
 

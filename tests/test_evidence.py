@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,15 +19,13 @@ from sqlalchemy.orm import Session as DbSession
 from backend import crud
 from db import create_session_factory
 from migrations.runner import alembic_config, upgrade
-from models import ClaimType, Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
+from models import Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
 from processing import operations
 from services.audio import decode_audio
 from services.corrections import build_corrections, load_corrections
 from services.counting import TARGET_WORDS
 from storage import create_storage
-from tests.factories import group_session
-from tests.test_faults import _chunks, _new_session
-from tests.test_pipeline_e2e import _work
+from tests.factories import Phone, drain_queues, wav_chunks
 
 SOURCES = {"asr", "correction", "verified"}
 
@@ -36,8 +35,9 @@ def processed(client, make_user, settings, redis_conn, models, singlish_dev, tmp
     """The d1 conversation (three voices, 15 target words) uploaded as 30 s WAV chunks and
     processed by a burst worker with the embedded models."""
     user = make_user()
-    session_id = _new_session(client, user, _chunks(singlish_dev, tmp_path), num_speakers=3)
-    _work(settings, redis_conn, models)
+    chunks = wav_chunks(singlish_dev / "d1_bto_renovation.wav", tmp_path)
+    session_id = Phone(client, user.headers).record(chunks, num_speakers=3)
+    drain_queues(settings, redis_conn, models)
     status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
     assert status["status"] == "ready_for_claiming", status
     return user, session_id
@@ -171,23 +171,48 @@ def test_migration_0003_turns_counts_into_occurrences_and_back(tmp_path):
         sa.column("word", sa.String()),
         sa.column("count", sa.Integer()),
     )
-    with DbSession(engine) as db:
-        session = group_session(db, SessionStatus.COMPLETED)
-        speaker = SessionSpeaker(session_id=session.id, label="SPEAKER_00")
-        speaker.claimed_by = speaker.attributed_to_user_id = session.started_by
-        speaker.claim_type = ClaimType.SELF
-        db.add(speaker)
-        db.flush()
-        ids = (session.id, speaker.id, session.group_id, session.started_by)
-        db.execute(
+    # rows as they were at 0002, written through the tables as they were (reflected), not
+    # today's ORM classes, which know columns that came later
+    session_id, speaker_id, group_id, user_id = (uuid.uuid4() for _ in range(4))
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+
+        def insert(table: str, **values: object) -> None:
+            reflected = sa.Table(table, sa.MetaData(), autoload_with=conn)
+            conn.execute(reflected.insert().values(**values))
+
+        insert("profiles", id=user_id.hex, created_at=now)
+        insert("groups", id=group_id.hex, name="g", created_by=user_id.hex, created_at=now)
+        insert("group_members", group_id=group_id.hex, user_id=user_id.hex, joined_at=now)
+        insert(
+            "sessions",
+            id=session_id.hex,
+            group_id=group_id.hex,
+            started_by=user_id.hex,
+            status="completed",
+            progress=100,
+            warnings=[],
+            attempts=1,
+            started_at=now,
+        )
+        insert(
+            "session_speakers",
+            id=speaker_id.hex,
+            session_id=session_id.hex,
+            label="SPEAKER_00",
+            segment_count=1,
+            total_duration_s=1.0,
+            claimed_by=user_id.hex,
+            attributed_to_user_id=user_id.hex,
+            claim_type="self",
+        )
+        conn.execute(
             counts.insert(),
             [
-                {"id": uuid.uuid4(), "speaker_id": speaker.id, "word": "lah", "count": 3},
-                {"id": uuid.uuid4(), "speaker_id": speaker.id, "word": "walao", "count": 1},
+                {"id": uuid.uuid4(), "speaker_id": speaker_id, "word": "lah", "count": 3},
+                {"id": uuid.uuid4(), "speaker_id": speaker_id, "word": "walao", "count": 1},
             ],
         )
-        db.commit()
-    session_id, speaker_id, group_id, user_id = ids
 
     upgrade(url, "head")
     with DbSession(engine) as db:
@@ -212,8 +237,7 @@ def test_migration_0003_turns_counts_into_occurrences_and_back(tmp_path):
 def test_processing_again_deletes_clips_no_occurrence_uses(
     client, processed, settings, redis_conn, models
 ):
-    from jobs import enqueue_processing
-
+    from queueing.jobs import enqueue_processing
     from storage import evidence_clip_key
 
     user, session_id = processed
@@ -244,7 +268,7 @@ def test_processing_again_deletes_clips_no_occurrence_uses(
         db.commit()
     engine.dispose()
     enqueue_processing(redis_conn, settings, sid, 120)
-    _work(settings, redis_conn, models)
+    drain_queues(settings, redis_conn, models)
 
     assert not (root / stale).exists()
     occurrences = _occurrences(client, user, session_id)

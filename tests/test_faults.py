@@ -11,7 +11,6 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,62 +18,17 @@ from rq import Queue
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session as DbSession
 
-import processor
 from backend import crud
 from backend.main import create_app
 from db import create_session_factory
 from models import Session, SessionSpeaker, SessionStatus
 from processing.reconcile import reconcile
-from storage import create_storage
+from tests.factories import Phone, drain_queues, wav_chunks
 from tests.paths import REPO
 from tests.tcp_proxy import TcpProxy
-from worker import LahStatsWorker
 
 CHUNK = REPO / "samples" / "chunk_002.wav"
-
-
-def _chunks(singlish_dev: Path, tmp_path: Path, seconds: int = 30) -> list[Path]:
-    """The d1 conversation (115 s, three voices) cut into phone-sized WAV chunks."""
-    pattern = tmp_path / "chunk_%03d.wav"
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-loglevel",
-            "error",
-            "-i",
-            str(singlish_dev / "d1_bto_renovation.wav"),
-            "-f",
-            "segment",
-            "-segment_time",
-            str(seconds),
-            "-c",
-            "copy",
-            str(pattern),
-        ],
-        check=True,
-    )
-    return sorted(tmp_path.glob("chunk_*.wav"))
-
-
-def _new_session(client: TestClient, user, chunks: list[Path], **hints: int) -> str:
-    group = client.post("/groups", json={"name": "f"}, headers=user.headers).json()
-    session_id = client.post(
-        "/sessions/start", json={"group_id": group["id"]}, headers=user.headers
-    ).json()["session_id"]
-    for number, path in enumerate(chunks):
-        with path.open("rb") as fh:
-            resp = client.post(
-                f"/sessions/{session_id}/upload",
-                files={"file": (path.name, fh, "audio/wav")},
-                data={"chunk_number": str(number)},
-                headers=user.headers,
-            )
-        assert resp.status_code == 201, resp.text
-    assert (
-        client.post(f"/sessions/{session_id}/end", json=hints, headers=user.headers).status_code
-        == 202
-    )
-    return str(session_id)
+D1 = "d1_bto_renovation.wav"  # in singlish_dev: 115 s, three voices
 
 
 @pytest.fixture
@@ -152,8 +106,9 @@ def test_killed_worker_recovers_and_sigterm_lets_the_job_finish(
     client, make_user, settings, redis_conn, singlish_dev, tmp_path, spawn_worker
 ):
     user = make_user()
-    chunks = _chunks(singlish_dev, tmp_path)
-    killed_session = _new_session(client, user, chunks, num_speakers=3)
+    chunks = wav_chunks(singlish_dev / D1, tmp_path)
+    phone = Phone(client, user.headers)
+    killed_session = phone.record(chunks, num_speakers=3)
 
     first = spawn_worker()
     _wait_for(settings, killed_session, lambda s: s.progress >= 15, timeout=120)
@@ -168,7 +123,7 @@ def test_killed_worker_recovers_and_sigterm_lets_the_job_finish(
     assert recovered.status is SessionStatus.READY_FOR_CLAIMING, recovered.error_message
     assert recovered.attempts == 2
 
-    undisturbed = _new_session(client, user, chunks, num_speakers=3)
+    undisturbed = phone.record(chunks, num_speakers=3)
     _wait_for(settings, undisturbed, lambda s: s.progress >= 15, timeout=120)
     second.send_signal(signal.SIGTERM)  # warm shutdown: the current session still finishes
     assert second.wait(timeout=120) == 0
@@ -179,31 +134,20 @@ def test_killed_worker_recovers_and_sigterm_lets_the_job_finish(
     assert sum(sum(c.values()) for c in _counts(settings, killed_session)[1].values()) > 0
 
 
-def _in_process_worker(settings, redis_conn, models) -> None:
-    engine = create_engine(settings.sqlalchemy_url)
-    pipeline = processor.Pipeline(
-        settings, create_session_factory(engine), create_storage(settings), models
-    )
-    processor.install(pipeline)
-    LahStatsWorker([Queue(settings.queue_name, connection=redis_conn)], connection=redis_conn).work(
-        burst=True
-    )
-    engine.dispose()
-
-
 @pytest.mark.slow
 def test_redis_flushed_with_sessions_queued_loses_nothing(
     client, make_user, settings, redis_conn, models
 ):
     user = make_user()
-    sessions = [_new_session(client, user, [CHUNK], num_speakers=2) for _ in range(2)]
+    phone = Phone(client, user.headers)
+    sessions = [phone.record([CHUNK], num_speakers=2) for _ in range(2)]
     redis_conn.flushdb()
     assert Queue(settings.queue_name, connection=redis_conn).count == 0
     report = reconcile(
         create_session_factory(create_engine(settings.sqlalchemy_url)), redis_conn, settings
     )
     assert sorted(map(str, report.requeued)) == sorted(sessions)
-    _in_process_worker(settings, redis_conn, models)
+    drain_queues(settings, redis_conn, models)
     for session_id in sessions:
         session = _row(settings, session_id)
         assert session.status is SessionStatus.READY_FOR_CLAIMING and session.attempts == 1
@@ -243,7 +187,7 @@ def test_a_job_rides_out_a_database_blip(client, make_user, settings, redis_conn
     import threading
 
     user = make_user()
-    session_id = _new_session(client, user, [CHUNK, CHUNK], num_speakers=2)
+    session_id = Phone(client, user.headers).record([CHUNK, CHUNK], num_speakers=2)
     proxy = TcpProxy(("127.0.0.1", 5432))
     proxied = _proxied(settings, proxy)
 
@@ -255,7 +199,7 @@ def test_a_job_rides_out_a_database_blip(client, make_user, settings, redis_conn
 
     cutter = threading.Thread(target=blip)
     cutter.start()
-    _in_process_worker(proxied, redis_conn, models)
+    drain_queues(proxied, redis_conn, models)
     cutter.join()
     proxy.close()
     session = _row(settings, session_id)

@@ -15,7 +15,7 @@ import schemathesis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 
-from tests.factories import api_session
+from tests.factories import Phone
 
 EXAMPLES_PER_OPERATION = 25
 
@@ -95,7 +95,7 @@ def test_odd_text_in_any_field_is_a_clear_422(client, make_user):
     is covered or this test fails), and the query's text: NUL, escapes, newlines, 5,000
     characters, blanks and a lone surrogate get 422 validation_error, never a 500."""
     owner, friend = make_user(), make_user()
-    group_id, session_id = api_session(client, owner.headers)
+    group_id, session_id = Phone(client, owner.headers).session()
     spec = client.get("/openapi.json").json()
     bodies = _valid_bodies(group_id, session_id, str(friend.id))
     covered = 0

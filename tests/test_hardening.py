@@ -26,9 +26,8 @@ from models import AudioChunk, SessionStatus
 from processing.sweep import sweep_orphan_chunks
 from queueing.webhooks import UnsafeWebhookTarget, enqueue_event, vet_webhook_url, webhook_queue
 from storage import chunk_folder, chunk_key, create_storage
-from tests.factories import api_session, api_upload, group_session
+from tests.factories import Phone, drain_queues, group_session
 from tests.paths import REPO
-from worker import LahStatsWorker
 
 CHUNK = REPO / "samples" / "chunk_002.wav"
 
@@ -64,7 +63,7 @@ def test_a_huge_declared_body_is_refused_before_a_byte_is_read(live_server, make
     """300 MB declared and none sent: the answer comes at once, with or without a token."""
     user = make_user()
     with httpx.Client(base_url=live_server) as http:
-        _, session_id = api_session(http, user.headers)
+        _, session_id = Phone(http, user.headers).session()
     multipart = {"Content-Type": "multipart/form-data; boundary=x"}
     no_token: dict[str, str] = {}
     for headers in (no_token, user.headers):
@@ -82,7 +81,7 @@ def test_strangers_are_answered_before_their_upload_is_read(live_server, make_us
     arrives anyway — the server did not wait to read it first."""
     owner, stranger = make_user(), make_user()
     with httpx.Client(base_url=live_server) as http:
-        _, session_id = api_session(http, owner.headers)
+        _, session_id = Phone(http, owner.headers).session()
     multipart = {"Content-Type": "multipart/form-data; boundary=x"}
     path = f"/sessions/{session_id}/upload"
     assert _raw_request(live_server, _post_head(path, 1_000_000, multipart)).startswith(
@@ -96,7 +95,7 @@ def test_a_chunked_body_is_cut_off_at_the_limit(live_server, make_user, settings
     monkeypatch.setattr(settings, "max_upload_bytes", 200_000)
     user = make_user()
     with httpx.Client(base_url=live_server) as http:
-        _, session_id = api_session(http, user.headers)
+        _, session_id = Phone(http, user.headers).session()
     piece = b"x" * 16_384
     chunked = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(20)) + b"0\r\n\r\n"
     head = _post_head("/groups", None, {"Content-Type": "application/json", **user.headers})
@@ -120,8 +119,8 @@ def test_a_chunked_body_is_cut_off_at_the_limit(live_server, make_user, settings
 
 
 def test_a_part_content_type_that_is_not_a_media_type_is_a_422(client, make_user):
-    user = make_user()
-    _, session_id = api_session(client, user.headers)
+    phone = Phone(client, make_user().headers)
+    _, session_id = phone.session()
     for content_type in (b"audio/" + b"x" * 200, b"audio/wav\x01"):
         body = (
             b'--x\r\nContent-Disposition: form-data; name="chunk_number"\r\n\r\n0\r\n'
@@ -131,10 +130,10 @@ def test_a_part_content_type_that_is_not_a_media_type_is_a_422(client, make_user
         answer = client.post(
             f"/sessions/{session_id}/upload",
             content=body,
-            headers={**user.headers, "Content-Type": "multipart/form-data; boundary=x"},
+            headers={**phone.headers, "Content-Type": "multipart/form-data; boundary=x"},
         )
         assert answer.status_code == 422, (content_type, answer.text)
-    stored = api_upload(client, user.headers, session_id, 0, CHUNK, "Audio/WAV; codecs=1")
+    stored = phone.upload(session_id, 0, CHUNK, "Audio/WAV; codecs=1")
     assert stored.status_code == 201, stored.text
 
 
@@ -197,8 +196,9 @@ def test_racing_uploads_and_ends_leave_no_object_without_a_row(live_server, make
     answers: list[int] = []
     with httpx.Client(base_url=live_server, timeout=30) as http:
         for _ in range(6):
-            _, session_id = api_session(http, user.headers)
-            api_upload(http, user.headers, session_id, 0, CHUNK)
+            phone = Phone(http, user.headers)
+            _, session_id = phone.session()
+            phone.upload(session_id, 0, CHUNK)
             sessions.append(session_id)
 
         def upload(session_id: str, number: int) -> None:
@@ -287,11 +287,10 @@ INTERNAL = [
 @pytest.mark.parametrize("url", INTERNAL)
 def test_a_webhook_to_an_internal_address_is_refused_at_end(client, make_user, url):
     user = make_user()
-    _, session_id = api_session(client, user.headers)
-    assert api_upload(client, user.headers, session_id, 0, CHUNK).status_code == 201
-    answer = client.post(
-        f"/sessions/{session_id}/end", json={"webhook_url": url}, headers=user.headers
-    )
+    phone = Phone(client, user.headers)
+    _, session_id = phone.session()
+    assert phone.upload(session_id, 0, CHUNK).status_code == 201
+    answer = phone.end(session_id, webhook_url=url)
     assert answer.status_code == 422, answer.text
     assert "not a public address" in answer.json()["error"]["message"]
     status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
@@ -300,14 +299,10 @@ def test_a_webhook_to_an_internal_address_is_refused_at_end(client, make_user, u
 
 def test_operators_can_allow_an_internal_receiver(client, make_user, settings, monkeypatch):
     monkeypatch.setattr(settings, "webhook_allow_private_networks", True)
-    user = make_user()
-    _, session_id = api_session(client, user.headers)
-    api_upload(client, user.headers, session_id, 0, CHUNK)
-    answer = client.post(
-        f"/sessions/{session_id}/end",
-        json={"webhook_url": "http://10.0.0.5/hook"},
-        headers=user.headers,
-    )
+    phone = Phone(client, make_user().headers)
+    _, session_id = phone.session()
+    phone.upload(session_id, 0, CHUNK)
+    answer = phone.end(session_id, webhook_url="http://10.0.0.5/hook")
     assert answer.status_code == 202
 
 
@@ -333,7 +328,7 @@ def test_delivery_checks_again_when_sending_and_does_not_retry(
     monkeypatch.setattr(settings, "webhook_retry_delays_s", [1, 1])
     enqueue_event(redis_conn, settings, url, uuid.uuid4(), "ready_for_claiming", None)
     queue = webhook_queue(redis_conn, settings)
-    LahStatsWorker([queue], connection=redis_conn).work(burst=True)
+    drain_queues(settings, redis_conn)
     assert received == []
     assert queue.failed_job_registry.count == 1
     assert queue.scheduled_job_registry.count == 0
@@ -345,7 +340,7 @@ def test_delivery_connects_to_the_vetted_address_with_the_host_name(
     url, received = webhook_receiver
     monkeypatch.setattr(settings, "webhook_allow_private_networks", True)
     enqueue_event(redis_conn, settings, url, uuid.uuid4(), "ready_for_claiming", None)
-    LahStatsWorker([webhook_queue(redis_conn, settings)], connection=redis_conn).work(burst=True)
+    drain_queues(settings, redis_conn)
     assert len(received) == 1
     assert received[0]["host"] == url.split("/")[2]  # localhost:PORT, not the address
 
@@ -378,8 +373,8 @@ def webhook_receiver():
 
 def test_a_name_given_by_another_member_is_a_nickname_in_that_group(client, make_user):
     owner, friend, other = make_user(), make_user(), make_user()
-    first, _ = api_session(client, owner.headers)
-    second, _ = api_session(client, other.headers)
+    first = Phone(client, owner.headers).group()
+    second = Phone(client, other.headers).group()
     for group, adder, nickname in ((first, owner, "Ah Beng"), (second, other, None)):
         body: dict[str, Any] = {"user_id": str(friend.id)}
         if nickname:
@@ -425,8 +420,8 @@ def test_a_malformed_body_is_always_422(client, make_user, body, content_type):
 
 
 def test_malformed_multipart_is_422_and_the_rule_is_documented(client, make_user):
-    user = make_user()
-    _, session_id = api_session(client, user.headers)
+    phone = Phone(client, make_user().headers)
+    _, session_id = phone.session()
     for body, content_type in (
         (b'--x\r\nContent-Disposition: form-data; name="file"\r\n\r\nabc', "multipart/form-data"),
         (b"not multipart at all", "multipart/form-data; boundary=x"),
@@ -435,10 +430,10 @@ def test_malformed_multipart_is_422_and_the_rule_is_documented(client, make_user
         answer = client.post(
             f"/sessions/{session_id}/upload",
             content=body,
-            headers={**user.headers, "Content-Type": content_type},
+            headers={**phone.headers, "Content-Type": content_type},
         )
         assert answer.status_code == 422, (body, answer.text)
-    answer = api_upload(client, user.headers, session_id, "zero", CHUNK)
+    answer = phone.upload(session_id, "zero", CHUNK)
     assert answer.status_code == 422
     spec = client.get("/openapi.json").json()
     statuses = {

@@ -12,14 +12,10 @@ from typing import ClassVar
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from sqlalchemy import create_engine
 
-import processor
-from db import create_session_factory
 from queueing.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, webhook_secret
-from storage import create_storage
+from tests.factories import Phone, burst_worker, drain_queues
 from tests.paths import REPO
-from worker import LahStatsWorker
 
 CHUNK = REPO / "samples" / "chunk_002.wav"
 
@@ -58,41 +54,6 @@ def _read_events(url: str, headers: dict[str, str], events: list[dict]) -> None:
                 events.append(json.loads(line.removeprefix("data: ")))
 
 
-def _upload_and_end(base: str, user, body: dict) -> str:
-    group = httpx.post(f"{base}/groups", json={"name": "ops"}, headers=user.headers).json()
-    session_id = httpx.post(
-        f"{base}/sessions/start", json={"group_id": group["id"]}, headers=user.headers
-    ).json()["session_id"]
-    resp = httpx.post(
-        f"{base}/sessions/{session_id}/upload",
-        files={"file": (CHUNK.name, CHUNK.read_bytes(), "audio/wav")},
-        data={"chunk_number": "0"},
-        headers=user.headers,
-    )
-    assert resp.status_code == 201
-    resp = httpx.post(f"{base}/sessions/{session_id}/end", json=body, headers=user.headers)
-    assert resp.status_code == 202, resp.text
-    return str(session_id)
-
-
-def _run_worker(settings, redis_conn, models) -> None:
-    engine = create_engine(settings.sqlalchemy_url)
-    pipeline = processor.Pipeline(
-        settings, create_session_factory(engine), create_storage(settings), models, redis_conn
-    )
-    processor.install(pipeline)
-    from rq import Queue
-
-    from queueing.webhooks import webhook_queue
-
-    queues = [
-        Queue(settings.queue_name, connection=redis_conn),
-        webhook_queue(redis_conn, settings),
-    ]
-    LahStatsWorker(queues, connection=redis_conn).work(burst=True)
-    engine.dispose()
-
-
 @pytest.mark.slow
 def test_events_webhook_and_metrics_follow_a_session(
     live_server, make_user, settings, redis_conn, models, receiver, monkeypatch
@@ -101,7 +62,8 @@ def test_events_webhook_and_metrics_follow_a_session(
     monkeypatch.setattr(settings, "webhook_allow_private_networks", True)  # the receiver's
     finished_before = REGISTRY.get_sample_value("lahstats_jobs_finished_total") or 0
     user = make_user()
-    session_id = _upload_and_end(live_server, user, {"webhook_url": receiver})
+    with httpx.Client(base_url=live_server) as http:
+        session_id = Phone(http, user.headers).record([CHUNK], webhook_url=receiver)
 
     events: list[dict] = []
     reader = threading.Thread(
@@ -109,7 +71,7 @@ def test_events_webhook_and_metrics_follow_a_session(
         args=(f"{live_server}/sessions/{session_id}/events", user.headers, events),
     )
     reader.start()
-    _run_worker(settings, redis_conn, models)
+    drain_queues(settings, redis_conn, models)
     reader.join(timeout=60)
     assert not reader.is_alive(), "the event stream did not end with the session"
 
@@ -140,25 +102,16 @@ def test_events_webhook_and_metrics_follow_a_session(
 
 def test_events_of_another_groups_session_are_404(live_server, make_user):
     owner, stranger = make_user(), make_user()
-    group = httpx.post(f"{live_server}/groups", json={"name": "g"}, headers=owner.headers).json()
-    session_id = httpx.post(
-        f"{live_server}/sessions/start", json={"group_id": group["id"]}, headers=owner.headers
-    ).json()["session_id"]
+    with httpx.Client(base_url=live_server) as http:
+        _, session_id = Phone(http, owner.headers).session()
     resp = httpx.get(f"{live_server}/sessions/{session_id}/events", headers=stranger.headers)
     assert resp.status_code == 404
 
 
 def test_webhook_url_must_be_http(client, make_user):
-    user = make_user()
-    group = client.post("/groups", json={"name": "g"}, headers=user.headers).json()
-    session_id = client.post(
-        "/sessions/start", json={"group_id": group["id"]}, headers=user.headers
-    ).json()["session_id"]
-    resp = client.post(
-        f"/sessions/{session_id}/end",
-        json={"webhook_url": "file:///etc/passwd"},
-        headers=user.headers,
-    )
+    phone = Phone(client, make_user().headers)
+    _, session_id = phone.session()
+    resp = phone.end(session_id, webhook_url="file:///etc/passwd")
     assert resp.status_code == 422
 
 
@@ -168,18 +121,18 @@ def test_webhook_retries_wait_out_their_backoff(settings, redis_conn, receiver, 
     import time
     import uuid
 
-    from queueing.webhooks import enqueue_event, webhook_queue
+    from queueing.webhooks import enqueue_event
 
     monkeypatch.setattr(settings, "webhook_retry_delays_s", [1])
     monkeypatch.setattr(settings, "webhook_allow_private_networks", True)
     enqueue_event(redis_conn, settings, receiver, uuid.uuid4(), "failed", "boom")
-    worker = LahStatsWorker([webhook_queue(redis_conn, settings)], connection=redis_conn)
-    worker.work(burst=True)
-    assert len(_Receiver.received) == 1  # refused; the retry waits in the scheduled registry
-    worker.work(burst=True)
-    assert len(_Receiver.received) == 1  # not before its delay
-    time.sleep(1.2)
-    worker.run_maintenance_tasks()
-    worker.work(burst=True)
+    with burst_worker(settings, redis_conn) as worker:
+        worker.work(burst=True)
+        assert len(_Receiver.received) == 1  # refused; the retry waits in the scheduled registry
+        worker.work(burst=True)
+        assert len(_Receiver.received) == 1  # not before its delay
+        time.sleep(1.2)
+        worker.run_maintenance_tasks()
+        worker.work(burst=True)
     assert len(_Receiver.received) == 2
     assert json.loads(_Receiver.received[-1][1])["error_message"] == "boom"

@@ -14,14 +14,11 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session as DbSession
 
-import processor
-from db import create_session_factory
 from models import Session
 from services.audio import decode_audio
 from services.domain import EMOTION_LABELS
-from storage import create_storage
+from tests.factories import Phone, drain_queues
 from tests.paths import CORPUS, REPO
-from worker import LahStatsWorker
 
 SAMPLES = sorted((REPO / "samples").glob("chunk_*"))
 SAMPLE_STM = CORPUS / "diarization/pyannote_sample/sample.stm"
@@ -36,33 +33,9 @@ def _wer(stm: Path, hypothesis: str) -> float:
     return float(jiwer.wer(" ".join(_words(reference)), " ".join(_words(hypothesis))))
 
 
-CONTENT_TYPES = {".m4a": "audio/mp4", ".ogg": "audio/ogg", ".wav": "audio/wav"}
-
-
-def _start(client, user) -> str:
-    group = client.post("/groups", json={"name": "e2e"}, headers=user.headers).json()
-    resp = client.post("/sessions/start", json={"group_id": group["id"]}, headers=user.headers)
-    return str(resp.json()["session_id"])
-
-
-def _upload(client, user, session_id: str, number: int, path: Path) -> None:
-    with path.open("rb") as fh:
-        resp = client.post(
-            f"/sessions/{session_id}/upload",
-            files={"file": (path.name, fh, CONTENT_TYPES.get(path.suffix, "audio/wav"))},
-            data={"chunk_number": str(number)},
-            headers=user.headers,
-        )
-    assert resp.status_code == 201, resp.text
-
-
 def _work(settings, redis_conn, models) -> list[tuple[int, str | None]]:
     """Run a burst worker on the queue; meanwhile watch the session rows' progress."""
     engine = create_engine(settings.sqlalchemy_url)
-    pipeline = processor.Pipeline(
-        settings, create_session_factory(engine), create_storage(settings), models
-    )
-    processor.install(pipeline)
     seen: list[tuple[int, str | None]] = []
     done = threading.Event()
 
@@ -75,12 +48,8 @@ def _work(settings, redis_conn, models) -> list[tuple[int, str | None]]:
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    from rq import Queue
-
     try:
-        LahStatsWorker(
-            [Queue(settings.queue_name, connection=redis_conn)], connection=redis_conn
-        ).work(burst=True)
+        drain_queues(settings, redis_conn, models)
     finally:
         done.set()
         watcher.join()
@@ -93,15 +62,7 @@ def test_mixed_format_chunks_become_speakers_transcript_counts_and_clips(
     client, make_user, settings, redis_conn, models
 ):
     user = make_user()
-    session_id = _start(client, user)
-    for number, path in enumerate(SAMPLES):
-        _upload(client, user, session_id, number, path)
-    assert (
-        client.post(
-            f"/sessions/{session_id}/end", json={"num_speakers": 2}, headers=user.headers
-        ).status_code
-        == 202
-    )
+    session_id = Phone(client, user.headers).record(SAMPLES, num_speakers=2)
 
     seen = _work(settings, redis_conn, models)
 
@@ -150,13 +111,9 @@ def test_mixed_format_chunks_become_speakers_transcript_counts_and_clips(
 def _session_with_a_corrupt_second_chunk(client, user, tmp_path: Path) -> str:
     """Chunk 0 is real speech; chunk 1 has a WAV header (so the upload passes the sniffing)
     followed by garbage, as a truncated or corrupted recording would."""
-    session_id = _start(client, user)
-    _upload(client, user, session_id, 0, SAMPLES[2])
     corrupt = tmp_path / "broken.wav"
     corrupt.write_bytes(SAMPLES[2].read_bytes()[:12] + b"\x07garbage" * 500)
-    _upload(client, user, session_id, 1, corrupt)
-    client.post(f"/sessions/{session_id}/end", headers=user.headers)
-    return session_id
+    return Phone(client, user.headers).record([SAMPLES[2], corrupt])
 
 
 @pytest.mark.slow
@@ -181,10 +138,11 @@ def test_corrupt_chunk_fails_the_session_naming_the_chunk(
 
 def test_gap_in_chunk_numbers_is_a_warning(client, make_user, settings, redis_conn, models):
     user = make_user()
-    session_id = _start(client, user)
-    _upload(client, user, session_id, 0, SAMPLES[2])
-    _upload(client, user, session_id, 2, SAMPLES[2])
-    client.post(f"/sessions/{session_id}/end", headers=user.headers)
+    phone = Phone(client, user.headers)
+    _, session_id = phone.session()
+    for number in (0, 2):
+        assert phone.upload(session_id, number, SAMPLES[2]).status_code == 201
+    phone.end(session_id)
     _work(settings, redis_conn, models)
     status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
     assert status["status"] == "ready_for_claiming"
@@ -192,14 +150,11 @@ def test_gap_in_chunk_numbers_is_a_warning(client, make_user, settings, redis_co
 
 
 def test_processing_twice_replaces_results(client, make_user, settings, redis_conn, models):
-    from jobs import enqueue_processing
-
     from models import SessionSpeaker, SessionStatus
+    from queueing.jobs import enqueue_processing
 
     user = make_user()
-    session_id = _start(client, user)
-    _upload(client, user, session_id, 0, SAMPLES[2])
-    client.post(f"/sessions/{session_id}/end", json={"num_speakers": 2}, headers=user.headers)
+    session_id = Phone(client, user.headers).record([SAMPLES[2]], num_speakers=2)
     _work(settings, redis_conn, models)
     first = client.get(f"/sessions/{session_id}/transcript", headers=user.headers).json()
 
@@ -243,9 +198,7 @@ def test_silent_session_is_a_clear_result(
         check=True,
     )
     user = make_user()
-    session_id = _start(client, user)
-    _upload(client, user, session_id, 0, silence)
-    client.post(f"/sessions/{session_id}/end", headers=user.headers)
+    session_id = Phone(client, user.headers).record([silence])
     _work(settings, redis_conn, models)
     status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
     # nobody to claim: the session is finished, and says why it is empty

@@ -16,7 +16,7 @@ from db import create_session_factory
 from models import AudioChunk, Session, SessionStatus
 from processing.reconcile import reconcile
 from queueing.jobs import enqueue_processing
-from tests.factories import group_session
+from tests.factories import Phone, group_session
 from tests.paths import CORPUS
 
 WAV = CORPUS / "asr_en/pocketsphinx_librivox/sense_and_sensibility_01_austen_64kb-0870.wav"
@@ -80,15 +80,10 @@ def test_reconciler_gives_up_after_max_attempts(settings, redis_conn):
     assert Queue(settings.queue_name, connection=redis_conn).count == 0
 
 
-def _group_and_session(base: str, headers: dict[str, str]) -> str:
-    group = httpx.post(f"{base}/groups", json={"name": "g"}, headers=headers).json()
-    started = httpx.post(f"{base}/sessions/start", json={"group_id": group["id"]}, headers=headers)
-    return str(started.json()["session_id"])
-
-
 def test_concurrent_uploads_of_one_chunk_store_exactly_one_row(live_server, make_user, settings):
     user = make_user()
-    session_id = _group_and_session(live_server, user.headers)
+    with httpx.Client(base_url=live_server) as http:
+        _, session_id = Phone(http, user.headers).session()
     data = WAV.read_bytes()
 
     def upload(_: int) -> int:
@@ -115,13 +110,10 @@ def test_concurrent_uploads_of_one_chunk_store_exactly_one_row(live_server, make
 
 def test_concurrent_ends_enqueue_once(live_server, make_user, redis_conn, settings):
     user = make_user()
-    session_id = _group_and_session(live_server, user.headers)
-    httpx.post(
-        f"{live_server}/sessions/{session_id}/upload",
-        files={"file": ("c.wav", WAV.read_bytes(), "audio/wav")},
-        data={"chunk_number": "0"},
-        headers=user.headers,
-    )
+    with httpx.Client(base_url=live_server) as http:
+        phone = Phone(http, user.headers)
+        _, session_id = phone.session()
+        phone.upload(session_id, 0, WAV)
 
     def end(_: int) -> int:
         return httpx.post(
