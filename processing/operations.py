@@ -21,7 +21,7 @@ from sqlalchemy.orm import sessionmaker
 import lifecycle
 from config import Settings
 from models import Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
-from processing.chunks import concatenate_chunks
+from processing.chunks import ChunkError, concatenate_chunks
 from processing.clips import delete_clips, store_evidence_clips
 from processing.evidence import occurrence_rows, stored_utterance, stored_verdicts
 from processing.rows import ChunkRef
@@ -223,6 +223,6 @@ def _evidence_clips(
             audio = spool.audio()
             cut = [span for span in missing if span[0] < audio.duration]
             made = store_evidence_clips(audio, cut, session.id, storage)
-    except StorageError as exc:  # the counts stand without clips; say why they are missing
+    except (StorageError, ChunkError) as exc:  # the counts stand without clips; say why
         log.warning("recount.no_clips", session_id=str(session.id), error=str(exc))
     return {span: key for span, key in keys.items() if key in existing or span in made}
