@@ -47,16 +47,18 @@ def test_each_stage_writes_its_band_and_the_bands_cover_0_to_100(session_factory
 def test_progress_only_moves_forward(session_factory):
     session_id = stored_session(session_factory, SessionStatus.PROCESSING, attempts=1)
     reporter = _reporter(session_factory, session_id)
-    reporter.enter(Stage.TRANSCRIBING)  # band 40-85
+    low, high = BANDS[Stage.TRANSCRIBING]
+    middle = int(low + 0.5 * (high - low))
+    reporter.enter(Stage.TRANSCRIBING)
     reporter.report(0.5)
-    assert _progress(session_factory, session_id) == (62, "transcribing")
-    reporter.report(0.2)  # 49: behind what is stored
+    assert _progress(session_factory, session_id) == (middle, "transcribing")
+    reporter.report(0.2)  # behind what is stored
     reporter.report(-3.0)  # clamped to the band's start
-    assert _progress(session_factory, session_id) == (62, "transcribing")
+    assert _progress(session_factory, session_id) == (middle, "transcribing")
     reporter.report(7.0)  # clamped to the band's end
-    assert _progress(session_factory, session_id) == (85, "transcribing")
+    assert _progress(session_factory, session_id) == (high, "transcribing")
     reporter.enter(Stage.DIARIZING)  # an earlier band: the stage is named, the number stays
-    assert _progress(session_factory, session_id) == (85, "diarizing")
+    assert _progress(session_factory, session_id) == (high, "diarizing")
 
 
 def test_reports_are_rate_limited_and_stage_changes_are_not(session_factory):
@@ -70,7 +72,7 @@ def test_reports_are_rate_limited_and_stage_changes_are_not(session_factory):
     assert _progress(session_factory, session_id) == (40, "transcribing")
     time.sleep(2.1)
     reporter.report(1.0)
-    assert _progress(session_factory, session_id) == (85, "transcribing")
+    assert _progress(session_factory, session_id) == (BANDS[Stage.TRANSCRIBING][1], "transcribing")
 
 
 def test_a_stale_attempt_writes_nothing(session_factory):
