@@ -132,12 +132,13 @@ def run(session_id: uuid.UUID, pipeline: Pipeline) -> None:
         )
         with held_lease(pipeline.session_factory, session_id, job.attempt, lease):
             try:
-                duration = _process(job, pipeline, progress)
+                duration, saved = _process(job, pipeline, progress)
             except Exception as exc:
                 _record_failure(pipeline, job, progress, exc)
                 raise
         _record_success(progress, duration)
-        _notify(pipeline, job, SessionStatus.READY_FOR_CLAIMING, None)
+        if saved is not None:  # else a newer attempt owns the session and will tell
+            _notify(pipeline, job, saved.status, None)
 
 
 def _record_failure(
@@ -184,8 +185,11 @@ def _record_success(progress: ProgressReporter, audio_seconds: float) -> None:
     )
 
 
-def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter) -> float:
-    """The stages, in order, each followed by its progress. Returns the audio's length (s)."""
+def _process(
+    job: rows.Job, pipeline: Pipeline, progress: ProgressReporter
+) -> tuple[float, rows.Saved | None]:
+    """The stages, in order, each followed by its progress. Returns the audio's length (s)
+    and what was saved (None: this attempt no longer owned the session)."""
     with AudioSpool(pipeline.settings.data_dir / "work") as spool:
         progress.enter(Stage.CONCATENATING)
         warnings = concatenate_chunks(
@@ -208,7 +212,7 @@ def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter) -> f
             pipeline.settings,
             progress,
         )
-        stale = rows.save(
+        saved = rows.save(
             pipeline.session_factory,
             job,
             rows.Outcome(
@@ -219,9 +223,9 @@ def _process(job: rows.Job, pipeline: Pipeline, progress: ProgressReporter) -> f
                 corrections_version=pipeline.models.corrections.version,
             ),
         )
-    delete_clips(pipeline.storage, stale or ())
+    delete_clips(pipeline.storage, saved.stale_clips if saved else ())
     progress.finish()
-    return audio.duration
+    return audio.duration, saved
 
 
 def process_audio(

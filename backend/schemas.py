@@ -122,7 +122,7 @@ class SessionEnd(BaseModel):
     min_speakers: int | None = SpeakerCount
     max_speakers: int | None = SpeakerCount
     webhook_url: AnyHttpUrl | None = Field(
-        default=None, description="POSTed a signed event when the session is ready or failed"
+        default=None, description="POSTed a signed event when the session is processed or failed"
     )
 
     @model_validator(mode="after")

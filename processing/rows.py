@@ -55,6 +55,21 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Saved:
+    """What :func:`save` wrote: the session's new status, and the storage keys of evidence
+    clips the replaced results used and the new ones do not (the caller deletes them)."""
+
+    status: SessionStatus
+    stale_clips: frozenset[str]
+
+
+# A session in which nobody was heard has nothing to claim: it is completed at once, saying why.
+NO_SPEECH_WARNING = "no speech was heard in this recording"
+# Somebody was heard, long enough to be a speaker, but no word of theirs was recognised.
+NO_WORDS_WARNING = "no speech was recognised in this session"
+
+
+@dataclass(frozen=True)
 class Job:
     session_id: uuid.UUID
     attempt: int
@@ -131,11 +146,11 @@ def save(
     session_factory: sessionmaker[DbSession],
     job: Job,
     outcome: Outcome,
-) -> set[str] | None:
+) -> Saved | None:
     """Replace the session's results with the outcome's in one transaction and mark it ready
-    for claiming. Running a session twice therefore never doubles a count. Returns the storage
-    keys of evidence clips the replaced results used and the new ones do not (the caller
-    deletes them); None (and nothing written) when this attempt no longer owns the session."""
+    for claiming, or completed when it has no speaker to claim (with
+    :data:`NO_SPEECH_WARNING`). Running a session twice therefore never doubles a count.
+    None (and nothing written) when this attempt no longer owns the session."""
     with session_factory() as db:
         session = _own(db, job)
         if session is None:
@@ -151,10 +166,8 @@ def save(
         stale = {key for key in previous if key} - set(outcome.heard.evidence_clips.values())
         db.execute(delete(SessionSpeaker).where(SessionSpeaker.session_id == job.session_id))
         _insert_results(db, job.session_id, outcome.heard)
-        warnings = list(outcome.warnings)
-        if not outcome.heard.analysis.segments:
-            warnings.append("no speech was recognised in this session")
-        session.status = SessionStatus.READY_FOR_CLAIMING
+        status, warnings = _final_state(outcome)
+        session.status = status
         session.progress, session.stage = 100, Stage.DONE.value
         session.duration_s, session.processing_time_s = (
             outcome.duration_s,
@@ -164,7 +177,17 @@ def save(
         session.warnings = warnings
         session.corrections_version = outcome.corrections_version
         db.commit()
-    return stale
+    return Saved(status, frozenset(stale))
+
+
+def _final_state(outcome: Outcome) -> tuple[SessionStatus, list[str]]:
+    """The status a processed session ends in, and its warnings."""
+    analysis = outcome.heard.analysis
+    if not analysis.speakers:
+        return SessionStatus.COMPLETED, [*outcome.warnings, NO_SPEECH_WARNING]
+    if not analysis.segments:
+        return SessionStatus.READY_FOR_CLAIMING, [*outcome.warnings, NO_WORDS_WARNING]
+    return SessionStatus.READY_FOR_CLAIMING, list(outcome.warnings)
 
 
 def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard) -> None:
