@@ -48,7 +48,7 @@ GAVE_UP = (
     "gave up after {attempts} attempts: the worker processing this session stopped each "
     "time without finishing (killed, out of memory, or a timeout)"
 )
-NO_SPEECH = "no speech was recognised in this session"
+NO_SPEECH = "no speech was heard in this recording"
 
 
 @dataclass(frozen=True)

@@ -160,8 +160,9 @@ class SessionEnd(BaseModel):
     max_speakers: int | None = SpeakerCount
     webhook_url: WebhookUrl | None = Field(
         default=None,
-        description="POSTed a signed event when the session is ready or failed. Public "
-        "addresses only (no loopback, private or link-local targets); https in production.",
+        description="POSTed a signed event when the session is processed (ready, or "
+        "completed with nothing to claim) or failed. Public addresses only (no loopback, "
+        "private or link-local targets); https in production.",
     )
 
     @model_validator(mode="after")

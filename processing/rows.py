@@ -55,6 +55,10 @@ class Outcome:
     corrections_version: str
 
 
+# Somebody was heard, long enough to be a speaker, but no word of theirs was recognised.
+NO_WORDS_WARNING = "no speech was recognised in this session"
+
+
 @dataclass(frozen=True)
 class Job:
     session_id: uuid.UUID
@@ -134,8 +138,9 @@ def save(
     outcome: Outcome,
 ) -> Saved | None:
     """Replace the session's results with the outcome's in one transaction and mark it ready
-    for claiming. Running a session twice therefore never doubles a count. None (and nothing
-    written) when this attempt no longer owns the session."""
+    for claiming (:func:`lifecycle.mark_ready`: completed when nobody was heard). Running a
+    session twice therefore never doubles a count. None (and nothing written) when this
+    attempt no longer owns the session."""
     with session_factory() as db:
         session = _own(db, job)
         if session is None:
@@ -152,11 +157,12 @@ def save(
             outcome.processing_time_s,
         )
         session.corrections_version = outcome.corrections_version
+        analysis = outcome.heard.analysis
+        warnings = list(outcome.warnings)
+        if analysis.speakers and not analysis.segments:
+            warnings.append(NO_WORDS_WARNING)
         notice = lifecycle.mark_ready(
-            session,
-            speakers=len(outcome.heard.analysis.speakers),
-            warnings=list(outcome.warnings),
-            now=datetime.now(UTC),
+            session, speakers=len(analysis.speakers), warnings=warnings, now=datetime.now(UTC)
         )
         db.commit()
     return Saved(notice, stale)

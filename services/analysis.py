@@ -74,8 +74,14 @@ def analyse(
     """Correct, count and tag every utterance; summarise every speaker found in ``turns``
     (a speaker who said no recognisable word still appears, with zero counts). Counts come
     from the detected occurrences only, and the corrected text shows the same rewrites;
-    ``verdicts`` (:func:`services.verification.verify`) decide the verify rules."""
-    kept = [u for u in utterances if u.text]
+    ``verdicts`` (:func:`services.verification.verify`) decide the verify rules.
+
+    Only the speakers of ``turns`` are summarised, so each has talk time and a sample clip:
+    utterances of any other speaker (words recognised where diarization heard nobody, given
+    the placeholder ``SPEAKER_00`` when there are no turns at all) are left out, as there is
+    no voice to play for them and nobody to credit their words to."""
+    heard = {t.speaker for t in turns}
+    kept = [u for u in utterances if u.text and u.speaker in heard]
     emotions = classify_emotions([u.text for u in kept], emotion_classifier, on_progress)
     segments = []
     for u, emotion in zip(kept, emotions, strict=True):
@@ -108,8 +114,6 @@ def _summaries(
     talk_time: dict[str, float] = defaultdict(float)
     for turn in turns:
         talk_time[turn.speaker] += turn.duration
-    for segment in segments:  # a word assigned outside every turn still makes its speaker real
-        talk_time.setdefault(segment.speaker, 0.0)
     per_speaker = Counter(s.speaker for s in segments)
     return tuple(
         SpeakerSummary(

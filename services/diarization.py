@@ -69,6 +69,12 @@ MAX_CLUSTERED_WINDOWS = 3000  # the linkage is O(n^2) memory; beyond this, subsa
 REFINE_ITERATIONS = 5
 MIN_RUN_FRAMES = 30  # speaker changes shorter than 0.3 s are absorbed by a neighbour
 
+# Either backend: a speaker needs this much speech (s) in the session to be returned at all.
+# Less is too little to tell a voice by, or to play as a sample anyone could recognise as
+# theirs, so it is never offered for claiming; the words said then go to the nearest speaker
+# who remains (services.assignment), and a session with no such speaker has no speakers.
+MIN_SPEAKER_S = 1.0
+
 # Share of this stage's progress reached after each step of the resemblyzer backend.
 _VAD_DONE, _EMBED_DONE, _CLUSTER_DONE = 0.1, 0.9, 0.95
 
@@ -121,14 +127,27 @@ def diarize(
     ``hints.num_speakers`` is honoured exactly (fewer only when there is too little speech
     to tell that many apart); otherwise the count is estimated within
     ``[min_speakers, max_speakers]``, ``max_speakers`` defaulting to the diarizer's
-    ``max_speakers_default``. Silent or empty audio gives no turns.
+    ``max_speakers_default``. Every speaker returned has at least MIN_SPEAKER_S seconds of
+    turns; silent or empty audio, or too little speech, gives no turns.
     """
     if audio.sample_rate != SAMPLE_RATE:
         raise ValueError(f"diarization needs {SAMPLE_RATE} Hz audio, got {audio.sample_rate}")
     speakers = speaker_range(hints, diarizer.max_speakers_default)
-    turns = canonical_turns(diarizer.find_turns(audio, speakers, on_progress))
+    found = canonical_turns(diarizer.find_turns(audio, speakers, on_progress))
+    turns = canonical_turns(without_minor_speakers(found, MIN_SPEAKER_S))
     on_progress(1.0)
     return turns
+
+
+def without_minor_speakers(
+    turns: Sequence[SpeakerTurn], min_seconds: float
+) -> tuple[SpeakerTurn, ...]:
+    """The turns of speakers whose turns add up to at least ``min_seconds`` (give it
+    canonical turns: a speaker's overlapping turns would count twice)."""
+    talk: dict[str, float] = {}
+    for turn in turns:
+        talk[turn.speaker] = talk.get(turn.speaker, 0.0) + turn.duration
+    return tuple(t for t in turns if talk[t.speaker] >= min_seconds)
 
 
 def speaker_range(hints: SpeakerHints, default_max: int) -> SpeakerRange:

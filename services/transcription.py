@@ -51,6 +51,13 @@ QUIET_FRAME_S = 0.1
 # Words are grouped into segments at sentence ends or at pauses at least this long.
 SEGMENT_PAUSE_S = 0.8
 SENTENCE_END = (".", "?", "!")
+# faster-whisper decodes at temperature 0 only (greedy, or beam search). Its default retries a
+# window that decodes badly by sampling at 0.2 ... 1.0, which CTranslate2 seeds from
+# std::random_device: the same 0.3 s chunk gave no words twice and once the hotword prompt
+# ("Walao, cheebai, lanjiao, kiasu,"), which would have been counted. A fixed seed would make
+# that repeatable but not right; without the retry such a window fails faster-whisper's
+# no-speech test and gives nothing.
+TEMPERATURES = (0.0,)
 
 
 class Transcriber(Protocol):
@@ -108,6 +115,7 @@ class FasterWhisperTranscriber:
             word_timestamps=True,
             vad_filter=self.vad_filter,
             hotwords=self.hotwords or None,
+            temperature=list(TEMPERATURES),
         )
         recognised = []
         # ``segments`` is lazy: decoding happens as we iterate, so progress is live.

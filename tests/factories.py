@@ -204,21 +204,25 @@ def _occurrences(speaker: SessionSpeaker, words: Mapping[str, int]) -> list[Word
 
 @contextmanager
 def burst_worker(
-    settings: Settings, connection: redis.Redis, models: processor.Models | None = None
+    settings: Settings,
+    connection: redis.Redis,
+    models: processor.Models | None = None,
+    *,
+    webhooks: bool = True,
 ) -> Iterator[LahStatsWorker]:
     """The worker ``lahstats worker`` runs, in this process, on the processing and webhook
-    queues; with ``models``, the pipeline is installed for ``processor.process_session``
-    (without them it can deliver webhooks only). Unlike ``worker.build_worker`` it loads no
+    queues (``webhooks=False``: events stay queued, for a test to read); with ``models``, the
+    pipeline is installed for ``processor.process_session`` (without them it can deliver
+    webhooks only). Unlike ``worker.build_worker`` it loads no
     models (the run's are handed in) and runs no reconciler between jobs: tests that want
     one call it themselves."""
     engine = create_engine(settings.sqlalchemy_url)
     if models is not None:
         factory, storage = create_session_factory(engine), create_storage(settings)
         processor.install(processor.Pipeline(settings, factory, storage, models, connection))
-    queues = [
-        Queue(settings.queue_name, connection=connection),
-        webhook_queue(connection, settings),
-    ]
+    queues = [Queue(settings.queue_name, connection=connection)]
+    if webhooks:
+        queues.append(webhook_queue(connection, settings))
     try:
         yield LahStatsWorker(queues, connection=connection)
     finally:
@@ -226,10 +230,14 @@ def burst_worker(
 
 
 def drain_queues(
-    settings: Settings, connection: redis.Redis, models: processor.Models | None = None
+    settings: Settings,
+    connection: redis.Redis,
+    models: processor.Models | None = None,
+    *,
+    webhooks: bool = True,
 ) -> None:
     """Process everything queued (sessions, webhook deliveries) in this process, then return."""
-    with burst_worker(settings, connection, models) as worker:
+    with burst_worker(settings, connection, models, webhooks=webhooks) as worker:
         worker.work(burst=True)
 
 

@@ -201,9 +201,8 @@ def test_silent_session_is_a_clear_result(
     session_id = Phone(client, user.headers).record([silence])
     _work(settings, redis_conn, models)
     status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
-    # nobody to claim: the session is finished, and says why it is empty
-    assert status["status"] == "completed", status
-    assert "no speech was recognised in this session" in status["warnings"]
+    assert status["status"] == "completed", status  # nothing to claim: the app can finish
+    assert "no speech was heard in this recording" in status["warnings"]
     speakers = client.get(f"/sessions/{session_id}/speakers", headers=user.headers).json()
     assert speakers == {"speakers": []}
 

@@ -333,7 +333,7 @@ def session_events(
     session_id: uuid.UUID, db: DbDep, user: CurrentUser, resources: ResourcesDep
 ) -> StreamingResponse:
     """Server-sent events instead of polling: a ``status`` event (the body of ``/status``)
-    whenever status, progress or stage changes, ending once the session is ready or failed."""
+    whenever status, progress or stage changes, ending once the session is processed or failed."""
     crud.session_for_member(db, session_id, user.id)
     db.close()  # the stream reads with its own short sessions; hold no connection meanwhile
     return StreamingResponse(
