@@ -30,21 +30,19 @@ from observability import (
 )
 from processing import rows
 from processing.chunks import concatenate_chunks
-from processing.clips import delete_clips, store_clips, store_evidence_clips
+from processing.clips import delete_clips, store_clips
 from processing.lease import held_lease
 from processing.progress import ProgressReporter, Stage, StageProgress
 from processing.retrying import is_transient
 from services.analysis import analyse
 from services.assignment import assign_speakers
 from services.audio import AudioSpool
-from services.corrections import Corrections, load_corrections
 from services.device import resolve_device
 from services.diarization import Diarizer, diarize, load_diarizer
 from services.domain import Audio, SpeakerHints
 from services.emotion import EmotionClassifier, load_emotion_classifier
-from services.singlish import hotword_prompt
+from services.singlish import Singlish, listen_again, load_singlish
 from services.transcription import Transcriber, load_transcriber, transcribe
-from services.verification import Verdict, Verifier, load_verifier, verify
 from storage import Storage
 
 log = structlog.get_logger(__name__)
@@ -52,24 +50,23 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Models:
-    """The loaded ML stages, built once per worker process."""
+class Engines:
+    """The loaded ML stages, built once per worker process (not ``models.py``'s tables)."""
 
     diarizer: Diarizer
     transcriber: Transcriber
     emotion_classifier: EmotionClassifier
-    corrections: Corrections
-    verifier: Verifier | None = None  # the second listen (SINGLISH_VERIFY), on the ASR model
+    singlish: Singlish  # the dictionary, and the verifier on the ASR model (SINGLISH_VERIFY)
 
 
 @dataclass(frozen=True)
 class Pipeline:
-    """Everything a job needs: settings, the database, storage and the loaded models."""
+    """Everything a job needs: settings, the database, storage and the loaded engines."""
 
     settings: Settings
     session_factory: sessionmaker[DbSession]
     storage: Storage
-    models: Models
+    engines: Engines
     # Redis, for webhook events; None where there is no queue (``lahstats process``)
     connection: redis.Redis | None = None
 
@@ -78,25 +75,24 @@ class Pipeline:
         lifecycle.notify(self.connection, self.settings, notice)
 
 
-def load_models(
+def load_engines(
     settings: Settings,
     on_loaded: Callable[[str, float], None] | None = None,
     *,
     diarizer_loader: Callable[[Settings], Diarizer] = load_diarizer,
     transcriber_loader: Callable[[Settings], Transcriber] = load_transcriber,
-) -> Models:
+) -> Engines:
     """Load every model once, logging how long each took and on which device;
     ``on_loaded(model, seconds)`` is told the same. The loaders default to the product's
     (the GPU benchmark swaps in its own)."""
     transcriber = _timed("transcriber", transcriber_loader, settings, on_loaded)
-    return Models(
+    return Engines(
         diarizer=_timed("diarizer", diarizer_loader, settings, on_loaded),
         transcriber=transcriber,
         emotion_classifier=_timed(
             "emotion_classifier", load_emotion_classifier, settings, on_loaded
         ),
-        corrections=load_corrections(settings.corrections_file),
-        verifier=load_verifier(settings, transcriber),
+        singlish=load_singlish(settings, transcriber),
     )
 
 
@@ -143,34 +139,34 @@ def run(session_id: uuid.UUID, pipeline: Pipeline) -> None:
     settings = pipeline.settings
     lease = timedelta(seconds=settings.lease_s)
     with structlog.contextvars.bound_contextvars(session_id=str(session_id), stage="queued"):
-        job = rows.take(pipeline.session_factory, session_id, lease, settings.max_attempts)
-        if not isinstance(job, rows.Job):
-            pipeline.notify(job)  # it used up its attempts and was failed (or: nothing to do)
+        attempt = rows.take(pipeline.session_factory, session_id, lease, settings.max_attempts)
+        if not isinstance(attempt, rows.Attempt):
+            pipeline.notify(attempt)  # it used up its attempts and was failed (or: nothing)
             return
         JOBS_STARTED.inc()
         progress = ProgressReporter(
-            pipeline.session_factory, session_id, job.attempt, settings.progress_min_interval_s
+            pipeline.session_factory, session_id, attempt.number, settings.progress_min_interval_s
         )
-        with held_lease(pipeline.session_factory, session_id, job.attempt, lease):
+        with held_lease(pipeline.session_factory, session_id, attempt.number, lease):
             try:
-                duration, notice = _process(job, pipeline, progress)
+                duration, notice = _process(attempt, pipeline, progress)
             except Exception as exc:
-                _record_failure(pipeline, job, progress, exc)
+                _record_failure(pipeline, attempt, progress, exc)
                 raise
         _record_success(progress, duration)
         pipeline.notify(notice)
 
 
 def _record_failure(
-    pipeline: Pipeline, job: rows.Job, progress: ProgressReporter, exc: Exception
+    pipeline: Pipeline, attempt: rows.Attempt, progress: ProgressReporter, exc: Exception
 ) -> None:
     if is_transient(exc):
         JOBS_FAILED.labels(kind="transient").inc()
         log.warning("processor.transient_failure", stage=progress.stage.value, error=str(exc))
-        rows.release(pipeline.session_factory, job)
+        rows.release(pipeline.session_factory, attempt)
     else:
         JOBS_FAILED.labels(kind="permanent").inc()
-        pipeline.notify(rows.fail(pipeline.session_factory, job, progress.stage, exc))
+        pipeline.notify(rows.fail(pipeline.session_factory, attempt, progress.stage, exc))
 
 
 def _record_success(progress: ProgressReporter, audio_seconds: float) -> None:
@@ -189,84 +185,69 @@ def _record_success(progress: ProgressReporter, audio_seconds: float) -> None:
 
 
 def _process(
-    job: rows.Job, pipeline: Pipeline, progress: ProgressReporter
+    attempt: rows.Attempt, pipeline: Pipeline, progress: ProgressReporter
 ) -> tuple[float, lifecycle.Notice | None]:
-    """The stages, in order, each followed by its progress. Returns the audio's length (s)
-    and what to tell the outside once results are saved."""
-    with AudioSpool(pipeline.settings.data_dir / "work") as spool:
+    """The stages, in order, each followed by its progress; then the clips and the results
+    are stored. Returns the audio's length (s) and what to tell the outside once saved."""
+    settings, storage = pipeline.settings, pipeline.storage
+    with AudioSpool(settings.data_dir / "work") as spool:
         progress.enter(Stage.CONCATENATING)
         warnings = concatenate_chunks(
-            job.chunks,
-            pipeline.storage,
+            attempt.chunks,
+            storage,
             spool,
-            skip_bad_chunks=pipeline.settings.skip_bad_chunks,
+            skip_bad_chunks=settings.skip_bad_chunks,
             on_progress=progress.report,
         )
         audio = spool.audio()
         started = time.perf_counter()
-        heard = process_audio(
-            audio,
-            job.hints,
-            job.session_id,
-            pipeline.models,
-            pipeline.storage,
-            pipeline.settings,
-            progress,
-        )
+        heard = process_audio(audio, attempt.hints, pipeline.engines, progress)
+
+        progress.enter(Stage.CLIPS)
+        clips = store_clips(audio, heard, attempt.session_id, storage, settings, progress.report)
+
+        progress.enter(Stage.SAVING)
         saved = rows.save(
             pipeline.session_factory,
-            job,
+            attempt,
             rows.Outcome(
                 heard=heard,
+                clips=clips,
                 duration_s=audio.duration,
                 warnings=warnings,
                 processing_time_s=time.perf_counter() - started,
-                corrections_version=pipeline.models.corrections.version,
+                corrections_version=pipeline.engines.singlish.corrections.version,
             ),
         )
     if saved is None:  # another attempt owns the session now: it saves, it notifies
         return audio.duration, None
-    delete_clips(pipeline.storage, saved.stale_clips)
+    delete_clips(storage, saved.stale_clips)
     progress.finish()
     return audio.duration, saved.notice
 
 
 def process_audio(
-    audio: Audio,
-    hints: SpeakerHints,
-    session_id: uuid.UUID,
-    models: Models,
-    storage: Storage,
-    settings: Settings,
-    progress: StageProgress,
+    audio: Audio, hints: SpeakerHints, engines: Engines, progress: StageProgress
 ) -> rows.Heard:
-    """Everything the stages make of one session's audio, clips stored, nothing saved yet.
-    (The benchmarks time the product through this function.)"""
-
+    """Everything the stages make of one session's 16 kHz audio; nothing is stored (the
+    caller stores clips and results). The benchmarks time the product through this."""
     progress.enter(Stage.DIARIZING)
-    turns = diarize(audio, models.diarizer, hints, progress.report)
+    turns = diarize(audio, engines.diarizer, hints, progress.report)
 
     progress.enter(Stage.TRANSCRIBING)
-    segments = transcribe(audio, models.transcriber, progress.report)
+    segments = transcribe(audio, engines.transcriber, progress.report)
     utterances = assign_speakers(segments, turns)
-    verdicts: tuple[Verdict, ...] = ()
-    if models.verifier is not None:  # a second listen at English that may be Singlish
-        verdicts = verify(
-            audio, utterances, models.corrections, models.verifier, prompt=hotword_prompt()
-        )
 
-    progress.enter(Stage.SAVING)
+    progress.enter(Stage.VERIFYING)  # a second listen at English that may be Singlish
+    verdicts = listen_again(audio, utterances, engines.singlish, progress.report)
+
+    progress.enter(Stage.ANALYSING)
     analysis = analyse(
         utterances,
         turns,
-        models.corrections,
-        models.emotion_classifier,
+        engines.singlish.corrections,
+        engines.emotion_classifier,
         progress.report,
         verdicts,
     )
-
-    progress.enter(Stage.CLIPS)
-    clips = store_clips(audio, turns, session_id, storage, settings.sample_clip_seconds)
-    spans = [(o.start, o.end) for o in analysis.occurrences]
-    evidence = store_evidence_clips(audio, spans, session_id, storage)
-    return rows.Heard(analysis=analysis, clip_keys=clips, evidence_clips=evidence)
+    return rows.Heard(analysis=analysis, turns=tuple(turns))

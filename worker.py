@@ -112,7 +112,7 @@ def build_worker(settings: Settings, connection: redis.Redis) -> LahStatsWorker:
         settings=settings,
         session_factory=create_session_factory(engine),
         storage=create_storage(settings),
-        models=processor.load_models(settings),
+        engines=processor.load_engines(settings),
         connection=connection,
     )
     processor.install(pipeline)

@@ -45,7 +45,8 @@ STAGE_COLUMNS = {
     Stage.CONCATENATING: "concatenate",
     Stage.DIARIZING: "diarize",
     Stage.TRANSCRIBING: "transcribe",
-    Stage.SAVING: "analyse",
+    Stage.VERIFYING: "transcribe",  # the second listen: reported with the recogniser's time
+    Stage.ANALYSING: "analyse",
     Stage.CLIPS: "clips",
 }
 WARMUP_S = 8.0
@@ -97,7 +98,7 @@ def run_pipeline(spec: dict[str, Any]) -> dict[str, Any]:
 def _load_pipeline(settings: Settings, spec: dict[str, Any]) -> tuple[Any, dict[str, float]]:
     """``processor.load_models``, each model's load time as it reports them; ``--gpu`` swaps
     in the production diarizer and ASR (``bench.gpu``)."""
-    from processor import load_models
+    from processor import load_engines
 
     loaders: dict[str, Any] = {}
     if spec.get("gpu"):
@@ -112,7 +113,7 @@ def _load_pipeline(settings: Settings, spec: dict[str, Any]) -> tuple[Any, dict[
     def loaded(name: str, seconds: float) -> None:
         load[name] = round(seconds, 3)
 
-    return load_models(settings, loaded, **loaders), load
+    return load_engines(settings, loaded, **loaders), load
 
 
 def _pipeline_warmup(session: dict[str, Any], models: Any) -> None:
@@ -127,7 +128,7 @@ def _pipeline_warmup(session: dict[str, Any], models: Any) -> None:
     audio = _warmup_audio(session)
     turns = diarize(audio, models.diarizer)
     utterances = assign_speakers(transcribe(audio, models.transcriber), turns)
-    analyse(utterances, turns, models.corrections, models.emotion_classifier)
+    analyse(utterances, turns, models.singlish.corrections, models.emotion_classifier)
 
 
 def _warmup_audio(session: dict[str, Any]) -> Audio:
@@ -143,6 +144,7 @@ def _pipeline_session(
     then ``concatenate_chunks`` and ``processor.process_audio``, as ``processor._process``
     calls them; every stage timed by the clock the stages report to."""
     from processing.chunks import concatenate_chunks
+    from processing.clips import store_clips
     from processor import process_audio
     from services.audio import AudioSpool
     from storage import create_storage
@@ -157,18 +159,29 @@ def _pipeline_session(
         clock.enter(Stage.CONCATENATING)
         concatenate_chunks(chunks, storage, spool, skip_bad_chunks=False)
         audio = spool.audio()
-        heard = process_audio(audio, hints, session_id, models, storage, settings, clock)
+        heard = process_audio(audio, hints, models, clock)
+        clock.enter(Stage.CLIPS)
+        store_clips(audio, heard, session_id, storage, settings)
         clock.stop()
     analysis = heard.analysis
     return _session_result(
         session,
         audio.duration,
-        {STAGE_COLUMNS[stage]: seconds for stage, seconds in clock.times.items()},
+        _columns(clock.times),
         speakers_found=len(analysis.speakers),
         words=sum(len(s.words) for s in analysis.segments),
         segments=len(analysis.segments),
         occurrences=len(analysis.occurrences),
     )
+
+
+def _columns(times: dict[Stage, float]) -> dict[str, float]:
+    """Seconds per table column (a column may gather several stages)."""
+    columns: dict[str, float] = {}
+    for stage, seconds in times.items():
+        column = STAGE_COLUMNS[stage]
+        columns[column] = columns.get(column, 0.0) + seconds
+    return columns
 
 
 def _store_chunks(files: list[str], session_id: uuid.UUID, storage: Storage) -> list[ChunkRef]:

@@ -310,13 +310,14 @@ def _process_singlish(
     import uuid
 
     from bench.inputs import rttm_speakers
+    from processing.clips import store_clips
     from processing.progress import Unwatched
     from processing.results import heard_result
-    from processor import load_models, process_audio
+    from processor import load_engines, process_audio
     from services.audio import decode_audio
     from storage import LocalStorage
 
-    models = load_models(settings)
+    models = load_engines(settings)
     with tempfile.TemporaryDirectory(prefix="lahstats-quality-") as scratch:
         storage = LocalStorage(Path(scratch), b"bench")
         for name in conversations:
@@ -326,10 +327,9 @@ def _process_singlish(
                 ("oracle", SpeakerHints(num_speakers=speakers)),
                 ("auto", SpeakerHints()),
             ):
-                heard = process_audio(
-                    audio, hints, uuid.uuid4(), models, storage, settings, Unwatched()
-                )
-                result = heard_result(heard, audio.duration, storage)
+                heard = process_audio(audio, hints, models, Unwatched())
+                clips = store_clips(audio, heard, uuid.uuid4(), storage, settings)
+                result = heard_result(heard, clips, audio.duration, storage)
                 (hyp_dirs[count] / f"{name}.json").write_text(json.dumps(result))
 
 

@@ -51,7 +51,7 @@ def process(
     factory = create_session_factory(create_db_engine(settings))
     storage = create_storage(settings)
     with console.status("loading models..."):
-        pipeline = processor.Pipeline(settings, factory, storage, processor.load_models(settings))
+        pipeline = processor.Pipeline(settings, factory, storage, processor.load_engines(settings))
     session_id = _queue_local_session(factory, storage, files, num_speakers)
     with _progress_bar(factory, session_id):
         processor.run(session_id, pipeline)

@@ -20,7 +20,7 @@ from migrations.runner import upgrade
 from processing import operations
 from processing.reconcile import reconcile
 from processing.sweep import SWEEP_WINDOW, sweep_orphan_chunks
-from services.corrections import load_corrections
+from services.singlish.dictionary import load_corrections
 from storage import create_storage
 
 app = typer.Typer()

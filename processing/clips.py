@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
+from config import Settings
 from services.audio import encode_clip, sample_clip_window
-from services.domain import Audio, SpeakerTurn
+from services.domain import Audio, ProgressCallback, SpeakerTurn, no_progress
 from storage import Storage, StorageError, clip_key, evidence_clip_key
+
+if TYPE_CHECKING:  # rows imports Clips from here
+    from processing.rows import Heard
 
 log = structlog.get_logger(__name__)
 
@@ -20,7 +26,36 @@ EVIDENCE_PAD_S = 0.6  # audio either side of the counted word: enough to hear it
 _ENCODERS = 4  # each clip is one ffmpeg run; a few at once hide the process start-up
 
 
+@dataclass(frozen=True)
+class Clips:
+    """The clips of one session's results, in storage: speaker label → sample clip, and a
+    counted word's (start, end) → its evidence clip."""
+
+    samples: Mapping[str, str]
+    evidence: Mapping[tuple[float, float], str]
+
+
 def store_clips(
+    audio: Audio,
+    heard: Heard,
+    session_id: uuid.UUID,
+    storage: Storage,
+    settings: Settings,
+    on_progress: ProgressCallback = no_progress,
+) -> Clips:
+    """Encode (Ogg/Opus) and store a sample clip per speaker and an evidence clip per
+    counted word of what the stages heard."""
+    samples = store_sample_clips(
+        audio, heard.turns, session_id, storage, settings.sample_clip_seconds
+    )
+    on_progress(0.5)
+    spans = [(o.start, o.end) for o in heard.analysis.occurrences]
+    evidence = store_evidence_clips(audio, spans, session_id, storage)
+    on_progress(1.0)
+    return Clips(samples, evidence)
+
+
+def store_sample_clips(
     audio: Audio,
     turns: Sequence[SpeakerTurn],
     session_id: uuid.UUID,

@@ -2,7 +2,7 @@
 columns), and one ``WordOccurrence`` row per counted word.
 
 :func:`processing.rows.save` writes them from the analysis; :func:`processing.operations.recount`
-reads the words and verdicts back into the values ``services.occurrences`` detects on, so a
+reads the words and verdicts back into the values ``services.singlish.occurrences`` detects on, so a
 recount runs exactly the detection the pipeline ran, without ASR.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 from models import Segment, WordOccurrence
 from services.domain import Utterance, Word
-from services.occurrences import Occurrence
-from services.verification import Verdict
+from services.singlish.occurrences import Occurrence
+from services.singlish.verification import Verdict
 
 
 def words_json(words: Sequence[Word]) -> list[list[Any]]:

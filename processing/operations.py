@@ -26,9 +26,10 @@ from processing.clips import delete_clips, store_evidence_clips
 from processing.evidence import occurrence_rows, stored_utterance, stored_verdicts
 from processing.rows import ChunkRef
 from queueing.jobs import processing_queue, requeue_processing
+from services import singlish
 from services.audio import AudioSpool
-from services.corrections import Corrections
-from services.occurrences import Occurrence, corrected_text, detect_occurrences
+from services.singlish.dictionary import Corrections
+from services.singlish.occurrences import Occurrence
 from storage import Storage, StorageError, evidence_clip_key
 
 log = structlog.get_logger(__name__)
@@ -179,9 +180,9 @@ def _recount_session(
         found: list[tuple[Segment, tuple[Occurrence, ...]]] = []
         for segment in segments:
             utterance = stored_utterance(segment, labels[segment.speaker_id])
-            verdicts = stored_verdicts(segment)
-            segment.corrected_text = corrected_text(utterance, corrections, verdicts)
-            found.append((segment, detect_occurrences([utterance], corrections, verdicts)))
+            reading = singlish.read(utterance, corrections, stored_verdicts(segment))
+            segment.corrected_text = reading.corrected_text
+            found.append((segment, reading.occurrences))
         old = db.scalars(select(WordOccurrence).where(WordOccurrence.session_id == session_id))
         old_keys = {o.clip_key for o in old if o.clip_key}
         clips = _evidence_clips(

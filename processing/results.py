@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as DbSession
 
 from models import Segment, Session, WordOccurrence
+from processing.clips import Clips
 from processing.rows import Heard
 from storage import LocalStorage, Storage
 
@@ -28,17 +29,7 @@ def stored_result(db: DbSession, storage: Storage, session_id: uuid.UUID) -> dic
     if session is None:
         raise LookupError(f"no session {session_id}")
     speakers = {s.id: s for s in session.speakers}
-    occurrences = list(
-        db.scalars(
-            select(WordOccurrence)
-            .where(WordOccurrence.session_id == session_id)
-            .order_by(WordOccurrence.start_s)
-        )
-    )
-    # every count is its occurrences counted (as the API's GROUP BY does)
-    counts: dict[uuid.UUID, Counter[str]] = defaultdict(Counter)
-    for o in occurrences:
-        counts[o.speaker_id][o.word] += 1
+    occurrences, counts = _stored_occurrences(db, session_id)
     segments = db.scalars(
         select(Segment).where(Segment.session_id == session_id).order_by(Segment.start_s)
     )
@@ -77,11 +68,34 @@ def stored_result(db: DbSession, storage: Storage, session_id: uuid.UUID) -> dic
     }
 
 
+def _stored_occurrences(
+    db: DbSession, session_id: uuid.UUID
+) -> tuple[list[WordOccurrence], dict[uuid.UUID, Counter[str]]]:
+    """The session's occurrences in time order, and every speaker's counts made of them (as
+    the API's GROUP BY does)."""
+    occurrences = list(
+        db.scalars(
+            select(WordOccurrence)
+            .where(WordOccurrence.session_id == session_id)
+            .order_by(WordOccurrence.start_s)
+        )
+    )
+    counts: dict[uuid.UUID, Counter[str]] = defaultdict(Counter)
+    for o in occurrences:
+        counts[o.speaker_id][o.word] += 1
+    return occurrences, counts
+
+
 def heard_result(
-    heard: Heard, duration_s: float, storage: Storage, warnings: list[str] | None = None
+    heard: Heard,
+    clips: Clips,
+    duration_s: float,
+    storage: Storage,
+    warnings: list[str] | None = None,
 ) -> dict[str, Any]:
-    """The same document from :func:`processor.process_audio`'s output, nothing saved."""
-    analysis, clips = heard.analysis, heard.evidence_clips
+    """The same document from :func:`processor.process_audio`'s output and its stored clips
+    (:func:`processing.clips.store_clips`), no rows written."""
+    analysis = heard.analysis
     return {
         "duration_s": round(duration_s, 3),
         "warnings": list(warnings or []),
@@ -92,7 +106,7 @@ def heard_result(
                 talk_time_s=s.talk_time_s,
                 segment_count=s.segment_count,
                 dominant_emotion=s.dominant_emotion,
-                sample_clip=local_path(heard.clip_keys.get(s.label), storage),
+                sample_clip=local_path(clips.samples.get(s.label), storage),
             )
             for s in analysis.speakers
         ],
@@ -110,7 +124,11 @@ def heard_result(
         ],
         "occurrences": [
             occurrence_json(
-                o, o.speaker, o.start, o.end, local_path(clips.get((o.start, o.end)), storage)
+                o,
+                o.speaker,
+                o.start,
+                o.end,
+                local_path(clips.evidence.get((o.start, o.end)), storage),
             )
             for o in analysis.occurrences
         ],
@@ -159,8 +177,8 @@ def segment_json(
 
 
 class Evidence(Protocol):
-    """What an occurrence row and a :class:`services.occurrences.Occurrence` both say about a
-    counted word."""
+    """What an occurrence row and a :class:`services.singlish.occurrences.Occurrence` both
+    say about a counted word."""
 
     @property
     def word(self) -> str: ...

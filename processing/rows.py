@@ -7,7 +7,6 @@ was taken again meanwhile (a re-enqueue after a lost worker), the stale attempt 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -20,10 +19,11 @@ from sqlalchemy.orm import sessionmaker
 import lifecycle
 from lifecycle import Notice, Stage
 from models import AudioChunk, Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
+from processing.clips import Clips
 from processing.evidence import occurrence_rows, verdicts_json, words_json
 from processing.retrying import database_retry
 from services.analysis import SessionAnalysis
-from services.domain import SpeakerHints
+from services.domain import SpeakerHints, SpeakerTurn
 
 log = structlog.get_logger(__name__)
 
@@ -37,11 +37,10 @@ class ChunkRef:
 
 @dataclass(frozen=True)
 class Heard:
-    """What the stages made of a session's audio, its clips already in storage."""
+    """What the stages made of a session's audio, before anything is stored."""
 
     analysis: SessionAnalysis
-    clip_keys: Mapping[str, str]  # speaker label → sample clip
-    evidence_clips: Mapping[tuple[float, float], str]  # a counted word's (start, end) → clip
+    turns: tuple[SpeakerTurn, ...]
 
 
 @dataclass(frozen=True)
@@ -49,6 +48,7 @@ class Outcome:
     """What a finished attempt leaves behind."""
 
     heard: Heard
+    clips: Clips  # already in storage
     duration_s: float
     warnings: list[str]
     processing_time_s: float
@@ -60,9 +60,12 @@ NO_WORDS_WARNING = "no speech was recognised in this session"
 
 
 @dataclass(frozen=True)
-class Job:
+class Attempt:
+    """One try at processing a session (``number`` fences every write it makes), with what
+    it needs to read: the speaker-count hints and the chunks in order."""
+
     session_id: uuid.UUID
-    attempt: int
+    number: int
     hints: SpeakerHints
     chunks: tuple[ChunkRef, ...]
 
@@ -73,9 +76,9 @@ def take(
     session_id: uuid.UUID,
     lease: timedelta,
     max_attempts: int,
-) -> Job | Notice | None:
+) -> Attempt | Notice | None:
     """Start an attempt on a ``processing`` session: count it, take the lease, and read what
-    the job needs. A :class:`~lifecycle.Notice` when the session used up its attempts and was
+    the attempt needs. A :class:`~lifecycle.Notice` when the session used up its attempts and was
     failed instead (the caller notifies); None when the session is not waiting for processing
     (done, failed, gone) or another worker holds a live lease on it."""
     now = datetime.now(UTC)
@@ -102,24 +105,24 @@ def take(
             .where(AudioChunk.session_id == session_id)
             .order_by(AudioChunk.chunk_number)
         )
-        job = Job(
+        attempt = Attempt(
             session_id=session_id,
-            attempt=session.attempts,
+            number=session.attempts,
             hints=SpeakerHints(session.num_speakers, session.min_speakers, session.max_speakers),
             chunks=tuple(ChunkRef(c.chunk_number, c.storage_key, c.content_type) for c in chunks),
         )
         db.commit()
-    return job
+    return attempt
 
 
-def _own(db: DbSession, job: Job) -> Session | None:
+def _own(db: DbSession, attempt: Attempt) -> Session | None:
     """The session row, locked, if this attempt still owns it."""
     session = db.scalars(
-        select(Session).where(Session.id == job.session_id).with_for_update()
+        select(Session).where(Session.id == attempt.session_id).with_for_update()
     ).one_or_none()
     if session is None or session.status is not SessionStatus.PROCESSING:
         return None
-    if session.attempts != job.attempt:
+    if session.attempts != attempt.number:
         return None
     return session
 
@@ -134,7 +137,7 @@ class Saved:
 @database_retry
 def save(
     session_factory: sessionmaker[DbSession],
-    job: Job,
+    attempt: Attempt,
     outcome: Outcome,
 ) -> Saved | None:
     """Replace the session's results with the outcome's in one transaction and mark it ready
@@ -142,16 +145,18 @@ def save(
     session twice therefore never doubles a count. None (and nothing written) when this
     attempt no longer owns the session."""
     with session_factory() as db:
-        session = _own(db, job)
+        session = _own(db, attempt)
         if session is None:
-            log.warning("processor.results_dropped", attempt=job.attempt, reason="lost ownership")
+            log.warning(
+                "processor.results_dropped", attempt=attempt.number, reason="lost ownership"
+            )
             return None
         previous = db.scalars(
-            select(WordOccurrence.clip_key).where(WordOccurrence.session_id == job.session_id)
+            select(WordOccurrence.clip_key).where(WordOccurrence.session_id == attempt.session_id)
         )
-        stale = {key for key in previous if key} - set(outcome.heard.evidence_clips.values())
-        db.execute(delete(SessionSpeaker).where(SessionSpeaker.session_id == job.session_id))
-        _insert_results(db, job.session_id, outcome.heard)
+        stale = {key for key in previous if key} - set(outcome.clips.evidence.values())
+        db.execute(delete(SessionSpeaker).where(SessionSpeaker.session_id == attempt.session_id))
+        _insert_results(db, attempt.session_id, outcome.heard, outcome.clips)
         session.duration_s, session.processing_time_s = (
             outcome.duration_s,
             outcome.processing_time_s,
@@ -168,7 +173,7 @@ def save(
     return Saved(notice, stale)
 
 
-def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard) -> None:
+def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard, clips: Clips) -> None:
     # Keys are made here, not at flush, so the whole result goes in one flush (insert order
     # follows the foreign keys).
     speakers = [
@@ -179,7 +184,7 @@ def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard) -> None:
             segment_count=summary.segment_count,
             total_duration_s=summary.talk_time_s,
             dominant_emotion=summary.dominant_emotion,
-            sample_clip_key=heard.clip_keys.get(summary.label),
+            sample_clip_key=clips.samples.get(summary.label),
         )
         for summary in heard.analysis.speakers
     ]
@@ -202,18 +207,16 @@ def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard) -> None:
         )
         db.add(segment)
         db.add_all(
-            occurrence_rows(
-                s.occurrences, session_id, speaker_ids, segment.id, heard.evidence_clips
-            )
+            occurrence_rows(s.occurrences, session_id, speaker_ids, segment.id, clips.evidence)
         )
 
 
-def release(session_factory: sessionmaker[DbSession], job: Job) -> None:
+def release(session_factory: sessionmaker[DbSession], attempt: Attempt) -> None:
     """Give the session back after a transient failure (:func:`lifecycle.release`). Best
     effort: the database may be what is down, and then the lease simply runs out."""
     try:
         with session_factory() as db:
-            session = _own(db, job)
+            session = _own(db, attempt)
             if session is not None:
                 lifecycle.release(session)
                 db.commit()
@@ -223,12 +226,12 @@ def release(session_factory: sessionmaker[DbSession], job: Job) -> None:
 
 @database_retry
 def fail(
-    session_factory: sessionmaker[DbSession], job: Job, stage: Stage, exc: Exception
+    session_factory: sessionmaker[DbSession], attempt: Attempt, stage: Stage, exc: Exception
 ) -> Notice | None:
     """Mark the session failed with a message naming the stage; None when this attempt no
     longer owns it. The caller notifies, then re-raises so the queue keeps the traceback."""
     with session_factory() as db:
-        session = _own(db, job)
+        session = _own(db, attempt)
         if session is None:
             return None
         notice = lifecycle.fail(session, f"{stage.value} failed: {exc}")

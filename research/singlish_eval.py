@@ -7,7 +7,7 @@ For each idea (an ASR configuration plus a corrections dictionary) on the genera
 1. transcribe each conversation (cached per ASR configuration under ``--work``, with the wall
    and CPU seconds it took; ``--fresh`` re-decodes);
 2. give words to speakers with the product's ``assign_speakers`` and the reference turns;
-3. :func:`services.occurrences.detect_occurrences` → per-speaker counts → one result JSON
+3. :func:`services.singlish.occurrences.detect_occurrences` → per-speaker counts → one result JSON
    per conversation in the product's shape (``processing.results``; ``<work>/hyp/<idea>/``),
    scored by ``shared/singlish/score.py``;
 4. word error rate on the dev set (all turns) and on the clean LibriVox clips
@@ -36,22 +36,22 @@ from config import Settings
 from processing.results import occurrence_json, segment_json, speaker_json
 from services.assignment import assign_speakers
 from services.audio import decode_audio
-from services.corrections import (
-    SPEC_CORRECTIONS,
-    Corrections,
-    build_corrections,
-    load_corrections,
-)
-from services.counting import TARGET_WORDS
 from services.domain import (
     SpeakerTurn,
     TranscriptSegment,
     Utterance,
     Word,
 )
-from services.occurrences import corrected_text, count_occurrences, detect_occurrences
-from services.singlish import decoding_hotwords, hotword_prompt
-from services.verification import Verdict, WhisperVerifier, verify
+from services.singlish.dictionary import (
+    SPEC_CORRECTIONS,
+    Corrections,
+    build_corrections,
+    load_corrections,
+)
+from services.singlish.hotwords import decoding_hotwords, hotword_prompt
+from services.singlish.occurrences import corrected_text, count_occurrences, detect_occurrences
+from services.singlish.verification import Verdict, WhisperVerifier, verify
+from services.singlish.words import TARGET_WORDS
 
 SINGLISH = SHARED / "singlish"
 LIBRIVOX = CORPUS / "asr_en" / "pocketsphinx_librivox"
@@ -79,7 +79,9 @@ class Idea:
     name: str
     asr: AsrConfig
     dictionary: str  # "spec" (the product spec's) or "learned" (services/data/corrections.json)
-    verify: bool = False  # a second listen (services.verification) at the dictionary's verify rules
+    verify: bool = (
+        False  # a second listen (services.singlish.verification) at the dictionary's verify rules
+    )
 
 
 TINY, BASE, BASE_HOT = AsrConfig("tiny.en"), AsrConfig("base"), AsrConfig("base", True)

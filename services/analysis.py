@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from services.corrections import Corrections
+from services import singlish
 from services.domain import (
     Emotion,
     ProgressCallback,
@@ -17,14 +17,9 @@ from services.domain import (
     no_progress,
 )
 from services.emotion import EmotionClassifier, classify_emotions
-from services.occurrences import (
-    Occurrence,
-    corrected_text,
-    count_occurrences,
-    detect_occurrences,
-    verdicts_within,
-)
-from services.verification import Verdict
+from services.singlish.dictionary import Corrections
+from services.singlish.occurrences import Occurrence, count_occurrences
+from services.singlish.verification import Verdict
 
 
 @dataclass(frozen=True)
@@ -74,7 +69,8 @@ def analyse(
     """Correct, count and tag every utterance; summarise every speaker found in ``turns``
     (a speaker who said no recognisable word still appears, with zero counts). Counts come
     from the detected occurrences only, and the corrected text shows the same rewrites;
-    ``verdicts`` (:func:`services.verification.verify`) decide the verify rules.
+    ``verdicts`` (:func:`services.singlish.listen_again`) decide the verify rules; each
+    utterance is read by :func:`services.singlish.read`.
 
     Only the speakers of ``turns`` are summarised, so each has talk time and a sample clip:
     utterances of any other speaker (words recognised where diarization heard nobody, given
@@ -85,18 +81,18 @@ def analyse(
     emotions = classify_emotions([u.text for u in kept], emotion_classifier, on_progress)
     segments = []
     for u, emotion in zip(kept, emotions, strict=True):
-        checked = verdicts_within(u, verdicts)
+        reading = singlish.read(u, corrections, verdicts)
         segments.append(
             AnalysedSegment(
                 u.speaker,
                 u.start,
                 u.end,
                 u.text,
-                corrected_text(u, corrections, checked),
+                reading.corrected_text,
                 emotion,
                 words=u.words,
-                verdicts=checked,
-                occurrences=detect_occurrences([u], corrections, checked),
+                verdicts=reading.verdicts,
+                occurrences=reading.occurrences,
             )
         )
     occurrences = [o for s in segments for o in s.occurrences]

@@ -135,7 +135,7 @@ def load_faster_whisper_transcriber(
     import ctranslate2
     from faster_whisper import WhisperModel
 
-    from services.singlish import decoding_hotwords
+    from services.singlish.hotwords import decoding_hotwords
 
     if hotwords is None and settings.singlish_hotwords:
         hotwords = decoding_hotwords()

@@ -109,9 +109,9 @@ def make_user(settings: Settings) -> Callable[[], User]:
 def models(tmp_path_factory: pytest.TempPathFactory):
     """The embedded offline models (Whisper base with hotwords and the verifier, Resemblyzer,
     MiniLM + head), loaded once per run."""
-    from processor import load_models
+    from processor import load_engines
 
-    return load_models(Settings(environment="test", data_dir=tmp_path_factory.mktemp("models")))
+    return load_engines(Settings(environment="test", data_dir=tmp_path_factory.mktemp("models")))
 
 
 @pytest.fixture

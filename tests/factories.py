@@ -206,7 +206,7 @@ def _occurrences(speaker: SessionSpeaker, words: Mapping[str, int]) -> list[Word
 def burst_worker(
     settings: Settings,
     connection: redis.Redis,
-    models: processor.Models | None = None,
+    models: processor.Engines | None = None,
     *,
     webhooks: bool = True,
 ) -> Iterator[LahStatsWorker]:
@@ -232,7 +232,7 @@ def burst_worker(
 def drain_queues(
     settings: Settings,
     connection: redis.Redis,
-    models: processor.Models | None = None,
+    models: processor.Engines | None = None,
     *,
     webhooks: bool = True,
 ) -> None:

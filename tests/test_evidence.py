@@ -22,8 +22,8 @@ from migrations.runner import alembic_config, upgrade
 from models import Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
 from processing import operations
 from services.audio import decode_audio
-from services.corrections import build_corrections, load_corrections
-from services.counting import TARGET_WORDS
+from services.singlish.dictionary import build_corrections, load_corrections
+from services.singlish.words import TARGET_WORDS
 from storage import create_storage
 from tests.factories import Phone, drain_queues, wav_chunks
 

@@ -129,7 +129,7 @@ def test_concurrent_ends_enqueue_once(live_server, make_user, redis_conn, settin
 
 def test_a_second_delivery_of_a_session_is_refused_while_the_first_holds_it(settings):
     """Two workers, one session (a duplicate job): only one takes it."""
-    from processing.rows import Job, take
+    from processing.rows import Attempt, take
 
     factory = create_session_factory(create_engine(settings.sqlalchemy_url))
     with factory() as db:
@@ -137,7 +137,7 @@ def test_a_second_delivery_of_a_session_is_refused_while_the_first_holds_it(sett
     lease = timedelta(minutes=5)
     first = take(factory, session_id, lease, max_attempts=3)
     second = take(factory, session_id, lease, max_attempts=3)
-    assert isinstance(first, Job) and first.attempt == 1
+    assert isinstance(first, Attempt) and first.number == 1
     assert second is None
     with factory() as db:
         session = db.get(Session, session_id)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings
+from processing.clips import store_clips
 from processing.progress import Unwatched
 from processor import process_audio
 from services.audio import decode_audio
@@ -40,15 +41,9 @@ pytestmark = [
 def test_a_generated_conversation_is_counted_with_evidence(singlish_dev, models, tmp_path):
     audio = decode_audio(singlish_dev / f"{CONVERSATION}.wav")
     storage = LocalStorage(tmp_path, b"test")
-    heard = process_audio(
-        audio,
-        SpeakerHints(num_speakers=3),
-        uuid.uuid4(),
-        models,
-        storage,
-        Settings(environment="test", data_dir=tmp_path),
-        Unwatched(),
-    )
+    heard = process_audio(audio, SpeakerHints(num_speakers=3), models, Unwatched())
+    settings = Settings(environment="test", data_dir=tmp_path)
+    clips = store_clips(audio, heard, uuid.uuid4(), storage, settings)
     occurrences = heard.analysis.occurrences
     reference = json.loads((singlish_dev / f"{CONVERSATION}.counts.json").read_text())["speakers"]
     found = _by_reference_speaker(heard.analysis, singlish_dev / f"{CONVERSATION}.rttm")
@@ -60,9 +55,9 @@ def test_a_generated_conversation_is_counted_with_evidence(singlish_dev, models,
     )
     assert true >= MIN_TRUE and false <= MAX_FALSE, (true, false, occurrences)
     for o in occurrences:
-        assert o.heard and o.text and o.dictionary_version == models.corrections.version
+        assert o.heard and o.text and o.dictionary_version == models.singlish.corrections.version
         assert not any(phrase in o.text for phrase in PLAIN_TURNS), o
-        assert (tmp_path / heard.evidence_clips[(o.start, o.end)]).is_file()
+        assert (tmp_path / clips.evidence[(o.start, o.end)]).is_file()
 
 
 def _by_reference_speaker(analysis, rttm: Path) -> dict[str, Counter[str]]:

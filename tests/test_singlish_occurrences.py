@@ -10,10 +10,9 @@ from dataclasses import asdict
 
 import pytest
 
-from services.corrections import apply_corrections, build_corrections, load_corrections
-from services.counting import count_targets
 from services.domain import Utterance, Word
-from services.occurrences import (
+from services.singlish.dictionary import apply_corrections, build_corrections, load_corrections
+from services.singlish.occurrences import (
     SOURCE_ASR,
     SOURCE_CORRECTION,
     SOURCE_VERIFIED,
@@ -21,7 +20,8 @@ from services.occurrences import (
     count_occurrences,
     detect_occurrences,
 )
-from services.verification import Verdict, candidates
+from services.singlish.verification import Verdict, candidates
+from services.singlish.words import count_targets
 from tests.paths import SINGLISH
 
 LEARNED = load_corrections()

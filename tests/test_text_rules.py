@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from services.corrections import (
+from services.singlish.dictionary import (
     SPEC_CORRECTIONS,
     apply_corrections,
     build_corrections,
     load_corrections,
 )
-from services.counting import TARGET_WORDS, count_targets
-from services.text import Break, tokens
+from services.singlish.text import Break, tokens
+from services.singlish.words import TARGET_WORDS, count_targets
 from tests.paths import SINGLISH
 
 SPEC = build_corrections(SPEC_CORRECTIONS, "spec-1")

@@ -18,11 +18,17 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from services.corrections import Confirmation, Corrections, Rule, apply_corrections, find_rewrites
-from services.counting import TARGET_WORDS
 from services.domain import Utterance
-from services.text import tokenize, tokens
-from services.verification import Verdict, span_times, word_spans
+from services.singlish.dictionary import (
+    Confirmation,
+    Corrections,
+    Rule,
+    apply_corrections,
+    find_rewrites,
+)
+from services.singlish.text import tokenize, tokens
+from services.singlish.verification import Verdict, span_times, word_spans
+from services.singlish.words import TARGET_WORDS
 
 SOURCE_ASR = "asr"  # the recogniser wrote the target word itself
 SOURCE_CORRECTION = "correction"  # a dictionary rule rewrote what it wrote

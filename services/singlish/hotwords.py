@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from services.counting import TARGET_WORDS
+from services.singlish.words import TARGET_WORDS
 
 # Target words that are ordinary English. In the decoder's prompt they pull plain English their
 # way ("canned pears lack full flavour" came out "Can, paise, lak, full, flavour"), so the

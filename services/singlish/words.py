@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from services.text import tokenize
+from services.singlish.text import tokenize
 
 TARGET_WORDS: tuple[str, ...] = (
     "walao", "cheebai", "lanjiao", "lah", "lor", "sia", "meh", "leh", "hor", "ah", "can",

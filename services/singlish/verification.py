@@ -6,8 +6,8 @@ leh."). A ``verify`` rule of the dictionary names such renderings; for each plac
 as heard, and as rewritten, and records the difference as a :class:`Verdict`. A ``plain`` rule
 asks it without a prompt (the Singlish reading must win on its own: for renderings that are
 common English there), a ``biased`` rule with the target words as its prompt (for odd
-renderings: "Ken" for "can"). :func:`services.occurrences.detect_occurrences` then applies the
-rule where the margin reaches the dictionary's ``verify_margins``.
+renderings: "Ken" for "can"). :func:`services.singlish.occurrences.detect_occurrences` then
+applies the rule where the margin reaches the dictionary's ``verify_margins``.
 
 Only the few seconds around each candidate are encoded, and both readings are scored in one
 teacher-forced pass, so the cost is a small fraction of transcription. Verdicts are stored
@@ -28,9 +28,9 @@ import numpy as np
 import structlog
 
 from config import Settings
-from services.corrections import Corrections, Rule, find_rewrites
 from services.domain import Audio, ProgressCallback, Utterance, Word, no_progress
-from services.text import tokens
+from services.singlish.dictionary import Corrections, Rule, find_rewrites
+from services.singlish.text import tokens
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -145,7 +145,7 @@ def verify(
 
 def candidates(utterance: Utterance, corrections: Corrections) -> list[tuple[Rule, int, int]]:
     """(rule, first word, last word exclusive) of each verify rule that would fire in the
-    utterance's text (word indices into :func:`services.text.tokens` of it)."""
+    utterance's text (word indices into :func:`services.singlish.text.tokens` of it)."""
     if not any(r.verify for r in corrections.rules):
         return []
     rewrites = find_rewrites(utterance.text, corrections, confirmed=lambda *_: True)

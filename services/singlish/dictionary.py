@@ -9,10 +9,10 @@ A rule may also say where it applies, for renderings that are ordinary English e
 ``question_end`` (a question mark follows: "cannot?" is "can or not?"), and ``not_after`` (the
 word before vetoes it: "the law."). ``not_written`` lists spellings, case kept, that veto it
 ("LA" is Los Angeles, not "la"). A rule with ``verify`` ("there" → "leh" at a clause end) fires
-only where the second listen of :mod:`services.verification` confirmed it (``confirmed``): by
-the ``plain`` recogniser, for renderings that are common English where they stand, or by the
-recogniser ``biased`` towards the target words, for odd ones ("Ken" → "can"); each needs its
-margin in ``verify_margins``.
+only where the second listen of :mod:`services.singlish.verification` confirmed it
+(``confirmed``): by the ``plain`` recogniser, for renderings that are common English where
+they stand, or by the recogniser ``biased`` towards the target words, for odd ones ("Ken" →
+"can"); each needs its margin in ``verify_margins``.
 
 The JSON file: ``{"version", "verify_margins": {"plain", "biased"}, "corrections": {phrase:
 word}, "rules": [{"heard", "says", "at", "not_after", "not_written", "verify"}]}``;
@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from services.text import Break, Token, normalize, tokenize, tokens
+from services.singlish.text import Break, Token, normalize, tokenize, tokens
 
 Position = Literal["anywhere", "clause_end", "clause_start", "question_end"]
 POSITIONS: tuple[str, ...] = ("anywhere", "clause_end", "clause_start", "question_end")

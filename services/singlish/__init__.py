@@ -1,0 +1,92 @@
+"""Hearing the Singlish target words: everything about "lah", "walao", "sia"... lives here.
+
+- ``words``: the target words and how often a text says them;
+- ``hotwords``: the prompt that biases the recogniser towards them;
+- ``text``: the tokens and normal forms the rules read;
+- ``dictionary``: the corrections dictionary (what the recogniser writes for each word, and
+  the context rules), versioned;
+- ``verification``: the second listen, which scores the Singlish reading of a stretch of
+  audio against the English one;
+- ``occurrences``: one :class:`~services.singlish.occurrences.Occurrence` per word heard,
+  with its evidence; counts are derived from these only.
+
+Two entry points, in the order the pipeline calls them: :func:`listen_again` (audio in hand:
+the second listen where a verify rule may fire) and :func:`read` (pure: one utterance's
+corrected text and occurrences, given the verdicts), which the analysis and the recount call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from config import Settings
+from services.domain import Audio, ProgressCallback, Utterance, no_progress
+from services.singlish.dictionary import Corrections, load_corrections
+from services.singlish.hotwords import hotword_prompt
+from services.singlish.occurrences import (
+    Occurrence,
+    corrected_text,
+    detect_occurrences,
+    verdicts_within,
+)
+from services.singlish.verification import Verdict, Verifier, load_verifier, verify
+
+
+@dataclass(frozen=True)
+class Singlish:
+    """What hears the target words, loaded once: the dictionary, and the verifier for the
+    second listen (None when ``SINGLISH_VERIFY`` is off or the recogniser has none)."""
+
+    corrections: Corrections
+    verifier: Verifier | None = None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One utterance as the counts read it: the corrected text the app shows, the verdicts
+    on its words and the target words found (the same rewrites as the text)."""
+
+    corrected_text: str
+    verdicts: tuple[Verdict, ...]
+    occurrences: tuple[Occurrence, ...]
+
+
+def load_singlish(settings: Settings, transcriber: object | None = None) -> Singlish:
+    """The dictionary (``CORRECTIONS_FILE`` or the shipped one) and the verifier, which
+    scores with the model ``transcriber`` already holds."""
+    return Singlish(
+        load_corrections(settings.corrections_file), load_verifier(settings, transcriber)
+    )
+
+
+def listen_again(
+    audio: Audio,
+    utterances: Sequence[Utterance],
+    singlish: Singlish,
+    on_progress: ProgressCallback = no_progress,
+) -> tuple[Verdict, ...]:
+    """The verifier's verdicts on every stretch of ``utterances`` where a verify rule would
+    fire (none without a verifier); 16 kHz ``audio`` of the whole session."""
+    if singlish.verifier is None:
+        return ()
+    return verify(
+        audio,
+        utterances,
+        singlish.corrections,
+        singlish.verifier,
+        on_progress,
+        prompt=hotword_prompt(),
+    )
+
+
+def read(utterance: Utterance, corrections: Corrections, verdicts: Iterable[Verdict]) -> Reading:
+    """What ``utterance`` says of the target words, with the verdicts that fall inside it
+    deciding its verify rules. Pure: re-reading stored utterances and verdicts with a new
+    dictionary is the recount."""
+    checked = verdicts_within(utterance, verdicts)
+    return Reading(
+        corrected_text(utterance, corrections, checked),
+        checked,
+        detect_occurrences([utterance], corrections, checked),
+    )
