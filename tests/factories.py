@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import subprocess
 import uuid
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ from models import (
     WordOccurrence,
 )
 from queueing.webhooks import webhook_queue
+from services.singlish.text import tokenize
+from services.singlish.words import TARGET_WORDS
 from storage import clip_key, create_storage
 from worker import LahStatsWorker
 
@@ -249,3 +252,10 @@ def wav_chunks(recording: Path, out_dir: Path, seconds: int = 30) -> list[Path]:
     command += ["-segment_time", str(seconds), "-c", "copy", str(pattern)]
     subprocess.run(command, check=True)
     return sorted(out_dir.glob("chunk_*.wav"))
+
+
+def count_targets(text: str, targets: Iterable[str] = TARGET_WORDS) -> Counter[str]:
+    """The spec's counting, as an oracle for the tests: how often each target word occurs in
+    ``text`` as a whole word (absent words omitted). The product counts occurrences instead."""
+    wanted = set(targets)
+    return Counter(word for word in tokenize(text) if word in wanted)

@@ -3,8 +3,8 @@
 as hotwords, the learned dictionary, the verifier's second listen, occurrences → counts,
 evidence clips), against make.py's exact counts.
 
-Measured 2026-11-21 on ``d1_bto_renovation`` (15 target words, 3 voices): see the module's
-bounds, which leave one occurrence of slack. About 40 s on 2 cores.
+The conversation is ``d1_bto_renovation`` (15 target words, 3 voices); the bounds below leave
+one occurrence of slack against what the default measured (BENCHMARKS.md).
 """
 
 from __future__ import annotations

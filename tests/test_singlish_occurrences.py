@@ -21,7 +21,7 @@ from services.singlish.occurrences import (
     detect_occurrences,
 )
 from services.singlish.verification import Verdict, candidates
-from services.singlish.words import count_targets
+from tests.factories import count_targets
 from tests.paths import SINGLISH
 
 LEARNED = load_corrections()

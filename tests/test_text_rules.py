@@ -18,7 +18,8 @@ from services.singlish.dictionary import (
     load_corrections,
 )
 from services.singlish.text import Break, tokens
-from services.singlish.words import TARGET_WORDS, count_targets
+from services.singlish.words import TARGET_WORDS
+from tests.factories import count_targets
 from tests.paths import SINGLISH
 
 SPEC = build_corrections(SPEC_CORRECTIONS, "spec-1")
