@@ -117,18 +117,13 @@ def _load_pipeline(settings: Settings, spec: dict[str, Any]) -> tuple[Any, dict[
 
 
 def _pipeline_warmup(session: dict[str, Any], models: Any) -> None:
-    """Run the ML stages once on a few seconds of the first chunk: first calls pay one-off
-    costs (JIT compilation, allocator growth, thread pools) that a worker pays once in its
-    life, not per session. Timed separately as ``warmup_s``."""
-    from services.analysis import analyse
-    from services.assignment import assign_speakers
-    from services.diarization import diarize
-    from services.transcription import transcribe
+    """Run the stages once (``processor.process_audio``) on a few seconds of the first
+    chunk: first calls pay one-off costs (JIT compilation, allocator growth, thread pools)
+    that a worker pays once in its life, not per session. Timed separately as ``warmup_s``."""
+    from processing.progress import Unwatched
+    from processor import process_audio
 
-    audio = _warmup_audio(session)
-    turns = diarize(audio, models.diarizer)
-    utterances = assign_speakers(transcribe(audio, models.transcriber), turns)
-    analyse(utterances, turns, models.singlish.corrections, models.emotion_classifier)
+    process_audio(_warmup_audio(session), SpeakerHints(), models, Unwatched())
 
 
 def _warmup_audio(session: dict[str, Any]) -> Audio:
