@@ -194,7 +194,10 @@ class SessionStatusPublic(BaseModel):
         }
     )
 
-    status: SessionStatus
+    status: SessionStatus = Field(
+        description="`completed` once every speaker is claimed, or at once when nobody was "
+        "heard (no speaker to claim; `warnings` says so)"
+    )
     progress: int = Field(ge=0, le=100)
     stage: str | None
     error_message: str | None
