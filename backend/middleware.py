@@ -3,11 +3,15 @@
 - :class:`RequestMetricsMiddleware` counts every response by route template and status, 5xx
   and 413 included, outermost so nothing escapes it.
 - :class:`BodyLimitMiddleware` puts a ceiling on every request body before the route reads
-  it: a declared ``Content-Length`` over the route's limit is answered 413 at
-once, without reading a byte of the body; a body without a length (chunked) is counted as it
-arrives and cut off with 413 as soon as it passes the limit. Chunk uploads may be as large as
-``MAX_UPLOAD_BYTES`` plus the multipart framing; every other route takes
-``MAX_REQUEST_BODY_BYTES`` (kilobytes: the JSON bodies are tiny).
+  it: a declared ``Content-Length`` over the route's limit is answered 413 at once, without
+  reading a byte of the body; a body without a length (chunked) is counted as it arrives and
+  cut off with 413 as soon as it passes the limit. Chunk uploads may be as large as
+  ``MAX_UPLOAD_BYTES`` plus the multipart framing; every other route takes
+  ``MAX_REQUEST_BODY_BYTES`` (kilobytes: the JSON bodies are tiny).
+
+Why not Starlette's ``RequestBodyLimitMiddleware`` (FastAPI's ``max_body_size``): it answers
+in plain text, not the API's one error shape, and takes a route's limit at decoration time,
+while ours come from the settings object the app is built with.
 """
 
 from __future__ import annotations
