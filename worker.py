@@ -96,7 +96,7 @@ def worker_info(settings: Settings) -> dict[str, str]:
     return {
         "device": resolve_device(settings.device),
         "diarization": f"{settings.diarization_backend}:"
-        + (settings.diarization_model if settings.diarization_backend == "pyannote" else "vad"),
+        + (settings.diarization_model if settings.diarization_backend == "pyannote" else "offline"),
         "asr": f"{settings.asr_backend}:{settings.asr_model or 'bundled:base'}",
         "emotion": f"{settings.emotion_backend}:{settings.emotion_model or 'default'}",
         "queue": settings.queue_name,

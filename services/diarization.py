@@ -1,9 +1,12 @@
 """Who spoke when: speaker turns from 16 kHz mono float32 audio.
 
-``load_diarizer(settings)`` builds one of two backends; ``diarize(audio, diarizer, hints)``
+``load_diarizer(settings)`` builds one of three backends; ``diarize(audio, diarizer, hints)``
 applies it and returns ``SpeakerTurn`` values sorted by start, labelled ``SPEAKER_00``,
 ``SPEAKER_01``... in order of first appearance. Times are seconds.
 
+- ``bundled`` (CPU or CUDA, offline): pyannote segmentation-3.0 + CAM++ embeddings,
+  clustered in pyannote's manner (``services.bundled_diarizer``); hears overlap and distant
+  talkers.
 - ``resemblyzer`` (default, CPU, offline): Silero VAD (the ONNX model bundled with
   faster-whisper) finds speech; Resemblyzer d-vectors are taken on 1.6 s windows every 0.4 s
   inside it; average-linkage clustering on cosine distance groups them; each 10 ms frame then
@@ -112,7 +115,11 @@ def load_diarizer(settings: Settings) -> Diarizer:
     device = resolve_device(settings.device)
     if settings.diarization_backend == "pyannote":
         return PyannoteDiarizer(_load_pyannote_pipeline(settings, device), settings)
-    return ResemblyzerDiarizer.load(device, settings.max_speakers_default)
+    if settings.diarization_backend == "resemblyzer":
+        return ResemblyzerDiarizer.load(device, settings.max_speakers_default)
+    from services.bundled_diarizer import BundledDiarizer
+
+    return BundledDiarizer.load(device, settings.max_speakers_default)
 
 
 def diarize(

