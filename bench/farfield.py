@@ -22,14 +22,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
 from bench import rooms
-from bench.inputs import CACHE_DIR, DIARIZATION, SessionInput, corpus_conversations
+from bench.inputs import CACHE_DIR, DIARIZATION, SessionInput, corpus_conversations, rttm_speakers
 from bench.report import CORPUS, BenchError
 
 # --- the split --------------------------------------------------------------------------------
@@ -135,27 +135,13 @@ def der_groups(
             if left is not None and left <= 0:
                 break
             tags = {"group": GROUPS[group], "source": source}
-            sessions += [_tagged(s, tags) for s in load(left)]
+            sessions += [replace(s, tags={**s.tags, **tags}) for s in load(left)]
         chosen[GROUPS[group]] = sessions
     return chosen
 
 
-def _tagged(session: SessionInput, tags: dict[str, str]) -> SessionInput:
-    return SessionInput(
-        name=session.name,
-        chunks=session.chunks,
-        duration_s=session.duration_s,
-        rttm=session.rttm,
-        uem=session.uem,
-        speakers=session.speakers,
-        tags={**session.tags, **tags},
-    )
-
-
 def ami_heldout() -> list[SessionInput]:
     """The seven AMI excerpts of ``bench/data/ami_heldout`` (30 s each)."""
-    from bench.inputs import rttm_speakers
-
     return [
         SessionInput(
             name=flac.stem,
