@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.quality import DER_GROUP_COLUMNS, der_group_rows
 from bench.report import fmt
 
 WRITES_RESULT = False  # this subcommand reads results; it writes none of its own
@@ -175,7 +176,9 @@ def _api(r: dict[str, Any]) -> str:
 
 def _quality(r: dict[str, Any]) -> str:
     parts = []
-    if "der" in r:
+    if "der" in r and "groups" in r["der"]:
+        parts.append(md_table(DER_GROUP_COLUMNS, der_group_rows(r["der"])))
+    elif "der" in r:  # a result from before the groups
         names = list(r["der"]["total"]["oracle"])
         parts.append(
             md_table(

@@ -1,9 +1,12 @@
 """``python -m bench quality``: how right the pipeline is, on the shared corpus.
 
-* ``der``: DER and JER (pyannote.metrics) on every corpus conversation, with the speaker
-  count given (oracle) and estimated (automatic), with the standard ±0.25 s collar
-  (pyannote's ``collar=0.5``: the collar's total width) and with none. Scored inside the
-  reference UEM where there is one, else over the whole file. Overlapped speech is scored.
+* ``der``: DER and JER (pyannote.metrics) per group of conversations, never pooled
+  across them (``bench/farfield.py``: ``clean``, far-field ``tuned-on``, far-field
+  ``never-tuned``), with the speaker count given (oracle) and estimated (automatic), with
+  the standard ±0.25 s collar (pyannote's ``collar=0.5``: the collar's total width) and
+  with none. Scored inside the reference UEM where there is one, else over the whole
+  file. Overlapped speech is scored. Per group and source: the one-speaker baseline (the
+  reference's own speech, all one label) and the diarization RTF.
 * ``wer``: word error rate (jiwer) of the transcriber on ``corpus/asr_en``, after one
   normalisation of both sides: lower case, numbers spelled out, punctuation removed.
 * ``emotion``: accuracy of the emotion classifier on GoEmotions dev, single-label rows
@@ -29,13 +32,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.inputs import CACHE_DIR, SessionInput, corpus_conversations
+from bench.farfield import GROUPS, der_groups
+from bench.inputs import CACHE_DIR, SessionInput
 from bench.report import CORPUS, SHARED, BenchError, Stopwatch, console, load_average, table
 from config import Settings
 from services.domain import EMOTION_LABELS, Audio, SpeakerHints, SpeakerTurn
 
 PARTS = ("der", "wer", "emotion", "singlish")
 COLLARS = {"±0.25 s": 0.5, "none": 0.0}  # label -> pyannote collar (total width, seconds)
+ONE_SPEAKER = "one speaker"  # the baseline's "speaker count": perfect speech regions, one label
 ASR_DIR = CORPUS / "asr_en"
 GOEMOTIONS = CORPUS / "text_emotion" / "goemotions"
 SINGLISH = SHARED / "singlish"
@@ -44,18 +49,29 @@ SINGLISH = SHARED / "singlish"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument(
-        "--limit", type=int, help="at most this many files per part (rows for emotion)"
+        "--limit",
+        type=int,
+        help="at most this many files per part (per group for der; rows for emotion)",
+    )
+    parser.add_argument(
+        "--groups",
+        nargs="+",
+        choices=list(GROUPS),
+        help="der: only these groups (default: all; see bench/farfield.py)",
     )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings()
     results: dict[str, Any] = {"load_average_start": load_average()}
-    runners = {"der": _der, "wer": _wer, "emotion": _emotion, "singlish": _singlish}
+    runners = {"wer": _wer, "emotion": _emotion, "singlish": _singlish}
     for part in args.parts:
         console.print(f"[bold]{part}[/bold]: load {load_average()}")
         with Stopwatch() as sw:
-            results[part] = runners[part](settings, args.limit)
+            if part == "der":
+                results[part] = _der(settings, args.limit, args.groups)
+            else:
+                results[part] = runners[part](settings, args.limit)
         results[part]["seconds"] = round(sw.seconds, 1)
     results["load_average_end"] = load_average()
     return results
@@ -64,35 +80,119 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 # --- diarization ------------------------------------------------------------------------------
 
 
-def _der(settings: Settings, limit: int | None) -> dict[str, Any]:
-    from services.audio import decode_audio
-    from services.diarization import diarize, load_diarizer
+def _der(settings: Settings, limit: int | None, groups: list[str] | None) -> dict[str, Any]:
+    from services.diarization import load_diarizer
 
-    diarizer = load_diarizer(settings)
-    metrics = _diarization_metrics()
-    files = []
-    for conversation in corpus_conversations()[:limit]:
-        audio = decode_audio(conversation.chunks[0])
-        reference, uem = _reference(conversation, audio)
-        row: dict[str, Any] = {"name": conversation.name, "speakers": conversation.speakers}
-        for count, hints in (
-            ("oracle", SpeakerHints(num_speakers=conversation.speakers)),
-            ("auto", SpeakerHints()),
-        ):
-            turns = diarize(audio, diarizer, hints)
-            hypothesis = _annotation(turns, conversation.name)
-            row[f"{count}_speakers_found"] = len({t.speaker for t in turns})
-            for name, metric in metrics[count].items():
-                row[f"{count}_{name}"] = round(metric(reference, hypothesis, uem=uem), 4)
-        files.append(row)
+    with Stopwatch() as build:  # the synthetic rooms, on first use (then read from the cache)
+        sets = der_groups(groups, limit)
+    with Stopwatch() as load:
+        diarizer = load_diarizer(settings)
+        _warm_up(diarizer, next(c for cs in sets.values() for c in cs))
+    tally = DerTally()
+    files = [
+        _der_file(conversation, diarizer, tally)
+        for conversations in sets.values()
+        for conversation in conversations
+    ]
     return {
         "files": files,
-        "total": {
-            count: {name: round(abs(metric), 4) for name, metric in by_name.items()}
-            for count, by_name in metrics.items()
+        "total": tally.totals("all"),
+        "groups": {
+            group: {
+                **tally.summary(group),
+                "sources": {
+                    source: tally.summary(f"{group} / {source}")
+                    for source in dict.fromkeys(c.tags["source"] for c in conversations)
+                },
+            }
+            for group, conversations in sets.items()
+            if conversations
         },
         "collars": COLLARS,
+        "build_s": round(build.seconds, 1),
+        "load_and_warm_up_s": round(load.seconds, 1),
     }
+
+
+def _warm_up(diarizer: Any, conversation: SessionInput) -> None:
+    """One unscored, untimed run on 10 s, so that lazy loading is not charged to the first
+    file's RTF."""
+    from services.audio import decode_audio
+    from services.diarization import diarize
+
+    diarize(decode_audio(conversation.chunks[0]).slice(0.0, 10.0), diarizer, SpeakerHints())
+
+
+def _der_file(conversation: SessionInput, diarizer: Any, tally: DerTally) -> dict[str, Any]:
+    """Diarize one conversation with the true count and without; score both and the
+    one-speaker baseline into ``tally`` under all, its group and its group / source."""
+    from services.audio import decode_audio
+    from services.diarization import diarize
+
+    group, source = conversation.tags["group"], conversation.tags["source"]
+    scopes = ("all", group, f"{group} / {source}")
+    audio = decode_audio(conversation.chunks[0])
+    reference, uem = _reference(conversation, audio)
+    row: dict[str, Any] = {"name": conversation.name, "group": group, "source": source}
+    row |= {"speakers": conversation.speakers, "audio_s": round(audio.duration, 2)}
+    diarize_s = 0.0
+    for count, hints in (
+        ("oracle", SpeakerHints(num_speakers=conversation.speakers)),
+        ("auto", SpeakerHints()),
+    ):
+        with Stopwatch() as sw:
+            turns = diarize(audio, diarizer, hints)
+        diarize_s += sw.seconds
+        row[f"{count}_speakers_found"] = len({t.speaker for t in turns})
+        row |= tally.score(scopes, count, reference, _annotation(turns, conversation.name), uem)
+    row |= tally.score(scopes, ONE_SPEAKER, reference, _one_speaker(reference), uem)
+    tally.timed(scopes, audio.duration, diarize_s)
+    row["diarize_s"] = round(diarize_s, 3)
+    return row
+
+
+class DerTally:
+    """pyannote.metrics accumulators per scope (all files, a group, a group's source) and
+    speaker count, and the audio and diarization seconds behind them."""
+
+    def __init__(self) -> None:
+        self._metrics: dict[str, dict[str, dict[str, Any]]] = {}
+        self._seconds: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
+
+    def score(
+        self, scopes: Sequence[str], count: str, reference: Any, hypothesis: Any, uem: Any
+    ) -> dict[str, float]:
+        """Score one file into every scope; its own figures as ``{count}_{metric}``."""
+        row = {}
+        for scope in scopes:
+            by_count = self._metrics.setdefault(scope, _diarization_metrics())
+            for name, metric in by_count[count].items():
+                row[f"{count}_{name}"] = round(metric(reference, hypothesis, uem=uem), 4)
+        return row
+
+    def timed(self, scopes: Sequence[str], audio_s: float, diarize_s: float) -> None:
+        for scope in scopes:
+            self._seconds[scope][0] += 1
+            self._seconds[scope][1] += audio_s
+            self._seconds[scope][2] += diarize_s
+
+    def totals(self, scope: str) -> dict[str, dict[str, float]]:
+        return {
+            count: {name: round(abs(metric), 4) for name, metric in by_name.items()}
+            for count, by_name in self._metrics[scope].items()
+        }
+
+    def summary(self, scope: str) -> dict[str, Any]:
+        """Files, audio and diarization seconds, RTF (diarization seconds per audio second,
+        per run: each file is diarized twice) and the totals of ``scope``."""
+        files, audio_s, diarize_s = self._seconds[scope]
+        return {
+            "files": int(files),
+            "audio_s": round(audio_s, 1),
+            "diarize_s": round(diarize_s, 2),
+            "rtf": round(diarize_s / (2 * audio_s), 4) if audio_s else None,
+            "total": self.totals(scope),
+        }
 
 
 def _diarization_metrics() -> dict[str, dict[str, Any]]:
@@ -104,7 +204,7 @@ def _diarization_metrics() -> dict[str, dict[str, Any]]:
             for label, collar in COLLARS.items()
             for kind, cls in (("DER", DiarizationErrorRate), ("JER", JaccardErrorRate))
         }
-        for count in ("oracle", "auto")
+        for count in ("oracle", "auto", ONE_SPEAKER)
     }
 
 
@@ -127,6 +227,16 @@ def _reference(conversation: SessionInput, audio: Audio) -> tuple[Any, Any]:
             if len(f) >= 4
         ]
     return reference, Timeline(spans, uri=conversation.name)
+
+
+def _one_speaker(reference: Any) -> Any:
+    """The baseline: the reference's own speech regions, all labelled one speaker."""
+    from pyannote.core import Annotation
+
+    baseline = Annotation(uri=reference.uri)
+    for segment in reference.get_timeline().support():
+        baseline[segment] = "one"
+    return baseline
 
 
 def _annotation(turns: Sequence[SpeakerTurn], uri: str) -> Any:
@@ -414,16 +524,36 @@ def render(result: dict[str, Any]) -> None:
 def _render_der(der: dict[str, Any]) -> None:
     names = list(der["total"]["oracle"])
     rows = [
-        [f["name"], f["speakers"], count, f[f"{count}_speakers_found"]]
+        [f["name"], f["group"], f["speakers"], count, f[f"{count}_speakers_found"]]
         + [f[f"{count}_{n}"] for n in names]
         for f in der["files"]
         for count in ("oracle", "auto")
     ]
-    rows += [
-        ["all", None, c, None] + [der["total"][c][n] for n in names] for c in ("oracle", "auto")
-    ]
-    columns = ["file", "speakers", "count", "found", *names]
-    console.print(table("Diarization error (DER, JER; 0 is perfect)", columns, rows))
+    columns = ["file", "group", "speakers", "count", "found", *names]
+    console.print(table("Diarization error per file (DER, JER; 0 is perfect)", columns, rows))
+    console.print(table(DER_GROUPS_TITLE, DER_GROUP_COLUMNS, der_group_rows(der)))
+
+
+DER_GROUPS_TITLE = "Diarization error by group (DER ±0.25 s collar, overlap scored, UEM)"
+DER_GROUP_COLUMNS = [
+    *("group", "source", "files", "audio s", "DER oracle", "DER auto", "DER one speaker"),
+    *("JER oracle", "JER auto", "diarize RTF"),
+]
+
+
+def der_group_rows(der: dict[str, Any]) -> list[list[Any]]:
+    """One row per group (its total) then one per source in it, as ``DER_GROUP_COLUMNS``."""
+    der_name, jer_name = "DER collar ±0.25 s", "JER collar ±0.25 s"
+    rows = []
+    for group, summary in der["groups"].items():
+        for source, s in [("all", summary), *summary["sources"].items()]:
+            t = s["total"]
+            rows.append(
+                [group, source, s["files"], s["audio_s"]]
+                + [t[c][der_name] for c in ("oracle", "auto", ONE_SPEAKER)]
+                + [t["oracle"][jer_name], t["auto"][jer_name], s["rtf"]]
+            )
+    return rows
 
 
 def _render_singlish(singlish: dict[str, Any]) -> None:

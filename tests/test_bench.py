@@ -86,7 +86,10 @@ def test_api_load_with_our_own_generator(tmp_path):
 
 @pytest.mark.slow
 def test_quality_on_a_few_files(tmp_path):
-    result = _run(tmp_path, "quality", "--parts", "der", "wer", "emotion", "--limit", "2")
+    result = _run(
+        tmp_path, "quality", "--parts", "der", "wer", "emotion", "--limit", "2", "--groups", "clean"
+    )
+    assert list(result["der"]["groups"]) == ["clean"]
     for count in ("oracle", "auto"):
         for value in result["der"]["total"][count].values():
             assert 0 <= value < 2
@@ -95,6 +98,24 @@ def test_quality_on_a_few_files(tmp_path):
     assert result["wer"]["total"]["ref_words"] > 0
     assert result["emotion"]["rows"] == 2
     assert 0 <= result["emotion"]["accuracy"] <= 1
+
+
+@pytest.mark.slow
+def test_der_reports_each_group_apart_with_its_baseline_and_rtf(tmp_path):
+    result = _run(tmp_path, "quality", "--parts", "der", "--limit", "1")
+    groups = result["der"]["groups"]
+    assert list(groups) == ["clean", "far-field tuned-on", "far-field never-tuned"]
+    assert [f["group"] for f in result["der"]["files"]] == list(groups)
+    for summary in groups.values():
+        assert summary["files"] == 1 and summary["audio_s"] > 0 and summary["rtf"] > 0
+        (source,) = summary["sources"].values()
+        assert source["total"] == summary["total"]
+        for count in ("oracle", "auto", "one speaker"):
+            assert 0 <= summary["total"][count]["DER collar ±0.25 s"] < 2
+    # the baseline labels perfect speech regions with one speaker: no miss, no false alarm,
+    # so on a two-speaker conversation its error is the second speaker's share of the speech
+    (clean,) = (f for f in result["der"]["files"] if f["group"] == "clean")
+    assert clean["speakers"] == 2 and 0.2 < clean["one speaker_DER collar none"] < 0.8
 
 
 def test_wrk_output_is_parsed_in_milliseconds():
