@@ -15,6 +15,7 @@ import queue
 import shutil
 import subprocess
 import threading
+import time
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -71,15 +72,53 @@ def _compiled_flow(out: Path) -> Path:
     return out / "dist" / "examples" / "flow.js"
 
 
-def _lines(stream, into: queue.Queue[str]) -> None:
-    for line in stream:
-        into.put(line)
+class _Program:
+    """A program under test whose stderr is read as it comes (its progress lines), killed
+    when the test leaves, however it leaves."""
 
+    def __init__(self, command: list[str], env: dict[str, str], stdout: Path) -> None:
+        with stdout.open("w") as out:
+            self.process = subprocess.Popen(
+                command, env=env, stdout=out, stderr=subprocess.PIPE, text=True
+            )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
 
-def _rest(lines: queue.Queue[str], app: subprocess.Popen) -> str:
-    """What the program writes to stderr until it exits (an error's stack, say)."""
-    app.wait(timeout=30)
-    return "".join(lines.get() for _ in range(lines.qsize()))
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.put(line)
+
+    def wait_for_line(self, prefix: str, timeout_s: float) -> None:
+        """Until the program writes a line starting with ``prefix`` (other lines, such as
+        Node's warnings, are kept for the log)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                self.seen.append(line := self.lines.get(timeout=1))
+            except queue.Empty:
+                if self.process.poll() is not None:
+                    break
+                continue
+            if line.startswith(prefix):
+                return
+        pytest.fail(f"no line starting {prefix!r}:\n{self.log()}")
+
+    def wait(self, timeout_s: float) -> int:
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running after {timeout_s} s:\n{self.log()}")
+
+    def log(self) -> str:
+        self.seen += [self.lines.get() for _ in range(self.lines.qsize())]
+        return "".join(self.seen)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
 
 
 @pytest.mark.slow
@@ -104,19 +143,16 @@ def test_the_apps_flow_runs_through_the_typescript_client(
     }
     command = [node, str(flow), "--speakers", "3", *map(str, chunks)]
     answers = tmp_path / "flow.json"
-    with (
-        answers.open("w") as stdout,
-        subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True) as app,
-    ):
-        progress: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=_lines, args=(app.stderr, progress), daemon=True).start()
-        # The client has uploaded, ended and is listening to the events when the first arrives:
-        # only then does the worker run, so the stream sees the processing from its start.
-        first = progress.get(timeout=60)
-        assert first.startswith("processing 0%"), first + _rest(progress, app)
+    flow_run = _Program(command, env, answers)
+    try:
+        # The client has uploaded, ended and opened the events stream when the first event
+        # arrives: only then does the worker run, so the stream sees the processing from start.
+        flow_run.wait_for_line("processing ", timeout_s=60)
         drain_queues(settings, redis_conn, models)
-        returncode = app.wait(timeout=120)
-    assert returncode == 0, f"the flow failed:\n{first}{_rest(progress, app)}"
+        returncode = flow_run.wait(timeout_s=120)
+    finally:
+        flow_run.kill()
+    assert returncode == 0, f"the flow failed:\n{flow_run.log()}"
     seen = json.loads(answers.read_text())
     _check_uploads_and_events(seen, chunks)
     _check_speakers_claims_and_counts(seen, user.id, session_factory)
