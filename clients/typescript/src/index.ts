@@ -112,7 +112,9 @@ export class LahStats {
   /**
    * A session's progress as it happens (`GET /sessions/{id}/events`): each status the server
    * sends (the body of `/status`), the last of them `ready_for_claiming`, `completed` or
-   * `failed`, after which the stream ends. Abort with `signal` to stop listening early.
+   * `failed`, after which the stream ends. Abort with `signal` to stop listening early. A
+   * stream cut short (a proxy's idle timeout, a lost connection) just ends: check the last
+   * status, and listen again or poll `/status` when it is not final.
    * Needs a fetch that streams response bodies (browsers, Node 18+, Expo's `expo/fetch`).
    */
   async *sessionEvents(
