@@ -13,6 +13,8 @@ if [ "${LAHSTATS_INSTALL_TEST_TOOLS:-0}" = 1 ]; then
   command -v sox >/dev/null || apt_needed+=(sox)
   command -v pg_ctlcluster >/dev/null || apt_needed+=(postgresql)
   command -v redis-server >/dev/null || apt_needed+=(redis-server)
+  # the session page's test drives a real browser: Debian's, not one Playwright downloads
+  command -v chromium >/dev/null || apt_needed+=(chromium)
 fi
 if [ ${#apt_needed[@]} -gt 0 ]; then
   echo "installing system packages: ${apt_needed[*]}"
