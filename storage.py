@@ -100,6 +100,13 @@ class LocalStorage:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
+    def file(self, key: str) -> Path:
+        """The file that holds ``key``, for a server that sends files itself (with ranges)."""
+        path = self._path(key)
+        if not path.is_file():
+            raise ObjectNotFound(key)
+        return path
+
     def put(self, key: str, stream: BinaryIO, content_type: str | None = None) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)

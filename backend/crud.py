@@ -66,6 +66,30 @@ def session_for_member(
     return session
 
 
+def groups_of(db: DbSession, user_id: uuid.UUID) -> list[Group]:
+    """The groups the user belongs to, in the order they joined them."""
+    return list(
+        db.scalars(
+            select(Group)
+            .join(GroupMember, GroupMember.group_id == Group.id)
+            .where(GroupMember.user_id == user_id)
+            .order_by(GroupMember.joined_at, Group.id)
+        )
+    )
+
+
+def recent_sessions(db: DbSession, group_id: uuid.UUID, limit: int) -> list[Session]:
+    """The group's ``limit`` most recently started sessions, newest first."""
+    return list(
+        db.scalars(
+            select(Session)
+            .where(Session.group_id == group_id)
+            .order_by(Session.started_at.desc(), Session.id)
+            .limit(limit)
+        )
+    )
+
+
 def members_of(db: DbSession, group_id: uuid.UUID) -> list[GroupMember]:
     """The group's members in joining order, their profiles loaded."""
     return list(

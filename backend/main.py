@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import redis
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from backend.deps import Resources
 from backend.errors import install_error_handlers
@@ -17,6 +19,9 @@ from config import Settings
 from db import create_db_engine, create_session_factory
 from observability import configure_logging
 from storage import create_storage
+
+# The session page (README, "The web page"): plain files, served as they are, no build step.
+WEB_DIR = Path(__file__).with_name("web")
 
 
 def build_resources(settings: Settings) -> Resources:
@@ -63,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestMetricsMiddleware)
     for module in (health, groups, sessions, me, media, metrics):
         app.include_router(module.router)
+    app.mount("/app", StaticFiles(directory=WEB_DIR, html=True), name="app")
     return app
 
 

@@ -88,6 +88,12 @@ class GroupDetail(GroupPublic):
     members: list[MemberPublic]
 
 
+class GroupsPublic(BaseModel):
+    """The caller's groups, oldest first."""
+
+    groups: list[GroupPublic]
+
+
 class LeaderboardEntry(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -202,6 +208,22 @@ class SessionStatusPublic(BaseModel):
     stage: str | None
     error_message: str | None
     warnings: list[str] = []
+
+
+class SessionSummary(BaseModel):
+    """One of a group's sessions as a list shows it; ``/sessions/{id}/status`` has the rest."""
+
+    id: uuid.UUID
+    status: SessionStatus
+    progress: int = Field(ge=0, le=100)
+    stage: str | None
+    started_at: datetime
+    ended_at: datetime | None
+    duration_seconds: float | None = Field(description="Length of the recording, once processed")
+
+
+class SessionsPublic(BaseModel):
+    sessions: list[SessionSummary]
 
 
 class SpeakerPublic(BaseModel):

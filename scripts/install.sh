@@ -16,6 +16,8 @@ if [ "${LAHSTATS_INSTALL_TEST_TOOLS:-0}" = 1 ]; then
   # the TypeScript client's tests (tests/test_ts_client.py) build and run it under Node
   command -v node >/dev/null || apt_needed+=(nodejs)
   command -v npm >/dev/null || apt_needed+=(npm)
+  # the session page's test drives a real browser: Debian's, not one Playwright downloads
+  command -v chromium >/dev/null || apt_needed+=(chromium)
 fi
 if [ ${#apt_needed[@]} -gt 0 ]; then
   echo "installing system packages: ${apt_needed[*]}"

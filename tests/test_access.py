@@ -19,7 +19,7 @@ from pydantic import SecretStr, ValidationError
 
 from backend.main import create_app
 from config import Settings
-from tests.factories import Phone, ReadySession, ready_session
+from tests.factories import FAKE_CLIP, Phone, ReadySession, ready_session
 
 
 def test_production_refuses_the_placeholder_secret():
@@ -93,6 +93,7 @@ def test_every_route_hides_other_groups(client, make_user, settings):
     for method, path, body in [
         ("GET", f"/groups/{group_id}", None),
         ("GET", f"/groups/{group_id}/stats", None),
+        ("GET", f"/groups/{group_id}/sessions", None),
         ("POST", f"/groups/{group_id}/members", {"user_id": str(stranger.id)}),
         ("GET", f"/sessions/{session_id}/status", None),
         ("GET", f"/sessions/{session_id}/speakers", None),
@@ -173,3 +174,22 @@ def test_clip_urls_are_signed_and_expire(client, make_user, settings, monkeypatc
     real_time = time.time
     monkeypatch.setattr(time, "time", lambda: real_time() + settings.media_url_ttl_s + 1)
     assert client.get(url).status_code == 404
+
+
+def test_clips_are_served_with_length_and_ranges(client, make_user, settings):
+    """A browser reads an Ogg clip's duration from its last page with a Range request; without
+    ranges Chromium's player says the clip is endless and cannot seek."""
+    owner = make_user()
+    _, session_id, _ = _ready_session(client, settings, owner, [])
+    speakers = client.get(f"/sessions/{session_id}/speakers", headers=owner.headers).json()
+    url = speakers["speakers"][0]["sample_audio_url"]
+    whole = client.get(url)
+    assert whole.headers["content-length"] == str(len(FAKE_CLIP))
+    assert whole.headers["accept-ranges"] == "bytes"
+    tail = client.get(url, headers={"Range": "bytes=-5"})
+    assert tail.status_code == 206 and tail.content == FAKE_CLIP[-5:]
+    size = len(FAKE_CLIP)
+    assert tail.headers["content-range"] == f"bytes {size - 5}-{size - 1}/{size}"
+    for malformed in ("pages=1-2", "bytes=5-2", "bytes"):
+        ignored = client.get(url, headers={"Range": malformed})
+        assert ignored.status_code == 200 and ignored.content == FAKE_CLIP, malformed

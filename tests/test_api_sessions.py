@@ -168,6 +168,36 @@ def test_members_can_be_added_and_listed(client, make_user):
     assert start.status_code == 404
 
 
+def test_your_groups_and_their_sessions_are_listed(client, make_user, settings):
+    owner, friend, stranger = make_user(), make_user(), make_user()
+    phone = Phone(client, owner.headers)
+    first, second = phone.group(members=[friend.id]), phone.group()
+    older, newer = phone.start(first), phone.start(first)
+    ended = phone.upload(newer, 0, WAV), phone.end(newer, num_speakers=2)
+    assert [r.status_code for r in ended] == [201, 202]
+
+    mine = client.get("/groups", headers=owner.headers).json()["groups"]
+    assert [g["id"] for g in mine] == [first, second]
+    assert [g["id"] for g in client.get("/groups", headers=friend.headers).json()["groups"]] == [
+        first
+    ]
+    assert client.get("/groups", headers=stranger.headers).json() == {"groups": []}
+
+    listed = client.get(f"/groups/{first}/sessions", headers=friend.headers).json()["sessions"]
+    assert [(s["id"], s["status"]) for s in listed] == [(newer, "processing"), (older, "recording")]
+    assert listed[0]["progress"] == 0 and listed[0]["ended_at"] is not None
+    assert listed[1]["ended_at"] is None and listed[1]["duration_seconds"] is None
+    one = client.get(f"/groups/{first}/sessions?limit=1", headers=owner.headers).json()
+    assert [s["id"] for s in one["sessions"]] == [newer]
+    assert client.get(f"/groups/{second}/sessions", headers=owner.headers).json() == {
+        "sessions": []
+    }
+    hidden = client.get(f"/groups/{first}/sessions", headers=stranger.headers)
+    assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "group_not_found"
+    too_many = client.get(f"/groups/{first}/sessions?limit=500", headers=owner.headers)
+    assert too_many.status_code == 422
+
+
 def test_claims_credit_counts_and_complete_the_session(client, make_user, settings):
     owner, friend = make_user(), make_user()
     _, session_id, (s0, s1) = ready_session(

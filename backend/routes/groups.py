@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Query, status
 from sqlalchemy.exc import IntegrityError
 
 from backend import crud
@@ -15,10 +16,13 @@ from backend.schemas import (
     GroupCreate,
     GroupDetail,
     GroupPublic,
+    GroupsPublic,
     GroupStats,
     LeaderboardEntry,
     MemberAdd,
     MemberPublic,
+    SessionsPublic,
+    SessionSummary,
 )
 from models import Group, GroupMember
 
@@ -34,6 +38,14 @@ def create_group(body: GroupCreate, db: DbDep, user: CurrentUser) -> GroupPublic
     db.add(GroupMember(group_id=group.id, user_id=user.id))
     db.commit()
     return GroupPublic(id=group.id, name=group.name)
+
+
+@router.get("", responses=errors(401))
+def list_groups(db: DbDep, user: CurrentUser) -> GroupsPublic:
+    """The groups you belong to, in the order you joined them."""
+    return GroupsPublic(
+        groups=[GroupPublic(id=g.id, name=g.name) for g in crud.groups_of(db, user.id)]
+    )
 
 
 @router.post(
@@ -63,6 +75,31 @@ def get_group(group_id: uuid.UUID, db: DbDep, user: CurrentUser) -> GroupDetail:
         for m in crud.members_of(db, group_id)
     ]
     return GroupDetail(id=group.id, name=group.name, members=members)
+
+
+@router.get("/{group_id}/sessions", responses=errors(401, 404, 422))
+def list_sessions(
+    group_id: uuid.UUID,
+    db: DbDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> SessionsPublic:
+    """The group's most recently started sessions, newest first (``limit`` of them)."""
+    crud.group_for_member(db, group_id, user.id)
+    return SessionsPublic(
+        sessions=[
+            SessionSummary(
+                id=s.id,
+                status=s.status,
+                progress=s.progress,
+                stage=s.stage,
+                started_at=s.started_at,
+                ended_at=s.ended_at,
+                duration_seconds=round(s.duration_s, 2) if s.duration_s is not None else None,
+            )
+            for s in crud.recent_sessions(db, group_id, limit)
+        ]
+    )
 
 
 @router.get("/{group_id}/stats", responses=errors(401, 404))
