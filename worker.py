@@ -25,7 +25,6 @@ from prometheus_client import start_http_server
 from rq import Queue, SimpleWorker
 from rq.scheduler import RQScheduler
 
-import lifecycle
 import processor
 from config import Settings
 from db import create_db_engine, create_session_factory
@@ -108,11 +107,10 @@ def worker_info(settings: Settings) -> dict[str, str]:
 def build_worker(settings: Settings, connection: redis.Redis) -> LahStatsWorker:
     """Load the pipeline (all models), install it for ``processor.process_session``, and
     return a worker listening on the processing queue."""
-    session_factory = create_session_factory(create_db_engine(settings))
-    lifecycle.publish_status(session_factory, connection, settings.status_cache_ttl_s)
+    engine = create_db_engine(settings)
     pipeline = processor.Pipeline(
         settings=settings,
-        session_factory=session_factory,
+        session_factory=create_session_factory(engine),
         storage=create_storage(settings),
         engines=processor.load_engines(settings),
         connection=connection,
