@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+import uvicorn
 from sqlalchemy import event, select
 
 import lifecycle
@@ -25,6 +26,20 @@ from tests.factories import Phone, drain_queues
 from tests.paths import REPO
 
 CHUNK = REPO / "samples" / "chunk_002.wav"
+
+
+def test_the_api_is_served_on_uvloop_and_httptools():
+    """uvicorn[standard]'s event loop and HTTP parser are installed, so uvicorn's "auto"
+    (what ``lahstats api`` and the benchmarks run) picks them."""
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        pass
+
+    config = uvicorn.Config(app)
+    config.load()
+    assert config.http_protocol_class.__module__ == "uvicorn.protocols.http.httptools_impl"
+    loop_factory = config.get_loop_factory()
+    assert loop_factory is not None and loop_factory.__module__ == "uvloop"
 
 
 def _url(session_id: str) -> str:

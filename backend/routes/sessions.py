@@ -372,13 +372,14 @@ KEEP_ALIVE_S = 15.0  # a comment line on a quiet stream, so proxies keep it open
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}, **errors(401, 404)},
 )
-def session_events(
-    session_id: uuid.UUID, db: DbDep, user: CurrentUser, reader: StatusReaderDep
+async def session_events(
+    session_id: uuid.UUID, user_id: CurrentUserId, reader: StatusReaderDep
 ) -> StreamingResponse:
     """Server-sent events instead of polling: a ``status`` event (the body of ``/status``)
     whenever status, progress or stage changes, ending once the session is processed or failed."""
-    crud.session_for_member(db, session_id, user.id)
-    db.close()  # the stream reads through the shared watcher; hold no connection meanwhile
+    # Authorised as a poll is (404 unless a member), in one short database read at most: a
+    # stream never holds a connection, and many opening at once cannot exhaust the pool.
+    await reader.poll(session_id, user_id, None)
     return StreamingResponse(
         _status_events(reader, session_id),
         media_type="text/event-stream",
