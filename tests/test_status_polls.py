@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import uvicorn
+from fastapi.testclient import TestClient
 from sqlalchemy import event, select
 
 import lifecycle
+from backend.main import create_app
 from backend.schemas import SessionStatusPublic
 from lifecycle import Stage
 from models import Session
@@ -108,6 +110,18 @@ def test_authorization_holds_with_the_cache_warm(client, make_user):
     )
     assert added.status_code == 201
     assert client.get(_url(session_id), headers=newcomer.headers).status_code == 200
+
+
+def test_polls_are_answered_from_postgres_while_redis_is_away(settings, make_user):
+    settings.redis_url = "redis://127.0.0.1:1/0"  # nothing listens there
+    owner, stranger = make_user(), make_user()
+    with TestClient(create_app(settings)) as client:
+        _, session_id = Phone(client, owner.headers).session()
+        first = client.get(_url(session_id), headers=owner.headers)
+        assert (first.status_code, first.json()["status"]) == (200, "recording")
+        careful = {**owner.headers, "If-None-Match": first.headers["etag"]}
+        assert client.get(_url(session_id), headers=careful).status_code == 304
+        assert client.get(_url(session_id), headers=stranger.headers).status_code == 404
 
 
 def test_every_status_change_reaches_the_cache(
