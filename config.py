@@ -45,8 +45,12 @@ class Settings(BaseSettings):
     supabase_service_key: SecretStr | None = None
     supabase_bucket: str = "lahstats-audio"
     media_url_ttl_s: int = Field(default=3600, ge=1)
-    # how often the /events stream looks for a change, seconds
+    # how often each API process looks for a change of the sessions its /events streams
+    # follow (one look for all of them), seconds
     events_poll_interval_s: float = Field(default=0.5, gt=0)
+    # how long a session's cached status lives in Redis without a newer write, seconds: the
+    # longest a status write lost while Redis was unreachable can keep a poll behind Postgres
+    status_cache_ttl_s: int = Field(default=60, ge=1)
     public_base_url: str = ""
 
     # --- uploads and jobs -------------------------------------------------------------

@@ -10,6 +10,11 @@ commits nothing: the transaction belongs to the caller (the request, the job). A
 someone outside must hear of returns a :class:`Notice`; the caller hands it to :func:`notify`
 after its commit, so a failure reached by any path (the job, the reconciler, a worker that
 never came back) sends the same webhook and logs the same event.
+
+Every change of what a status poll shows bumps the session's ``status_version`` here (and in
+``processing.progress``, which moves the progress of a running session); a session factory
+passed to :func:`publish_status` then writes the new status into the cache
+(``queueing.status_cache``) after each commit, whatever path made the change.
 """
 
 from __future__ import annotations
@@ -21,9 +26,15 @@ from datetime import datetime, timedelta
 
 import redis
 import structlog
+from redis.exceptions import RedisError
+from sqlalchemy import event
+from sqlalchemy.orm import Session as DbSession
+from sqlalchemy.orm import object_session, sessionmaker
 
 from config import Settings
 from models import Session, SessionStatus
+from queueing import status_cache
+from queueing.status_cache import StatusSnapshot
 from queueing.webhooks import enqueue_event
 
 log = structlog.get_logger(__name__)
@@ -80,6 +91,7 @@ def end_recording(
     session.webhook_url = webhook_url
     session.ended_at = now
     _queue(session)
+    _status_changed(session)
 
 
 def take(session: Session, *, lease: timedelta, now: datetime) -> None:
@@ -87,7 +99,9 @@ def take(session: Session, *, lease: timedelta, now: datetime) -> None:
     assert session.status is SessionStatus.PROCESSING, session.status
     session.attempts += 1
     session.lease_expires_at = now + lease
-    session.error_message = None
+    if session.error_message is not None:
+        session.error_message = None
+        _status_changed(session)
 
 
 def release(session: Session) -> None:
@@ -102,6 +116,7 @@ def fail(session: Session, message: str) -> Notice:
     session.status = SessionStatus.FAILED
     session.error_message = message[:2000]
     session.lease_expires_at = None
+    _status_changed(session)
     log.error("session.failed", session_id=str(session.id), error=session.error_message)
     return _notice(session)
 
@@ -118,6 +133,7 @@ def mark_ready(session: Session, *, speakers: int, warnings: list[str], now: dat
     session.warnings = warnings if speakers or NO_SPEECH in warnings else [*warnings, NO_SPEECH]
     session.progress, session.stage = 100, Stage.DONE.value
     session.processed_at, session.lease_expires_at = now, None
+    _status_changed(session)
     log.info("session.processed", session_id=str(session.id), status=session.status.value)
     return _notice(session)
 
@@ -129,22 +145,78 @@ def reset(session: Session) -> None:
     session.error_message = None
     session.lease_expires_at = None
     _queue(session)
+    _status_changed(session)
 
 
 def claimed(session: Session, *, unclaimed_left: int) -> None:
     """A speaker was claimed: once none is left unclaimed the session is completed."""
-    if unclaimed_left == 0:
+    if unclaimed_left == 0 and session.status is not SessionStatus.COMPLETED:
         session.status = SessionStatus.COMPLETED
+        _status_changed(session)
 
 
 def unclaimed(session: Session) -> None:
     """A claim was undone: the session waits for claims again."""
-    session.status = SessionStatus.READY_FOR_CLAIMING
+    if session.status is not SessionStatus.READY_FOR_CLAIMING:
+        session.status = SessionStatus.READY_FOR_CLAIMING
+        _status_changed(session)
 
 
 def _queue(session: Session) -> None:
     session.status = SessionStatus.PROCESSING
     session.progress, session.stage = 0, Stage.QUEUED.value
+
+
+def _status_changed(session: Session) -> None:
+    session.status_version = (session.status_version or 0) + 1
+    db = object_session(session)
+    if db is not None:
+        announce(db, status_snapshot(session))
+
+
+def status_snapshot(session: Session) -> StatusSnapshot:
+    """What a status poll of ``session`` shows, at its current version."""
+    return StatusSnapshot.of(
+        session.id,
+        session.group_id,
+        session.status_version or 0,
+        status=session.status.value,
+        progress=session.progress,
+        stage=session.stage,
+        error_message=session.error_message,
+        warnings=list(session.warnings or []),
+    )
+
+
+_ANNOUNCED = "lahstats.status_changes"  # key in a database session's ``info``
+
+
+def announce(db: DbSession, snapshot: StatusSnapshot) -> None:
+    """Have ``snapshot`` written to the status cache once ``db`` commits (forgotten if it
+    rolls back); a later snapshot of the same session in the transaction replaces it."""
+    db.info.setdefault(_ANNOUNCED, {})[snapshot.session_id] = snapshot
+
+
+def publish_status(factory: sessionmaker[DbSession], connection: redis.Redis, ttl_s: int) -> None:
+    """After every commit of a database session made by ``factory``, write the status of each
+    session it changed into the cache. A failed write is logged and left to the entry's
+    expiry: the commit stands, and Postgres is the truth a later read falls back to."""
+
+    @event.listens_for(factory, "after_commit")
+    def _publish(db: DbSession) -> None:
+        for snapshot in db.info.pop(_ANNOUNCED, {}).values():
+            try:
+                status_cache.write(connection, snapshot, ttl_s)
+            except RedisError as exc:
+                log.warning(
+                    "session.status_cache_write_failed",
+                    session_id=str(snapshot.session_id),
+                    error=str(exc),
+                )
+
+    @event.listens_for(factory, "after_rollback")
+    def _forget(db: DbSession) -> None:
+        db.info.pop(_ANNOUNCED, None)
 
 
 def _notice(session: Session) -> Notice:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Enum,
     Float,
@@ -134,6 +135,9 @@ class Session(Base):
     stage: Mapped[str | None] = mapped_column(String(32))
     error_message: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    # bumped by every change of what a status poll shows (status, progress, stage,
+    # error_message, warnings): the status cache's order and the poll's ETag
+    status_version: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     num_speakers: Mapped[int | None] = mapped_column(Integer)
     min_speakers: Mapped[int | None] = mapped_column(Integer)
     max_speakers: Mapped[int | None] = mapped_column(Integer)

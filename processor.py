@@ -120,8 +120,13 @@ _installed: Pipeline | None = None
 
 
 def install(pipeline: Pipeline) -> None:
-    """Make ``pipeline`` the one :func:`process_session` uses (the worker calls this once)."""
+    """Make ``pipeline`` the one :func:`process_session` uses (the worker calls this once).
+    With Redis, every commit of its session factory publishes the statuses it changed."""
     global _installed
+    if pipeline.connection is not None:
+        lifecycle.publish_status(
+            pipeline.session_factory, pipeline.connection, pipeline.settings.status_cache_ttl_s
+        )
     _installed = pipeline
 
 

@@ -16,8 +16,33 @@ from config import Settings
 _ASYMMETRIC = ["RS256", "ES256", "EdDSA"]
 
 
+# Tokens this process has verified, by their exact text and the settings that verified them:
+# the same text verifies the same way until it expires, so a phone polling with one token
+# pays for the signature check once, not on every poll. Only successes are kept.
+_verified: dict[tuple[str, ...], tuple[uuid.UUID, float]] = {}  # → (user id, exp in epoch s)
+MAX_VERIFIED_TOKENS = 10_000
+
+
 def decode_user_id(token: str, settings: Settings) -> uuid.UUID:
     """The user id in a valid token; :class:`Unauthorized` for anything else."""
+    cache_key = (
+        token,
+        settings.supabase_jwt_secret.get_secret_value(),
+        settings.jwt_audience,
+        settings.jwt_issuer or "",
+        settings.jwt_jwks_url or "",
+    )
+    known = _verified.get(cache_key)
+    if known is not None and known[1] > time.time():
+        return known[0]
+    user_id, expires = _verify(token, settings)
+    if len(_verified) >= MAX_VERIFIED_TOKENS:
+        _verified.clear()
+    _verified[cache_key] = (user_id, expires)
+    return user_id
+
+
+def _verify(token: str, settings: Settings) -> tuple[uuid.UUID, float]:
     try:
         claims = jwt.decode(
             token,
@@ -27,7 +52,7 @@ def decode_user_id(token: str, settings: Settings) -> uuid.UUID:
             issuer=settings.jwt_issuer,
             options={"require": ["exp", "sub"]},
         )
-        return uuid.UUID(str(claims["sub"]))
+        return uuid.UUID(str(claims["sub"])), float(claims["exp"])
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("token expired", code="token_expired") from exc
     except (jwt.PyJWTError, ValueError) as exc:

@@ -55,13 +55,21 @@ def group_for_member(db: DbSession, group_id: uuid.UUID, user_id: uuid.UUID) -> 
 def session_for_member(
     db: DbSession, session_id: uuid.UUID, user_id: uuid.UUID, *, for_update: bool = False
 ) -> Session:
-    """The session, if the user belongs to its group; otherwise 404."""
-    query = select(Session).where(Session.id == session_id)
+    """The session, if the user belongs to its group; otherwise 404. One query: the session
+    joined to the caller's membership row."""
+    query = (
+        select(Session)
+        .join(
+            GroupMember,
+            (GroupMember.group_id == Session.group_id) & (GroupMember.user_id == user_id),
+        )
+        .where(Session.id == session_id)
+    )
     if for_update:
         # populate_existing: re-read the locked row even if this session already loaded it
-        query = query.with_for_update().execution_options(populate_existing=True)
+        query = query.with_for_update(of=Session).execution_options(populate_existing=True)
     session = db.scalars(query).one_or_none()
-    if session is None or not is_member(db, session.group_id, user_id):
+    if session is None:
         raise NotFound("session not found", code="session_not_found")
     return session
 

@@ -3,18 +3,23 @@ routes. ``uvicorn backend.main:app`` serves the default settings."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
+import redis.asyncio
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+import lifecycle
 from backend.deps import Resources
 from backend.errors import install_error_handlers
 from backend.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from backend.routes import groups, health, me, media, metrics, sessions
+from backend.status import StatusReader
 from config import Settings
 from db import create_db_engine, create_session_factory
 from observability import configure_logging
@@ -26,16 +31,20 @@ WEB_DIR = Path(__file__).with_name("web")
 
 def build_resources(settings: Settings) -> Resources:
     engine = create_db_engine(settings)
+    session_factory = create_session_factory(engine)
+    timeouts: dict[str, Any] = {
+        "socket_timeout": 5,
+        "socket_connect_timeout": 2,
+        "health_check_interval": 30,
+    }
+    connection = redis.Redis.from_url(settings.redis_url, **timeouts)
+    lifecycle.publish_status(session_factory, connection, settings.status_cache_ttl_s)
     return Resources(
         settings=settings,
         engine=engine,
-        session_factory=create_session_factory(engine),
-        redis=redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=5,
-            socket_connect_timeout=2,
-            health_check_interval=30,
-        ),
+        session_factory=session_factory,
+        redis=connection,
+        redis_async=redis.asyncio.Redis.from_url(settings.redis_url, **timeouts),
         storage=create_storage(settings),
     )
 
@@ -48,7 +57,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         configure_logging(settings)
         resources = build_resources(settings)
         app.state.resources = resources
+        app.state.status_reader = StatusReader(resources)
+        watcher = asyncio.create_task(app.state.status_reader.watch())
         yield
+        watcher.cancel()
+        await resources.redis_async.aclose()
         resources.redis.close()
         resources.engine.dispose()
 

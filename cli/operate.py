@@ -14,6 +14,7 @@ from rich.table import Table
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
+import lifecycle
 from config import Settings
 from db import create_db_engine, create_session_factory
 from migrations.runner import upgrade
@@ -62,7 +63,9 @@ def worker(burst: bool = False) -> None:
 def _operator_context() -> tuple[Settings, sessionmaker[DbSession], redis.Redis]:
     settings = Settings()
     factory = create_session_factory(create_db_engine(settings))
-    return settings, factory, redis.Redis.from_url(settings.redis_url)
+    connection = redis.Redis.from_url(settings.redis_url)
+    lifecycle.publish_status(factory, connection, settings.status_cache_ttl_s)
+    return settings, factory, connection
 
 
 @app.command()

@@ -7,12 +7,12 @@ import uuid
 from typing import Protocol
 
 import structlog
-from sqlalchemy import case, update
+from sqlalchemy import case, or_, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from lifecycle import Stage
+from lifecycle import Stage, announce, status_snapshot
 from models import Session, SessionStatus
 
 log = structlog.get_logger(__name__)
@@ -105,17 +105,26 @@ class ProgressReporter:
             log.warning("processor.progress_write_failed", error=str(exc))
 
     def _update(self, percent: int) -> None:
+        """One UPDATE that changes nothing unless the progress rises or the stage changes; a
+        change bumps the status version and is announced to the status cache."""
+        stage = self.stage.value
         with self._factory() as db:
-            db.execute(
+            changed = db.execute(
                 update(Session)
                 .where(
                     Session.id == self._session_id,
                     Session.status == SessionStatus.PROCESSING,
                     Session.attempts == self._attempt,
+                    or_(Session.progress < percent, Session.stage.is_distinct_from(stage)),
                 )
                 .values(
                     progress=case((Session.progress < percent, percent), else_=Session.progress),
-                    stage=self.stage.value,
+                    stage=stage,
+                    status_version=Session.status_version + 1,
                 )
-            )
+                .returning(Session)
+                .execution_options(synchronize_session=False)
+            ).scalar_one_or_none()
+            if changed is not None:
+                announce(db, status_snapshot(changed))
             db.commit()

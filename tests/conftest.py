@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
@@ -115,7 +116,13 @@ def models(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
-def live_server(settings: Settings) -> Iterator[str]:
+def live_app(settings: Settings) -> FastAPI:
+    """The app ``live_server`` serves (its resources exist while it is served)."""
+    return create_app(settings)
+
+
+@pytest.fixture
+def live_server(live_app: FastAPI) -> Iterator[str]:
     """The app served by a real uvicorn on a free loopback port (for parallel requests)."""
     import socket
     import threading
@@ -126,7 +133,7 @@ def live_server(settings: Settings) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    config = uvicorn.Config(live_app, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

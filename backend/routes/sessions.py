@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, BinaryIO
 
 import structlog
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from redis.exceptions import RedisError
@@ -23,7 +21,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import lifecycle
 from backend import crud
 from backend.audio_format import SNIFF_BYTES, declared_type_acceptable, sniff_audio_format
-from backend.deps import CurrentUser, DbDep, RedisDep, ResourcesDep, SettingsDep, StorageDep
+from backend.deps import (
+    CurrentUser,
+    CurrentUserId,
+    DbDep,
+    RedisDep,
+    SettingsDep,
+    StorageDep,
+)
 from backend.errors import (
     Conflict,
     InvalidRequest,
@@ -49,6 +54,7 @@ from backend.schemas import (
     SpeakersPublic,
     TranscriptPublic,
 )
+from backend.status import StatusReaderDep
 from models import (
     AudioChunk,
     ClaimType,
@@ -59,6 +65,7 @@ from models import (
     WordOccurrence,
 )
 from queueing.jobs import enqueue_processing
+from queueing.status_cache import StatusSnapshot
 from queueing.webhooks import UnsafeWebhookTarget, require_https, vet_webhook_url
 from storage import chunk_key
 
@@ -316,12 +323,48 @@ def _vet_webhook(url: str, settings: SettingsDep) -> None:
         raise InvalidRequest(f"body.webhook_url: {exc}") from exc
 
 
-@router.get("/{session_id}/status", responses=errors(401, 404))
-def session_status(session_id: uuid.UUID, db: DbDep, user: CurrentUser) -> SessionStatusPublic:
-    return _status_of(crud.session_for_member(db, session_id, user.id))
+@router.get(
+    "/{session_id}/status",
+    response_model=SessionStatusPublic,
+    responses={
+        304: {"description": "Not modified: still the status of the `If-None-Match` ETag"},
+        **errors(401, 404),
+    },
+)
+async def session_status(
+    session_id: uuid.UUID,
+    user_id: CurrentUserId,
+    reader: StatusReaderDep,
+    if_none_match: Annotated[str | None, Header(max_length=1000)] = None,
+) -> Response:
+    """The session's status and progress, with an ``ETag``. Poll with the last ``ETag`` as
+    ``If-None-Match``: 304 (no body) while nothing changed, and never a status older than
+    the one that ETag named."""
+    seen = _seen_version(session_id, if_none_match)
+    snapshot = await reader.poll(session_id, user_id, seen)
+    headers = {"ETag": _etag(snapshot), "Cache-Control": "no-cache"}
+    if seen == snapshot.version:
+        return Response(status_code=status.HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(snapshot.body, media_type="application/json", headers=headers)
+
+
+def _etag(snapshot: StatusSnapshot) -> str:
+    return f'"{snapshot.session_id.hex}.{snapshot.version}"'
+
+
+def _seen_version(session_id: uuid.UUID, if_none_match: str | None) -> int | None:
+    """The newest version of this session among the ETags of ``If-None-Match``; anything
+    else in it (other sessions' ETags, garbage) is ignored."""
+    versions = []
+    for tag in (if_none_match or "").split(","):
+        session_hex, _, version = tag.strip().removeprefix("W/").strip('"').partition(".")
+        if session_hex == session_id.hex and version.isdigit() and version.isascii():
+            versions.append(int(version))
+    return max(versions, default=None)
 
 
 TERMINAL = (SessionStatus.READY_FOR_CLAIMING, SessionStatus.COMPLETED, SessionStatus.FAILED)
+KEEP_ALIVE_S = 15.0  # a comment line on a quiet stream, so proxies keep it open
 
 
 @router.get(
@@ -329,52 +372,29 @@ TERMINAL = (SessionStatus.READY_FOR_CLAIMING, SessionStatus.COMPLETED, SessionSt
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}}, **errors(401, 404)},
 )
-def session_events(
-    session_id: uuid.UUID, db: DbDep, user: CurrentUser, resources: ResourcesDep
+async def session_events(
+    session_id: uuid.UUID, user_id: CurrentUserId, reader: StatusReaderDep
 ) -> StreamingResponse:
     """Server-sent events instead of polling: a ``status`` event (the body of ``/status``)
     whenever status, progress or stage changes, ending once the session is processed or failed."""
-    crud.session_for_member(db, session_id, user.id)
-    db.close()  # the stream reads with its own short sessions; hold no connection meanwhile
+    # Authorised as a poll is (404 unless a member), in one short database read at most: a
+    # stream never holds a connection, and many opening at once cannot exhaust the pool.
+    await reader.poll(session_id, user_id, None)
     return StreamingResponse(
-        _status_events(resources, session_id),
+        _status_events(reader, session_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
-async def _status_events(resources: ResourcesDep, session_id: uuid.UUID) -> AsyncIterator[str]:
-    last: SessionStatusPublic | None = None
-    quiet_since = time.monotonic()
-    while True:
-        current = await run_in_threadpool(_read_status, resources, session_id)
-        if current != last:
-            yield f"event: status\ndata: {current.model_dump_json()}\n\n"
-            last, quiet_since = current, time.monotonic()
-        if current.status in TERMINAL:
-            return
-        if time.monotonic() - quiet_since > 15:
+async def _status_events(reader: StatusReaderDep, session_id: uuid.UUID) -> AsyncIterator[str]:
+    async for snapshot in reader.follow(session_id, quiet_s=KEEP_ALIVE_S):
+        if snapshot is None:
             yield ": keep-alive\n\n"
-            quiet_since = time.monotonic()
-        await asyncio.sleep(resources.settings.events_poll_interval_s)
-
-
-def _read_status(resources: ResourcesDep, session_id: uuid.UUID) -> SessionStatusPublic:
-    with resources.session_factory() as db:
-        session = db.get(Session, session_id)
-        if session is None:
-            raise NotFound("session not found", code="session_not_found")
-        return _status_of(session)
-
-
-def _status_of(session: Session) -> SessionStatusPublic:
-    return SessionStatusPublic(
-        status=session.status,
-        progress=session.progress,
-        stage=session.stage,
-        error_message=session.error_message,
-        warnings=list(session.warnings or []),
-    )
+            continue
+        yield f"event: status\ndata: {snapshot.body.decode()}\n\n"
+        if snapshot.status in TERMINAL:
+            return
 
 
 @router.get("/{session_id}/speakers", responses=errors(401, 404))
