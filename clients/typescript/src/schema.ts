@@ -11,7 +11,11 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /**
+         * List Groups
+         * @description The groups you belong to, in the order you joined them.
+         */
+        get: operations["list_groups_groups_get"];
         put?: never;
         /**
          * Create Group
@@ -56,6 +60,26 @@ export interface paths {
          *     group only; it never changes the user's own profile name.
          */
         post: operations["add_member_groups__group_id__members_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/groups/{group_id}/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Sessions
+         * @description The group's most recently started sessions, newest first (``limit`` of them).
+         */
+        get: operations["list_sessions_groups__group_id__sessions_get"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -295,7 +319,12 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Session Status */
+        /**
+         * Session Status
+         * @description The session's status and progress, with an ``ETag``. Poll with the last ``ETag`` as
+         *     ``If-None-Match``: 304 (no body) while nothing changed, and never a status older than
+         *     the one that ETag named.
+         */
         get: operations["session_status_sessions__session_id__status_get"];
         put?: never;
         post?: never;
@@ -465,6 +494,14 @@ export interface components {
             group_id: string;
             /** Members */
             members: components["schemas"]["LeaderboardEntry"][];
+        };
+        /**
+         * GroupsPublic
+         * @description The caller's groups, oldest first.
+         */
+        GroupsPublic: {
+            /** Groups */
+            groups: components["schemas"]["GroupPublic"][];
         };
         /** HealthPublic */
         HealthPublic: {
@@ -740,6 +777,39 @@ export interface components {
             warnings: string[];
         };
         /**
+         * SessionSummary
+         * @description One of a group's sessions as a list shows it; ``/sessions/{id}/status`` has the rest.
+         */
+        SessionSummary: {
+            /**
+             * Duration Seconds
+             * @description Length of the recording, once processed
+             */
+            duration_seconds: number | null;
+            /** Ended At */
+            ended_at: string | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Progress */
+            progress: number;
+            /** Stage */
+            stage: string | null;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+            status: components["schemas"]["SessionStatus"];
+        };
+        /** SessionsPublic */
+        SessionsPublic: {
+            /** Sessions */
+            sessions: components["schemas"]["SessionSummary"][];
+        };
+        /**
          * SpeakerPublic
          * @example {
          *       "dominant_emotion": "joy",
@@ -809,6 +879,7 @@ export type GroupCreate = components['schemas']['GroupCreate'];
 export type GroupDetail = components['schemas']['GroupDetail'];
 export type GroupPublic = components['schemas']['GroupPublic'];
 export type GroupStats = components['schemas']['GroupStats'];
+export type GroupsPublic = components['schemas']['GroupsPublic'];
 export type HealthPublic = components['schemas']['HealthPublic'];
 export type LeaderboardEntry = components['schemas']['LeaderboardEntry'];
 export type MemberAdd = components['schemas']['MemberAdd'];
@@ -824,11 +895,49 @@ export type SessionStart = components['schemas']['SessionStart'];
 export type SessionStarted = components['schemas']['SessionStarted'];
 export type SessionStatus = components['schemas']['SessionStatus'];
 export type SessionStatusPublic = components['schemas']['SessionStatusPublic'];
+export type SessionSummary = components['schemas']['SessionSummary'];
+export type SessionsPublic = components['schemas']['SessionsPublic'];
 export type SpeakerPublic = components['schemas']['SpeakerPublic'];
 export type SpeakersPublic = components['schemas']['SpeakersPublic'];
 export type TranscriptPublic = components['schemas']['TranscriptPublic'];
 export type $defs = Record<string, never>;
 export interface operations {
+    list_groups_groups_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupsPublic"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request is not acceptable as written: malformed JSON or multipart, a missing or mistyped field, a number out of range, text with control characters or over its length. Every such request gets 422 with code `validation_error` (never 400). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     create_group_groups_post: {
         parameters: {
             query?: never;
@@ -975,6 +1084,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    list_sessions_groups__group_id__sessions_get: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionsPublic"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not in one of your groups */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid request body or parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
             };
         };
     };
@@ -1560,7 +1720,9 @@ export interface operations {
     session_status_sessions__session_id__status_get: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                "if-none-match"?: string | null;
+            };
             path: {
                 session_id: string;
             };
@@ -1576,6 +1738,13 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["SessionStatusPublic"];
                 };
+            };
+            /** @description Not modified: still the status of the `If-None-Match` ETag */
+            304: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
             /** @description Missing, expired or invalid bearer token */
             401: {
