@@ -38,7 +38,13 @@ from services.analysis import analyse
 from services.assignment import assign_speakers
 from services.audio import AudioSpool
 from services.device import resolve_device
-from services.diarization import Diarizer, diarize, load_diarizer
+from services.diarization import (
+    FAR_FIELD_WARNING,
+    Diarizer,
+    diarize,
+    load_diarizer,
+    sounds_distant,
+)
 from services.domain import Audio, SpeakerHints
 from services.emotion import EmotionClassifier, load_emotion_classifier
 from services.singlish import Singlish, listen_again, load_singlish
@@ -219,7 +225,7 @@ def _process(
                 heard=heard,
                 clips=clips,
                 duration_s=audio.duration,
-                warnings=warnings,
+                warnings=[*warnings, *heard.warnings],
                 processing_time_s=time.perf_counter() - started,
                 corrections_version=pipeline.engines.singlish.corrections.version,
             ),
@@ -238,6 +244,10 @@ def process_audio(
     caller stores clips and results). The benchmarks time the product through this."""
     progress.enter(Stage.DIARIZING)
     turns = diarize(audio, engines.diarizer, hints, progress.report)
+    doubts: tuple[str, ...] = ()
+    if not engines.diarizer.hears_far_field and sounds_distant(audio):
+        log.warning("far-field audio on a diarizer not built for it", seconds=audio.duration)
+        doubts = (FAR_FIELD_WARNING,)
 
     progress.enter(Stage.TRANSCRIBING)
     segments = transcribe(audio, engines.transcriber, progress.report)
@@ -255,4 +265,4 @@ def process_audio(
         progress.report,
         verdicts,
     )
-    return rows.Heard(analysis=analysis, turns=tuple(turns))
+    return rows.Heard(analysis=analysis, turns=tuple(turns), warnings=doubts)

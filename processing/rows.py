@@ -41,6 +41,7 @@ class Heard:
 
     analysis: SessionAnalysis
     turns: tuple[SpeakerTurn, ...]
+    warnings: tuple[str, ...] = ()  # what the stages doubt about their own result
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,7 @@ class BundledDiarizer:
         self.spec = spec  # the segmentation model's frame timing
         self.device = device
         self.max_speakers_default = max_speakers_default
+        self.hears_far_field = True
 
     @classmethod
     def load(cls, device: str, max_speakers_default: int) -> BundledDiarizer:

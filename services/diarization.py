@@ -102,6 +102,9 @@ class Diarizer(Protocol):
     """A loaded diarization model; ``diarize()`` is the verb that applies it."""
 
     max_speakers_default: int
+    # whether it was built for distant, reverberant, overlapped speech (a phone on a table);
+    # a session that sounds distant on a backend that was not gets a warning
+    hears_far_field: bool
 
     def find_turns(
         self, audio: Audio, speakers: SpeakerRange, on_progress: ProgressCallback
@@ -144,6 +147,38 @@ def diarize(
     turns = canonical_turns(without_minor_speakers(found, MIN_SPEAKER_S))
     on_progress(1.0)
     return turns
+
+
+# The share of speech frames (Silero VAD probability above 0.2) that the VAD is unsure of
+# (below 0.8) beyond which a recording sounds distant or noisy: clean close speech measured
+# 0.07-0.18 (corpus conversations, generated Singlish, the demo), far-field meetings and
+# simulated rooms 0.09-1.0 (medians 0.34 and 0.26). A warning, not a verdict.
+DISTANT_UNSURE_SHARE = 0.25
+MIN_SPEECH_FOR_ROOM_S = 5.0
+
+FAR_FIELD_WARNING = (
+    "this recording sounds distant or noisy (a phone far from the talkers?), and the default "
+    "speaker separation is unreliable there: who said what may be wrong. Set "
+    "DIARIZATION_BACKEND=bundled (offline) or pyannote for such rooms"
+)
+
+
+def sounds_distant(audio: Audio) -> bool:
+    """Whether the recording's speech sounds distant or noisy, judged by how unsure Silero VAD
+    (bundled with faster-whisper) is of it; needs MIN_SPEECH_FOR_ROOM_S of speech."""
+    from faster_whisper.vad import get_vad_model
+
+    window = 512
+    samples = np.ascontiguousarray(audio.samples, np.float32)
+    if len(samples) < window:
+        return False
+    padded = np.pad(samples, (0, -len(samples) % window))
+    probability = np.asarray(get_vad_model()(padded)).reshape(-1)
+    speech = probability > 0.2
+    if speech.sum() * window / SAMPLE_RATE < MIN_SPEECH_FOR_ROOM_S:
+        return False
+    unsure = (speech & (probability < 0.8)).sum() / speech.sum()
+    return bool(unsure > DISTANT_UNSURE_SHARE)
 
 
 def without_minor_speakers(
@@ -210,6 +245,7 @@ class ResemblyzerDiarizer:
     def __init__(self, encoder: Any, max_speakers_default: int) -> None:
         self.encoder = encoder  # resemblyzer.VoiceEncoder, weights bundled in the wheel
         self.max_speakers_default = max_speakers_default
+        self.hears_far_field = False  # BENCHMARKS.md "Far-field": 55 % DER on unseen AMI
 
     @classmethod
     def load(cls, device: str, max_speakers_default: int) -> ResemblyzerDiarizer:
@@ -479,6 +515,7 @@ class PyannoteDiarizer:
     def __init__(self, pipeline: Any, settings: Settings) -> None:
         self.pipeline = pipeline
         self.max_speakers_default = settings.max_speakers_default
+        self.hears_far_field = True
 
     def find_turns(
         self, audio: Audio, speakers: SpeakerRange, on_progress: ProgressCallback
