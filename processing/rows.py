@@ -7,7 +7,7 @@ was taken again meanwhile (a re-enqueue after a lost worker), the stale attempt 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -20,10 +20,11 @@ import lifecycle
 from lifecycle import Notice, Stage
 from models import AudioChunk, Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
 from processing.clips import Clips
-from processing.evidence import occurrence_rows, verdicts_json, words_json
+from processing.evidence import group_feedback_of, occurrence_rows, verdicts_json, words_json
 from processing.retrying import database_retry
 from services.analysis import SessionAnalysis
 from services.domain import SpeakerHints, SpeakerTurn
+from services.singlish.confidence import Rating
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +55,7 @@ class Outcome:
     warnings: list[str]
     processing_time_s: float
     corrections_version: str
+    rating: Rating = field(default_factory=Rating)  # the group's feedback is added at saving
 
 
 # Somebody was heard, long enough to be a speaker, but no word of theirs was recognised.
@@ -156,8 +158,10 @@ def save(
             select(WordOccurrence.clip_key).where(WordOccurrence.session_id == attempt.session_id)
         )
         stale = {key for key in previous if key} - set(outcome.clips.evidence.values())
+        # read before the old rows go: a reprocessed session's own judgements still count
+        rating = replace(outcome.rating, feedback=group_feedback_of(db, session.group_id))
         db.execute(delete(SessionSpeaker).where(SessionSpeaker.session_id == attempt.session_id))
-        _insert_results(db, attempt.session_id, outcome.heard, outcome.clips)
+        _insert_results(db, attempt.session_id, outcome.heard, outcome.clips, rating)
         session.duration_s, session.processing_time_s = (
             outcome.duration_s,
             outcome.processing_time_s,
@@ -174,7 +178,9 @@ def save(
     return Saved(notice, stale)
 
 
-def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard, clips: Clips) -> None:
+def _insert_results(
+    db: DbSession, session_id: uuid.UUID, heard: Heard, clips: Clips, rating: Rating
+) -> None:
     # Keys are made here, not at flush, so the whole result goes in one flush (insert order
     # follows the foreign keys).
     speakers = [
@@ -208,7 +214,9 @@ def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard, clips: C
         )
         db.add(segment)
         db.add_all(
-            occurrence_rows(s.occurrences, session_id, speaker_ids, segment.id, clips.evidence)
+            occurrence_rows(
+                s.occurrences, session_id, speaker_ids, segment.id, clips.evidence, rating
+            )
         )
 
 
