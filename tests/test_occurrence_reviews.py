@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from models import OccurrenceReview, WordOccurrence
 from processing import operations
+from processing.results import stored_result
 from services.singlish.confidence import Rating, load_calibration, rate_for_group
 from services.singlish.dictionary import load_corrections
 from storage import create_storage
@@ -77,6 +78,16 @@ def test_the_threshold_decides_what_counts_and_recount_applies_it(
         "SPEAKER_00": {"lah": 1, "walao": 1},
         "SPEAKER_01": {},
     }
+    # `lahstats process --json` writes the same document: both occurrences, one count
+    with session_factory() as db:
+        result = stored_result(db, create_storage(settings), uuid.UUID(ready.session_id))
+    assert {o["word"]: o["counted"] for o in result["occurrences"]} == {
+        "walao": True,
+        "lah": True,
+        "can": False,
+    }
+    assert all(0 <= o["confidence"] <= 1 for o in result["occurrences"])
+    assert [s["word_counts"] for s in result["speakers"]] == [{"lah": 1, "walao": 1}, {}]
 
 
 def test_disputes_and_confirmations_change_counts_and_leaderboard(
