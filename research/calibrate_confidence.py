@@ -214,57 +214,64 @@ def report(
     all of them); rate the ``held_out`` sets with that fit, which never saw them."""
     rows = [row for ref_dir, work in tune for row in labelled(ref_dir, work)]
     right = [r for *_, r in rows]
+    credited = [r for ref_dir, work in tune for *_, r in labelled(ref_dir, work, by_speaker=True)]
     reference = sum(reference_total(ref_dir, _names(ref_dir, work)) for ref_dir, work in tune)
     cv = cross_validated(rows, l2)
     shipped = fit(rows, l2, version)
-    in_sample = [rate(o, shipped) for _, o, _ in rows]
     result: dict[str, Any] = {
         "tune_sets": [str(ref_dir) for ref_dir, _ in tune],
         "conversations": sorted({name for name, _, _ in rows}),
         "occurrences": len(rows),
         "right": sum(right),
+        "l2": l2,
         "reference_words": reference,
         "by_source": _by_source(rows),
         "calibration": asdict(shipped),
         "cross_validated": _figures(cv, right, reference),
-        "in_sample": _figures(in_sample, right, reference),
-        "held_out": {},
+        "in_sample": _figures([rate(o, shipped) for _, o, _ in rows], right, reference),
+        "cross_validated_by_speaker": _figures(cv, credited, reference),
+        "held_out": {str(ref_dir): _held_out(ref_dir, work, shipped) for ref_dir, work in held_out},
     }
-    credited = [r for ref_dir, work in tune for *_, r in labelled(ref_dir, work, by_speaker=True)]
-    result["cross_validated_by_speaker"] = _figures(cv, credited, reference)
     _print("tune sets, cross-validated by conversation", result["cross_validated"])
     _print("tune sets, in-sample (the shipped fit)", result["in_sample"])
     _print(
         "tune sets, cross-validated, right = word AND speaker", result["cross_validated_by_speaker"]
     )
-    for ref_dir, work in held_out:
-        kept = labelled(ref_dir, work)
-        rated = [rate(o, shipped) for _, o, _ in kept]
-        total = reference_total(ref_dir, _names(ref_dir, work))
-        figures = _figures(rated, [r for *_, r in kept], total)
-        by_speaker = [r for *_, r in labelled(ref_dir, work, by_speaker=True)]
-        result["held_out"][str(ref_dir)] = {
-            "word": figures,
-            "word_and_speaker": _figures(rated, by_speaker, total),
-        }
-        _print(f"held out {ref_dir} (never fitted on)", figures)
-        _print(f"held out {ref_dir}, right = word AND speaker", _figures(rated, by_speaker, total))
+    for name, figures in result["held_out"].items():
+        _print(f"held out {name} (never fitted on)", figures["word"])
+        _print(f"held out {name}, right = word AND speaker", figures["word_and_speaker"])
     console.print(json.dumps({k: result[k] for k in ("occurrences", "right", "by_source")}))
     console.print(json.dumps(result["calibration"]))
     if write:
-        fitted_on = {
-            "conversations": result["conversations"],
-            "occurrences": len(rows),
-            "right": sum(right),
-            "l2": l2,
-            "labels": "right = the word was said there (whoever it is credited to)",
-            "made": datetime.now(UTC).strftime("%Y-%m-%d"),
-        }
-        data = {**asdict(shipped), "fitted_on": fitted_on}
-        CALIBRATION_FILE.write_text(json.dumps(data, indent=2) + "\n")
-        console.print(f"wrote {CALIBRATION_FILE}")
+        _ship(shipped, result)
     (tune[0][1].parent / "report.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def _held_out(ref_dir: Path, work: Path, calibration: Calibration) -> dict[str, Any]:
+    """A set no fit saw, rated by ``calibration``: right = the word; and = word and speaker."""
+    kept = labelled(ref_dir, work)
+    rated = [rate(o, calibration) for _, o, _ in kept]
+    total = reference_total(ref_dir, _names(ref_dir, work))
+    by_speaker = [r for *_, r in labelled(ref_dir, work, by_speaker=True)]
+    return {
+        "word": _figures(rated, [r for *_, r in kept], total),
+        "word_and_speaker": _figures(rated, by_speaker, total),
+    }
+
+
+def _ship(calibration: Calibration, result: dict[str, Any]) -> None:
+    fitted_on = {
+        "conversations": result["conversations"],
+        "occurrences": result["occurrences"],
+        "right": result["right"],
+        "l2": result["l2"],
+        "labels": "right = the word was said there (whoever it is credited to)",
+        "made": datetime.now(UTC).strftime("%Y-%m-%d"),
+    }
+    data = {**asdict(calibration), "fitted_on": fitted_on}
+    CALIBRATION_FILE.write_text(json.dumps(data, indent=2) + "\n")
+    console.print(f"wrote {CALIBRATION_FILE}")
 
 
 def _names(ref_dir: Path, work: Path) -> list[str]:
