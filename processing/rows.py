@@ -20,7 +20,14 @@ import lifecycle
 from lifecycle import Notice, Stage
 from models import AudioChunk, Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
 from processing.clips import Clips
-from processing.evidence import group_feedback_of, occurrence_rows, verdicts_json, words_json
+from processing.evidence import (
+    carry_decisions,
+    decisions_of,
+    group_feedback_of,
+    occurrence_rows,
+    verdicts_json,
+    words_json,
+)
 from processing.retrying import database_retry
 from services.analysis import SessionAnalysis
 from services.domain import SpeakerHints, SpeakerTurn
@@ -145,8 +152,8 @@ def save(
 ) -> Saved | None:
     """Replace the session's results with the outcome's in one transaction and mark it ready
     for claiming (:func:`lifecycle.mark_ready`: completed when nobody was heard). Running a
-    session twice therefore never doubles a count. None (and nothing written) when this
-    attempt no longer owns the session."""
+    session twice therefore never doubles a count; members' decisions go to the same words
+    heard again. None (and nothing written) when this attempt no longer owns the session."""
     with session_factory() as db:
         session = _own(db, attempt)
         if session is None:
@@ -158,10 +165,15 @@ def save(
             select(WordOccurrence.clip_key).where(WordOccurrence.session_id == attempt.session_id)
         )
         stale = {key for key in previous if key} - set(outcome.clips.evidence.values())
-        # read before the old rows go: a reprocessed session's own judgements still count
+        # read before the old rows go: a reprocessed session's own judgements still count,
+        # and its members' decisions go to the same words heard again
         rating = replace(outcome.rating, feedback=group_feedback_of(db, session.group_id))
+        decisions = decisions_of(db, attempt.session_id)
         db.execute(delete(SessionSpeaker).where(SessionSpeaker.session_id == attempt.session_id))
-        _insert_results(db, attempt.session_id, outcome.heard, outcome.clips, rating)
+        rows = _insert_results(db, attempt.session_id, outcome.heard, outcome.clips, rating)
+        if decisions:
+            db.flush()
+            carry_decisions(db, decisions, rows)
         session.duration_s, session.processing_time_s = (
             outcome.duration_s,
             outcome.processing_time_s,
@@ -180,7 +192,8 @@ def save(
 
 def _insert_results(
     db: DbSession, session_id: uuid.UUID, heard: Heard, clips: Clips, rating: Rating
-) -> None:
+) -> list[WordOccurrence]:
+    """Add the speakers, segments and occurrence rows of ``heard``; returns the occurrences."""
     # Keys are made here, not at flush, so the whole result goes in one flush (insert order
     # follows the foreign keys).
     speakers = [
@@ -197,6 +210,7 @@ def _insert_results(
     ]
     db.add_all(speakers)
     speaker_ids = {s.label: s.id for s in speakers}
+    occurrences: list[WordOccurrence] = []
     for s in heard.analysis.segments:
         segment = Segment(
             id=uuid.uuid4(),
@@ -213,11 +227,12 @@ def _insert_results(
             verdicts=verdicts_json(s.verdicts),
         )
         db.add(segment)
-        db.add_all(
-            occurrence_rows(
-                s.occurrences, session_id, speaker_ids, segment.id, clips.evidence, rating
-            )
+        found = occurrence_rows(
+            s.occurrences, session_id, speaker_ids, segment.id, clips.evidence, rating
         )
+        db.add_all(found)
+        occurrences.extend(found)
+    return occurrences
 
 
 def release(session_factory: sessionmaker[DbSession], attempt: Attempt) -> None:

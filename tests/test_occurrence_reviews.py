@@ -8,13 +8,20 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
+from datetime import timedelta
 
 import httpx
+import pytest
 from sqlalchemy import select
 
-from models import OccurrenceReview, WordOccurrence
-from processing import operations
+import lifecycle
+from models import OccurrenceReview, Session, WordOccurrence
+from processing import operations, rows
+from processing.clips import Clips
 from processing.results import stored_result
+from services import singlish
+from services.analysis import AnalysedSegment, SessionAnalysis, SpeakerSummary
+from services.domain import Emotion, Utterance, Word
 from services.singlish.confidence import Rating, load_calibration, rate_for_group
 from services.singlish.dictionary import load_corrections
 from storage import create_storage
@@ -74,6 +81,12 @@ def test_the_threshold_decides_what_counts_and_recount_applies_it(
     assert set(found) == {"walao", "lah", "can"}  # the possible one is still listed
     assert [found[w]["counted"] for w in ("walao", "lah", "can")] == [True, True, False]
     assert all(o["decision"] is None and o["confidence"] is not None for o in found.values())
+    possible = client.get(
+        f"/sessions/{ready.session_id}/occurrences",
+        params={"counted": "false"},
+        headers=user.headers,
+    )
+    assert [o["word"] for o in possible.json()["occurrences"]] == ["can"]
     assert _counts(client, user, ready.session_id) == {
         "SPEAKER_00": {"lah": 1, "walao": 1},
         "SPEAKER_01": {},
@@ -226,6 +239,69 @@ def test_a_recount_keeps_human_decisions_and_the_group_learns_from_them(
     with session_factory() as db:
         versions = set(db.scalars(select(WordOccurrence.confidence_version)))
     assert any("+fb-" in v for v in versions), versions
+
+
+def test_a_reprocess_gives_decisions_to_the_same_words_heard_again(
+    client, make_user, settings, session_factory
+):
+    user = make_user()
+    ready = spoken_session(Phone(client, user.headers), settings, LINES)
+    _recount(session_factory, settings, ready.session_id, 0.0)
+    before = _occurrences(client, user, ready.session_id)
+    url = f"/sessions/{ready.session_id}/occurrences"
+    client.post(f"{url}/{before['lah']['id']}/dispute", headers=user.headers)
+
+    # the worker runs the session again and hears the same words 0.1 s later
+    session_id = uuid.UUID(ready.session_id)
+    with session_factory() as db:
+        session = db.get(Session, session_id)
+        assert session is not None
+        lifecycle.reset(session)
+        db.commit()
+    attempt = rows.take(session_factory, session_id, timedelta(minutes=5), 3)
+    assert isinstance(attempt, rows.Attempt)
+    outcome = rows.Outcome(
+        _heard(LINES, shift=0.1), Clips({}, {}), 9.0, [], 1.0, "v", Rating(load_calibration())
+    )
+    assert rows.save(session_factory, attempt, outcome) is not None
+
+    after = _occurrences(client, user, ready.session_id)
+    assert after["lah"]["id"] != before["lah"]["id"]
+    assert (after["lah"]["decision"], after["lah"]["counted"]) == ("disputed", False)
+    assert after["lah"]["start"] == pytest.approx(before["lah"]["start"] + 0.1)
+    assert after["walao"]["decision"] is None and after["walao"]["counted"]
+    history = client.get(f"{url}/{after['lah']['id']}/reviews", headers=user.headers).json()
+    assert [r["action"] for r in history["reviews"]] == ["dispute"]
+
+
+def _heard(lines: list[tuple[str, str, float]], shift: float) -> rows.Heard:
+    """What the stages would make of ``lines`` as :func:`tests.factories.spoken_session`
+    stores them, every word ``shift`` seconds later (no models: the reading is the product's)."""
+    segments = []
+    for n, (label, text, probability) in enumerate(lines):
+        start = 2.0 * n + shift
+        words = tuple(
+            Word(start + 0.3 * i, start + 0.3 * (i + 1), f" {w}", probability)
+            for i, w in enumerate(text.split())
+        )
+        utterance = Utterance(label, start, words[-1].end, words)
+        reading = singlish.read(utterance, load_corrections(), (), Rating(load_calibration()))
+        segments.append(
+            AnalysedSegment(
+                label,
+                utterance.start,
+                utterance.end,
+                text,
+                reading.corrected_text,
+                Emotion("neutral", 1.0),
+                words=words,
+                occurrences=reading.occurrences,
+            )
+        )
+    speakers = tuple(
+        SpeakerSummary(label, 1.0, 1, {}, "neutral") for label in sorted({who for who, *_ in lines})
+    )
+    return rows.Heard(SessionAnalysis(tuple(segments), speakers), turns=())
 
 
 def test_concurrent_disputes_and_confirmations_end_in_one_state(

@@ -463,10 +463,12 @@ def occurrences(
     settings: SettingsDep,
     speaker_id: uuid.UUID | None = None,
     word: Annotated[Name | None, Query(max_length=40)] = None,
+    counted: bool | None = None,
 ) -> OccurrencesPublic:
-    """Every target word heard, in time order (optionally one speaker's, or one word's), with
-    the evidence for it, a playable clip, its ``confidence`` and whether it is ``counted``
-    (and any member's decision on it): the counts shown anywhere are the counted rows."""
+    """Every target word heard, in time order (optionally one speaker's, one word's, or only
+    the counted or uncounted ones), with the evidence for it, a playable clip, its
+    ``confidence`` and whether it is ``counted`` (and any member's decision on it): the
+    counts shown anywhere are the counted rows."""
     crud.session_for_member(db, session_id, user.id)
     query = (
         select(WordOccurrence, SessionSpeaker.label, Segment.text)
@@ -479,6 +481,8 @@ def occurrences(
         query = query.where(WordOccurrence.speaker_id == speaker_id)
     if word is not None:
         query = query.where(WordOccurrence.word == word.lower())
+    if counted is not None:  # false: the possible and the disputed ones
+        query = query.where(WordOccurrence.counted.is_(counted))
     ttl = settings.media_url_ttl_s
     return OccurrencesPublic(
         occurrences=[

@@ -279,9 +279,10 @@ export interface paths {
         };
         /**
          * Occurrences
-         * @description Every target word heard, in time order (optionally one speaker's, or one word's), with
-         *     the evidence for it, a playable clip, its ``confidence`` and whether it is ``counted``
-         *     (and any member's decision on it): the counts shown anywhere are the counted rows.
+         * @description Every target word heard, in time order (optionally one speaker's, one word's, or only
+         *     the counted or uncounted ones), with the evidence for it, a playable clip, its
+         *     ``confidence`` and whether it is ``counted`` (and any member's decision on it): the
+         *     counts shown anywhere are the counted rows.
          */
         get: operations["occurrences_sessions__session_id__occurrences_get"];
         put?: never;
@@ -1767,6 +1768,7 @@ export interface operations {
             query?: {
                 speaker_id?: string | null;
                 word?: string | null;
+                counted?: boolean | null;
             };
             header?: never;
             path: {
