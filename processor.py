@@ -41,7 +41,7 @@ from services.device import resolve_device
 from services.diarization import (
     FAR_FIELD_WARNING,
     Diarizer,
-    diarize,
+    hear_speakers,
     load_diarizer,
     sounds_distant,
 )
@@ -243,7 +243,8 @@ def process_audio(
     """Everything the stages make of one session's 16 kHz audio; nothing is stored (the
     caller stores clips and results). The benchmarks time the product through this."""
     progress.enter(Stage.DIARIZING)
-    turns = diarize(audio, engines.diarizer, hints, progress.report)
+    diarization = hear_speakers(audio, engines.diarizer, hints, progress.report)
+    turns = diarization.turns
     doubts: tuple[str, ...] = ()
     if not engines.diarizer.hears_far_field and sounds_distant(audio):
         log.warning("far-field audio on a diarizer not built for it", seconds=audio.duration)
@@ -251,7 +252,7 @@ def process_audio(
 
     progress.enter(Stage.TRANSCRIBING)
     segments = transcribe(audio, engines.transcriber, progress.report)
-    utterances = assign_speakers(segments, turns)
+    utterances = assign_speakers(segments, diarization.exclusive)
 
     progress.enter(Stage.VERIFYING)  # a second listen at English that may be Singlish
     verdicts = listen_again(audio, utterances, engines.singlish, progress.report)
@@ -265,4 +266,4 @@ def process_audio(
         progress.report,
         verdicts,
     )
-    return rows.Heard(analysis=analysis, turns=tuple(turns), warnings=doubts)
+    return rows.Heard(analysis=analysis, turns=turns, warnings=doubts, voices=diarization.voices)

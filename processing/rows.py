@@ -23,7 +23,7 @@ from processing.clips import Clips
 from processing.evidence import occurrence_rows, verdicts_json, words_json
 from processing.retrying import database_retry
 from services.analysis import SessionAnalysis
-from services.domain import SpeakerHints, SpeakerTurn
+from services.domain import SpeakerHints, SpeakerTurn, SpeakerVoice
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +42,8 @@ class Heard:
     analysis: SessionAnalysis
     turns: tuple[SpeakerTurn, ...]
     warnings: tuple[str, ...] = ()  # what the stages doubt about their own result
+    # the diarizer's own embedding of each speaker (pyannote), for voiceprints; not stored here
+    voices: tuple[SpeakerVoice, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from migrations.runner import upgrade
 from tests.paths import PG_ADMIN, REDIS_TEST_URL, SINGLISH
 
 TEMPLATE_DB = f"lahstats_tmpl_{os.getpid()}"
+# Nothing in the tests may reach the model hub: a loader that tries fails at once.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _sqlalchemy_url(dbname: str) -> str:
