@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     emotion_backend: Literal["embedding-head", "transformers"] = "embedding-head"
     # None: the bundled all-MiniLM-L6-v2 encoder plus the head shipped in services/data.
     emotion_model: str | None = None
+    # Speech emotion (services/speech_emotion.py): a transformers audio-classification model
+    # (hub id or local directory, e.g. superb/wav2vec2-base-superb-er) heard on each
+    # utterance's audio and fused with the text emotion; None (default) = text only
+    speech_emotion_model: str | None = None
+    # the speech model's share of the probability mass of the labels it can hear (0-1)
+    speech_emotion_weight: float = Field(default=0.5, ge=0.0, le=1.0)
 
     corrections_file: Path | None = None
     # Singlish target words (README, "Singlish target words"): decode with the target words

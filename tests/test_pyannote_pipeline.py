@@ -24,7 +24,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from bench.random_models import PipelineStyle, build_pyannote_pipeline
 from config import Settings
 from services.diarization import (
     DiarizationError,
@@ -39,10 +38,7 @@ from tests.paths import CORPUS, REPO
 pytest.importorskip("pyannote.audio", reason="the `pyannote` extra is not installed")
 
 SAMPLE = CORPUS / "diarization/pyannote_sample/sample.wav"  # two women, 30 s, 16 kHz
-# other speech than the tests run on, to calibrate the random segmentation model
-CALIBRATION = CORPUS / "diarization/nemo_an4_diarize_test/an4_diarize_test.wav"
-SECONDS = 10.0  # one 10 s chunk at STEP 1.0 (production's 0.1 would run ten)
-STEP = 1.0
+SECONDS = 10.0  # one 10 s chunk at the fixture's step of 1.0 (production's 0.1: ten)
 TWO_CHUNKS = 20.0  # two chunks: enough local speakers for pyannote to find two
 
 
@@ -50,16 +46,6 @@ def _speech(path: Path, seconds: float | None = None) -> Audio:
     samples, rate = sf.read(path, dtype="float32")
     assert rate == 16_000
     return Audio(samples if seconds is None else samples[: int(seconds * rate)])
-
-
-@pytest.fixture(scope="module")
-def pipeline_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[PipelineStyle, Path]:
-    calibration = _speech(CALIBRATION).samples
-    root = tmp_path_factory.mktemp("pyannote")
-    return {
-        style: build_pyannote_pipeline(root / style, calibration, style, segmentation_step=STEP)
-        for style in ("community-1", "3.1")
-    }
 
 
 def _settings(model: Path | str, tmp_path: Path, **fields: object) -> Settings:
@@ -74,9 +60,9 @@ def _settings(model: Path | str, tmp_path: Path, **fields: object) -> Settings:
 
 
 def test_pyannote_community1_hints_progress_exclusive_view_and_voices(
-    pipeline_dirs: dict[PipelineStyle, Path], tmp_path: Path
+    pyannote_dirs: dict[str, Path], tmp_path: Path
 ) -> None:
-    diarizer = load_diarizer(_settings(pipeline_dirs["community-1"], tmp_path))
+    diarizer = load_diarizer(_settings(pyannote_dirs["community-1"], tmp_path))
     assert isinstance(diarizer, PyannoteDiarizer)
     reports: list[float] = []
 
@@ -99,14 +85,14 @@ def test_pyannote_community1_hints_progress_exclusive_view_and_voices(
         assert voice.speaker in {"SPEAKER_00", "SPEAKER_01"}
         assert len(voice.embedding) == 256
         assert abs(np.linalg.norm(voice.embedding) - 1.0) < 1e-6
-        assert voice.embedder.startswith(f"{pipeline_dirs['community-1']}/embedding@pyannote")
+        assert voice.embedder.startswith(f"{pyannote_dirs['community-1']}/embedding@pyannote")
         assert 0.0 < voice.seconds <= TWO_CHUNKS
 
 
 def test_pyannote_31_style_with_min_and_max_speakers(
-    pipeline_dirs: dict[PipelineStyle, Path], tmp_path: Path
+    pyannote_dirs: dict[str, Path], tmp_path: Path
 ) -> None:
-    diarizer = load_diarizer(_settings(pipeline_dirs["3.1"], tmp_path))
+    diarizer = load_diarizer(_settings(pyannote_dirs["3.1"], tmp_path))
     assert type(diarizer.pipeline.clustering).__name__ == "AgglomerativeClustering"  # type: ignore[attr-defined]
 
     heard = hear_speakers(
@@ -118,7 +104,7 @@ def test_pyannote_31_style_with_min_and_max_speakers(
 
 
 def test_pyannote_community1_through_the_worker(
-    pipeline_dirs: dict[PipelineStyle, Path],
+    pyannote_dirs: dict[str, Path],
     client,
     make_user,
     settings,
@@ -130,7 +116,7 @@ def test_pyannote_community1_through_the_worker(
     is what ``DIARIZATION_BACKEND=pyannote`` loads (the other stages: the offline models)."""
     chunk = tmp_path / "chunk.wav"
     sf.write(chunk, _speech(SAMPLE, SECONDS).samples, 16_000)
-    pyannote = load_diarizer(_settings(pipeline_dirs["community-1"], tmp_path))
+    pyannote = load_diarizer(_settings(pyannote_dirs["community-1"], tmp_path))
     engines = replace(models, diarizer=pyannote)
     user = make_user()
     session_id = Phone(client, user.headers).record([chunk], min_speakers=1, max_speakers=2)
@@ -156,14 +142,14 @@ def test_pyannote_loader_names_what_is_missing(tmp_path: Path) -> None:
 
 
 def test_pyannote_telemetry_is_off_unless_asked(
-    pipeline_dirs: dict[PipelineStyle, Path], tmp_path: Path
+    pyannote_dirs: dict[str, Path], tmp_path: Path
 ) -> None:
     from pyannote.audio.telemetry.metrics import is_metrics_enabled
 
-    load_diarizer(_settings(pipeline_dirs["3.1"], tmp_path))
+    load_diarizer(_settings(pyannote_dirs["3.1"], tmp_path))
     assert not is_metrics_enabled()
     try:
-        load_diarizer(_settings(pipeline_dirs["3.1"], tmp_path, pyannote_telemetry=True))
+        load_diarizer(_settings(pyannote_dirs["3.1"], tmp_path, pyannote_telemetry=True))
         assert is_metrics_enabled()
     finally:
         os.environ["PYANNOTE_METRICS_ENABLED"] = "false"
