@@ -90,6 +90,7 @@ def load_engines(
     *,
     diarizer_loader: Callable[[Settings], Diarizer] = load_diarizer,
     transcriber_loader: Callable[[Settings], Transcriber] = load_transcriber,
+    emotion_loader: Callable[[Settings], EmotionClassifier] = load_emotion_classifier,
 ) -> Engines:
     """Load every model once, logging how long each took and on which device;
     ``on_loaded(model, seconds)`` is told the same. The loaders default to the product's
@@ -98,9 +99,7 @@ def load_engines(
     return Engines(
         diarizer=_timed("diarizer", diarizer_loader, settings, on_loaded),
         transcriber=transcriber,
-        emotion_classifier=_timed(
-            "emotion_classifier", load_emotion_classifier, settings, on_loaded
-        ),
+        emotion_classifier=_timed("emotion_classifier", emotion_loader, settings, on_loaded),
         singlish=load_singlish(settings, transcriber),
         speech_emotion_classifier=_timed(
             "speech_emotion_classifier", load_speech_emotion_classifier, settings, on_loaded
