@@ -128,7 +128,9 @@ def diarizer_loader(spec: dict[str, Any]) -> Callable[[Settings], Any]:
         model = spec["diarization_model"]
         try:
             return load_diarizer(
-                device_settings(settings, spec, diarization_backend="pyannote", diarization_model=model)
+                device_settings(
+                    settings, spec, diarization_backend="pyannote", diarization_model=model
+                )
             )
         except DiarizationError as exc:
             NOTES.append(
@@ -282,7 +284,6 @@ class RandomWhisperTranscriber:
     def _features(self, batch: list[Any]) -> Any:
         """Log-mel features (batch, mels, 3000) in the model's dtype on its device; computed
         there where this transformers version can."""
-        import torch
 
         options: dict[str, Any] = {"sampling_rate": SAMPLE_RATE, "return_tensors": "pt"}
         if "device" in inspect.signature(self.extractor.__call__).parameters:

@@ -33,9 +33,7 @@ _ARG = re.compile(r"^ARG (?P<name>\w+)_VERSION=(?P<version>\S+)$", re.MULTILINE)
 def pinned_set() -> dict[str, str]:
     """{package: version}: the Dockerfile's ARG ..._VERSION pins (torch, torchaudio,
     torchcodec, ctranslate2) and pyproject's pyannote.audio."""
-    pins = {
-        m["name"].lower(): m["version"] for m in _ARG.finditer(DOCKERFILE.read_text())
-    }
+    pins = {m["name"].lower(): m["version"] for m in _ARG.finditer(DOCKERFILE.read_text())}
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]

@@ -724,7 +724,7 @@ def _load_pyannote_pipeline(settings: Settings, device: str) -> Any:
     except ImportError as exc:
         raise DiarizationError(
             "DIARIZATION_BACKEND=pyannote needs pyannote.audio 4, which is not installed: "
-            "install the project's `pyannote` extra (scripts/install.sh with "
+            "install the project's `pyannote` extra (also in `gpu`; scripts/install.sh with "
             "LAHSTATS_INSTALL_PYANNOTE=1) or set DIARIZATION_BACKEND=bundled"
         ) from exc
     except OSError as exc:  # torchaudio's compiled extension, built for another torch

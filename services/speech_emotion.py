@@ -110,8 +110,8 @@ def load_speech_emotion_classifier(settings: Settings) -> SpeechEmotionClassifie
         raise SpeechEmotionError(
             f"cannot load speech emotion model {settings.speech_emotion_model}"
         ) from error
-    id2label: dict[int, str] = dict(classifier.model.config.id2label or {})
-    unknown = sorted(str(label) for label in id2label.values() if label.lower() not in LABEL_MAP)
+    labels = [str(label) for label in (classifier.model.config.id2label or {}).values()]
+    unknown = sorted(label for label in labels if label.lower() not in LABEL_MAP)
     if unknown:
         raise SpeechEmotionError(
             f"speech emotion labels {unknown} map to none of {EMOTION_LABELS} "
