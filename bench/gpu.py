@@ -1,46 +1,56 @@
 """``python -m bench pipeline --gpu``: the production stack on CUDA, for timing.
 
-Diarization is a pyannote.audio pipeline of the ``speaker-diarization-3.1`` architecture;
-ASR is a large Whisper. Each is loaded pretrained when it can be (a hub id with a token, a
-local copy, a cached download). Where the weights cannot be had, a model of the same
-architecture with random weights is built instead, so the timings stay honest while the
-outputs are meaningless; every such substitution is written into the results' ``notes``:
+The production stack (docs/DEPLOYMENT.md, "GPU worker"): pyannote
+``speaker-diarization-community-1``, faster-whisper ``large-v3-turbo`` (float16) and the
+transformers text emotion model (j-hartmann), plus the speech emotion model when
+``--speech-emotion-model`` names one; each loaded by the product's own loader. Where the
+weights cannot be had (gated, offline), a model of the same architecture and size with
+random weights is built locally (``bench.random_models``) and loaded by the same loader, so
+the timings stay honest while the outputs are meaningless; every substitution is written
+into the results' ``notes``:
 
-* diarization: PyanNet (SincNet, 4 bidirectional LSTM layers of 128, 2 linear layers, the
-  7-class powerset head of segmentation-3.0) + WeSpeaker ResNet34 embeddings +
-  agglomerative clustering with 3.1's parameters. pyannote runs every network on every
-  window whatever the weights, so its time does not depend on them.
+* diarization: a community-1 directory (PyanNet segmentation-3.0, WeSpeaker ResNet34, PLDA,
+  VBx) at community-1's segmentation step of 0.1; pyannote runs every network on every
+  window whatever the weights. (Clustering time does depend on them: VBx on random
+  embeddings finds its own number of speakers.)
 * ASR: a ``transformers`` Whisper of the named size in float16; each 30 s window is
   encoded and then decoded greedily for ``TOKENS_PER_WINDOW`` steps with a KV cache (a
   random model never stops by itself; real speech gives about that many tokens). Word
   timestamps (cross-attention alignment) are not computed, so this is a lower bound.
+* text emotion: a distilroberta-sized RoBERTa with the seven labels.
 
-The probe (``bench.probe``) hands the loaders below to ``processor.load_models`` in place of
-the CPU ones, and times faster-whisper alone on the same transcriber; the rest of the stages
-(decode, assign, analyse with the bundled emotion model on CUDA, clips) are the worker's own.
+``--device cpu`` runs the same code without CUDA (a dry run: tests/test_bench.py runs it on
+tiny sizes); the probe (``bench.probe``) hands the loaders below to ``processor.load_engines``
+in place of the CPU ones, and times faster-whisper alone on the same transcriber.
 """
 
 from __future__ import annotations
 
 import inspect
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from bench.report import BenchError
+from bench.report import CORPUS, BenchError
 from config import Settings
 from services.domain import SAMPLE_RATE, Audio, ProgressCallback, TranscriptSegment
 
 TOKENS_PER_WINDOW = 96  # ~150 spoken words a minute is ~75 words, ~95 tokens, per 30 s
 WINDOW_S = 30
 ASR_BATCH = 8
-# pyannote/speaker-diarization-3.1's pipeline parameters
-PYANNOTE_31_PARAMS = {
-    "segmentation": {"min_duration_off": 0.0},
-    "clustering": {"method": "centroid", "min_cluster_size": 12, "threshold": 0.7045654963945799},
-}
 # transformers WhisperConfig fields per model size
 WHISPER_SIZES: dict[str, dict[str, int]] = {
+    "large-v3-turbo": {
+        "d_model": 1280,
+        "layers": 32,
+        "decoder_layers": 4,
+        "heads": 20,
+        "ffn": 5120,
+        "mels": 128,
+        "vocab": 51866,
+    },
     "large-v3": {
         "d_model": 1280,
         "layers": 32,
@@ -59,32 +69,53 @@ WHISPER_SIZES: dict[str, dict[str, int]] = {
     },
     "medium": {"d_model": 1024, "layers": 24, "heads": 16, "ffn": 4096, "mels": 80, "vocab": 51865},
     "small": {"d_model": 768, "layers": 12, "heads": 12, "ffn": 3072, "mels": 80, "vocab": 51865},
+    "tiny": {"d_model": 384, "layers": 4, "heads": 6, "ffn": 1536, "mels": 80, "vocab": 51865},
 }
+# speech the random segmentation model is calibrated on (bench.random_models._calibrate)
+CALIBRATION = CORPUS / "diarization/nemo_an4_diarize_test/an4_diarize_test.wav"
+DEFAULT_DIARIZATION_MODEL = "pyannote/speaker-diarization-community-1"
+DEFAULT_WHISPER = "large-v3-turbo"
+DEFAULT_EMOTION_MODEL = "j-hartmann/emotion-english-distilroberta-base"
 
 # What was substituted in this process, for the results (the probe reads it at the end).
 NOTES: list[str] = []
 
 
-def require_cuda() -> None:
+def require_device(device: str) -> None:
     """Fail with a message that says what is missing, before anything is loaded."""
     try:
         import torch
     except ImportError as exc:
-        raise BenchError("--gpu needs torch with CUDA; torch is not installed") from exc
-    if not torch.cuda.is_available():
+        raise BenchError("--gpu needs torch; torch is not installed") from exc
+    if device == "cuda" and not torch.cuda.is_available():
         raise BenchError(
             f"--gpu needs a CUDA GPU, and torch {torch.__version__} sees none here "
             f"(CUDA build: {torch.version.cuda or 'no, a CPU-only build'}). Run it on a GPU "
-            "machine with a CUDA torch and the `gpu` extra (pyannote.audio) installed."
+            "machine with a CUDA torch and the `gpu` extra (pyannote.audio) installed, "
+            "or pass --device cpu for a dry run."
         )
     try:
         import pyannote.audio  # noqa: F401
-    except ImportError as exc:
-        raise BenchError("--gpu needs pyannote.audio: pip install '.[gpu]'") from exc
+    except (ImportError, OSError) as exc:
+        raise BenchError(
+            f"--gpu needs pyannote.audio 4 ({exc}): install the `pyannote` extra "
+            "(LAHSTATS_INSTALL_PYANNOTE=1 bash scripts/install.sh)"
+        ) from exc
 
 
-def cuda_settings(settings: Settings, **update: Any) -> Settings:
-    return settings.model_copy(update={"device": "cuda", **update})
+def device_settings(settings: Settings, spec: dict[str, Any], **update: Any) -> Settings:
+    return settings.model_copy(update={"device": spec.get("device", "cuda"), **update})
+
+
+def _scratch() -> Path:
+    """Where random-weight models are built; removed when the probe's process ends."""
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = tempfile.TemporaryDirectory(prefix="lahstats-random-models-")
+    return Path(_SCRATCH.name)
+
+
+_SCRATCH: tempfile.TemporaryDirectory[str] | None = None
 
 
 # --- diarization ------------------------------------------------------------------------------
@@ -92,66 +123,69 @@ def cuda_settings(settings: Settings, **update: Any) -> Settings:
 
 def diarizer_loader(spec: dict[str, Any]) -> Callable[[Settings], Any]:
     def load(settings: Settings) -> Any:
-        import torch
+        from services.diarization import DiarizationError, load_diarizer
 
-        from services.diarization import DiarizationError, PyannoteDiarizer, load_diarizer
-
-        gpu_settings = cuda_settings(
-            settings,
-            diarization_backend="pyannote",
-            diarization_model=spec["diarization_model"],
-        )
+        model = spec["diarization_model"]
         try:
-            return load_diarizer(gpu_settings)
+            return load_diarizer(
+                device_settings(
+                    settings, spec, diarization_backend="pyannote", diarization_model=model
+                )
+            )
         except DiarizationError as exc:
             NOTES.append(
-                f"diarization: {spec['diarization_model']} could not be loaded "
-                f"({exc.__cause__ or exc}); timed a random-weight model of the "
-                "speaker-diarization-3.1 architecture instead (turns are meaningless)"
+                f"diarization: {model} could not be loaded ({exc.__cause__ or exc}); timed a "
+                "random-weight model of the community-1 architecture at a segmentation step "
+                f"of {spec.get('segmentation_step', 0.1)} instead (turns are meaningless)"
             )
-        pipeline = random_pyannote_31().to(torch.device("cuda"))
-        return PyannoteDiarizer(pipeline, gpu_settings)
+        random_dir = random_community_1(spec.get("segmentation_step", 0.1))
+        return load_diarizer(
+            device_settings(
+                settings, spec, diarization_backend="pyannote", diarization_model=str(random_dir)
+            )
+        )
 
     return load
 
 
-def random_pyannote_31() -> Any:
-    """A ``SpeakerDiarization`` pipeline shaped like pyannote/speaker-diarization-3.1 (the
-    segmentation-3.0 PyanNet, the WeSpeaker ResNet34 embedding, agglomerative clustering),
-    with freshly initialised weights."""
-    from pyannote.audio.core.task import Problem, Resolution, Specifications
-    from pyannote.audio.models.embedding import WeSpeakerResNet34
-    from pyannote.audio.models.segmentation import PyanNet
-    from pyannote.audio.pipelines import SpeakerDiarization
+def random_community_1(segmentation_step: float) -> Path:
+    """A community-1-shaped pipeline directory with random weights (bench.random_models)."""
+    import soundfile
 
-    segmentation = PyanNet(
-        sincnet={"stride": 10},
-        lstm={"hidden_size": 128, "num_layers": 4, "bidirectional": True, "monolithic": True},
-        linear={"hidden_size": 128, "num_layers": 2},
+    from bench.random_models import build_pyannote_pipeline
+
+    calibration, _ = soundfile.read(CALIBRATION, dtype="float32")
+    return build_pyannote_pipeline(
+        _scratch() / "community-1", calibration, "community-1", segmentation_step
     )
-    # 10 s windows, up to 3 speakers a window and 2 at once: 7 powerset classes
-    segmentation.specifications = Specifications(
-        problem=Problem.MONO_LABEL_CLASSIFICATION,
-        resolution=Resolution.FRAME,
-        duration=10.0,
-        min_duration=None,
-        warm_up=(0.0, 0.0),
-        classes=["speaker#1", "speaker#2", "speaker#3"],
-        powerset_max_classes=2,
-        permutation_invariant=True,
-    )
-    segmentation.setup()  # adds the task-dependent classifier for those specifications
-    options = {
-        "segmentation": segmentation,
-        "embedding": WeSpeakerResNet34(),
-        "embedding_exclude_overlap": True,
-        "clustering": "AgglomerativeClustering",
-        "segmentation_batch_size": 32,
-        "embedding_batch_size": 32,
-    }
-    accepted = inspect.signature(SpeakerDiarization).parameters
-    pipeline = SpeakerDiarization(**{k: v for k, v in options.items() if k in accepted})
-    return pipeline.instantiate(PYANNOTE_31_PARAMS)
+
+
+def emotion_loader(spec: dict[str, Any]) -> Callable[[Settings], Any]:
+    """The transformers text emotion model (random RoBERTa weights of distilroberta's size
+    where it cannot be loaded)."""
+
+    def load(settings: Settings) -> Any:
+        from bench.random_models import build_text_emotion
+        from services.emotion import EmotionModelError, load_emotion_classifier
+
+        model = spec["emotion_model"]
+        try:
+            return load_emotion_classifier(
+                device_settings(settings, spec, emotion_backend="transformers", emotion_model=model)
+            )
+        except EmotionModelError as exc:
+            NOTES.append(
+                f"text emotion: {model} could not be loaded ({exc.__cause__ or exc}); timed a "
+                "random-weight RoBERTa of distilroberta's size instead"
+            )
+        random_dir = build_text_emotion(_scratch() / "text-emotion", full_size=True)
+        return load_emotion_classifier(
+            device_settings(
+                settings, spec, emotion_backend="transformers", emotion_model=str(random_dir)
+            )
+        )
+
+    return load
 
 
 # --- ASR --------------------------------------------------------------------------------------
@@ -161,22 +195,24 @@ def transcriber_loader(spec: dict[str, Any]) -> Callable[[Settings], Any]:
     def load(settings: Settings) -> Any:
         from services.transcription import load_transcriber
 
-        gpu_settings = cuda_settings(
+        device = spec.get("device", "cuda")
+        gpu_settings = device_settings(
             settings,
+            spec,
             asr_backend="faster-whisper",
             asr_model=spec["whisper"],
-            asr_compute_type="float16",
+            asr_compute_type="float16" if device == "cuda" else "int8",
         )
         try:
             return load_transcriber(gpu_settings)
         except Exception as exc:  # any failure to get the weights or run them: say which
             NOTES.append(
-                f"ASR: faster-whisper {spec['whisper']!r} on CUDA could not be loaded "
+                f"ASR: faster-whisper {spec['whisper']!r} on {device} could not be loaded "
                 f"({type(exc).__name__}: {exc}); timed a random-weight transformers Whisper "
-                f"{spec['whisper']} in float16 instead, {TOKENS_PER_WINDOW} greedy steps per "
+                f"{spec['whisper']} instead, {TOKENS_PER_WINDOW} greedy steps per "
                 f"{WINDOW_S} s window, no word timestamps (no words come out)"
             )
-        return RandomWhisperTranscriber.build(spec["whisper"])
+        return RandomWhisperTranscriber.build(spec["whisper"], device)
 
     return load
 
@@ -188,30 +224,33 @@ class RandomWhisperTranscriber:
 
     model: Any
     extractor: Any
+    device: str = "cuda"
     tokens: int = TOKENS_PER_WINDOW
 
     @classmethod
-    def build(cls, size: str) -> RandomWhisperTranscriber:
+    def build(cls, size: str, device: str = "cuda") -> RandomWhisperTranscriber:
         import torch
         from transformers import WhisperConfig, WhisperFeatureExtractor
         from transformers import WhisperForConditionalGeneration as Whisper
 
-        shape = WHISPER_SIZES.get(size.removeprefix("openai/whisper-"), WHISPER_SIZES["large-v3"])
+        name = size.removeprefix("openai/whisper-")
+        shape = WHISPER_SIZES.get(name, WHISPER_SIZES[DEFAULT_WHISPER])
         config = WhisperConfig(
             vocab_size=shape["vocab"],
             num_mel_bins=shape["mels"],
             d_model=shape["d_model"],
             encoder_layers=shape["layers"],
-            decoder_layers=shape["layers"],
+            decoder_layers=shape.get("decoder_layers", shape["layers"]),
             encoder_attention_heads=shape["heads"],
             decoder_attention_heads=shape["heads"],
             encoder_ffn_dim=shape["ffn"],
             decoder_ffn_dim=shape["ffn"],
         )
         model: Any = Whisper(config)
-        model = model.to(device="cuda", dtype=torch.float16).eval()
+        dtype = torch.float16 if device == "cuda" else torch.float32
+        model = model.to(device=device, dtype=dtype).eval()
         extractor = WhisperFeatureExtractor(feature_size=shape["mels"], sampling_rate=SAMPLE_RATE)
-        return cls(model, extractor)
+        return cls(model, extractor, device)
 
     def transcribe(
         self, audio: Audio, on_progress: ProgressCallback
@@ -230,7 +269,7 @@ class RandomWhisperTranscriber:
         start = self.model.config.decoder_start_token_id
         with torch.inference_mode():
             encoded = self.model.model.encoder(features).last_hidden_state
-            tokens = torch.full((len(batch), 1), start, device="cuda", dtype=torch.long)
+            tokens = torch.full((len(batch), 1), start, device=self.device, dtype=torch.long)
             cache = None
             for _ in range(self.tokens):
                 out = self.model(
@@ -243,20 +282,21 @@ class RandomWhisperTranscriber:
                 tokens = torch.cat([tokens, out.logits[:, -1].argmax(-1, keepdim=True)], dim=1)
 
     def _features(self, batch: list[Any]) -> Any:
-        """Log-mel features (batch, mels, 3000) in float16 on CUDA; computed on the GPU
-        where this transformers version can."""
-        import torch
+        """Log-mel features (batch, mels, 3000) in the model's dtype on its device; computed
+        there where this transformers version can."""
 
         options: dict[str, Any] = {"sampling_rate": SAMPLE_RATE, "return_tensors": "pt"}
         if "device" in inspect.signature(self.extractor.__call__).parameters:
-            options["device"] = "cuda"
+            options["device"] = self.device
         features = self.extractor(batch, **options).input_features
-        return features.to(device="cuda", dtype=torch.float16)
+        return features.to(device=self.device, dtype=self.model.dtype)
 
 
 def device_info(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
+    if spec.get("device", "cuda") != "cuda":
+        return {"device": "cpu (--gpu dry run)", "torch": torch.__version__, "notes": list(NOTES)}
     return {
         "device": torch.cuda.get_device_name(0),
         "torch": torch.__version__,

@@ -51,14 +51,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu", action="store_true", help="the production stack on CUDA")
     parser.add_argument(
         "--diarization-model",
-        default="pyannote/speaker-diarization-3.1",
-        help="--gpu: pyannote pipeline (hub id or local path); random weights if unavailable",
+        default="pyannote/speaker-diarization-community-1",
+        help="--gpu: pyannote pipeline (hub id or local clone); random weights if unavailable",
     )
     parser.add_argument(
         "--whisper",
-        default="large-v3",
+        default="large-v3-turbo",
         help="--gpu: faster-whisper model name or CTranslate2 directory; random-weight "
         "Whisper of that size if unavailable",
+    )
+    parser.add_argument(
+        "--emotion-model",
+        default="j-hartmann/emotion-english-distilroberta-base",
+        help="--gpu: transformers text emotion model; random-weight RoBERTa if unavailable",
+    )
+    parser.add_argument(
+        "--speech-emotion-model",
+        help="--gpu: SPEECH_EMOTION_MODEL (hub id or local path) to time as well",
+    )
+    parser.add_argument(
+        "--device",
+        default="cuda",
+        choices=["cuda", "cpu"],
+        help="--gpu: cpu runs the same code without CUDA (a dry run, for tests)",
+    )
+    parser.add_argument(
+        "--segmentation-step",
+        type=float,
+        default=0.1,
+        help="--gpu: the random community-1's segmentation step (community-1's own: 0.1)",
     )
 
 
@@ -121,8 +142,15 @@ def _spec(session: SessionInput) -> dict[str, Any]:
 def _gpu_spec(args: argparse.Namespace) -> dict[str, Any]:
     import bench.gpu as gpu
 
-    gpu.require_cuda()
-    return {"diarization_model": args.diarization_model, "whisper": args.whisper}
+    gpu.require_device(args.device)
+    return {
+        "diarization_model": args.diarization_model,
+        "whisper": args.whisper,
+        "emotion_model": args.emotion_model,
+        "speech_emotion_model": args.speech_emotion_model,
+        "device": args.device,
+        "segmentation_step": args.segmentation_step,
+    }
 
 
 def run_probe(spec: dict[str, Any]) -> dict[str, Any]:

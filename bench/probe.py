@@ -107,7 +107,11 @@ def _load_pipeline(settings: Settings, spec: dict[str, Any]) -> tuple[Any, dict[
         loaders = {
             "diarizer_loader": gpu.diarizer_loader(spec["gpu"]),
             "transcriber_loader": gpu.transcriber_loader(spec["gpu"]),
+            "emotion_loader": gpu.emotion_loader(spec["gpu"]),
         }
+        settings = gpu.device_settings(
+            settings, spec["gpu"], speech_emotion_model=spec["gpu"].get("speech_emotion_model")
+        )
     load: dict[str, float] = {}
 
     def loaded(name: str, seconds: float) -> None:
@@ -326,7 +330,7 @@ def _reset_peak() -> bool:
 
 def _cuda_sync(spec: dict[str, Any]) -> Callable[[], None]:
     """Wait for queued CUDA work before a stage's clock stops (a no-op on the CPU)."""
-    if not spec.get("gpu"):
+    if not spec.get("gpu") or spec["gpu"].get("device", "cuda") != "cuda":
         return lambda: None
     import torch
 

@@ -30,7 +30,7 @@ from processing.evidence import (
 )
 from processing.retrying import database_retry
 from services.analysis import SessionAnalysis
-from services.domain import SpeakerHints, SpeakerTurn
+from services.domain import SpeakerHints, SpeakerTurn, SpeakerVoice
 from services.singlish.confidence import Rating
 
 log = structlog.get_logger(__name__)
@@ -50,6 +50,8 @@ class Heard:
     analysis: SessionAnalysis
     turns: tuple[SpeakerTurn, ...]
     warnings: tuple[str, ...] = ()  # what the stages doubt about their own result
+    # the diarizer's own embedding of each speaker (pyannote), for voiceprints; not stored here
+    voices: tuple[SpeakerVoice, ...] = ()
 
 
 @dataclass(frozen=True)

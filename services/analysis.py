@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from services import singlish
 from services.domain import (
+    Audio,
     Emotion,
     ProgressCallback,
     SpeakerTurn,
@@ -21,6 +22,7 @@ from services.singlish.confidence import Rating, counts
 from services.singlish.dictionary import Corrections
 from services.singlish.occurrences import Occurrence, count_occurrences
 from services.singlish.verification import Verdict
+from services.speech_emotion import SpeechEmotionClassifier, hear_emotions
 
 
 @dataclass(frozen=True)
@@ -72,13 +74,16 @@ def analyse(
     on_progress: ProgressCallback = no_progress,
     verdicts: Sequence[Verdict] = (),
     rating: Rating | None = None,
+    speech: tuple[Audio, SpeechEmotionClassifier] | None = None,
 ) -> SessionAnalysis:
     """Correct, count and tag every utterance; summarise every speaker found in ``turns``
     (a speaker who said no recognisable word still appears, with zero counts). Counts come
     from the detected occurrences only, and the corrected text shows the same rewrites;
     ``verdicts`` (:func:`services.singlish.listen_again`) decide the verify rules; each
     utterance is read by :func:`services.singlish.read`, its occurrences rated by ``rating``
-    (the speakers' counts are of those it counts: all when None).
+    (the speakers' counts are of those it counts: all when None). With ``speech`` (the session's
+    audio and a speech emotion model), each emotion also hears how the utterance was said
+    (:func:`services.speech_emotion.hear_emotions`).
 
     Only the speakers of ``turns`` are summarised, so each has talk time and a sample clip:
     utterances of any other speaker (words recognised where diarization heard nobody, given
@@ -87,6 +92,10 @@ def analyse(
     heard = {t.speaker for t in turns}
     kept = [u for u in utterances if u.text and u.speaker in heard]
     emotions = classify_emotions([u.text for u in kept], emotion_classifier, on_progress)
+    if speech is not None:
+        audio, speech_emotion_classifier = speech
+        clips = [audio.slice(u.start, u.end) for u in kept]
+        emotions = hear_emotions(emotions, clips, speech_emotion_classifier)
     segments = []
     for u, emotion in zip(kept, emotions, strict=True):
         reading = singlish.read(u, corrections, verdicts, rating)

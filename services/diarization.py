@@ -2,7 +2,9 @@
 
 ``load_diarizer(settings)`` builds one of the backends; ``diarize(audio, diarizer, hints)``
 applies it and returns ``SpeakerTurn`` values sorted by start, labelled ``SPEAKER_00``,
-``SPEAKER_01``... in order of first appearance. Times are seconds.
+``SPEAKER_01``... in order of first appearance. Times are seconds. ``hear_speakers`` is the
+same verb with everything a backend may give besides (a :class:`Diarization`): an exclusive
+view for word assignment and each speaker's voice embedding.
 
 - ``auto`` (default): ``resemblyzer`` for close speech, ``bundled`` for a recording that
   sounds distant (:class:`RoomAwareDiarizer`).
@@ -13,14 +15,17 @@ applies it and returns ``SpeakerTurn`` values sorted by start, labelled ``SPEAKE
   faster-whisper) finds speech; Resemblyzer d-vectors are taken on 1.6 s windows every 0.4 s
   inside it; average-linkage clustering on cosine distance groups them; each 10 ms frame then
   goes to the speaker centroid its covering windows resemble most.
-- ``pyannote``: a pyannote.audio pipeline (the ``gpu`` extra), fed the waveform in memory.
+- ``pyannote``: a pyannote.audio 4 pipeline (the ``pyannote`` extra), fed the waveform in
+  memory: ``pyannote/speaker-diarization-community-1`` (recommended: VBx clustering, an
+  exclusive view, speaker embeddings) or ``pyannote/speaker-diarization-3.1``, by hub id or
+  as a local clone of the model repository (docs/DEPLOYMENT.md, "pyannote offline").
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -36,6 +41,7 @@ from services.domain import (
     ProgressCallback,
     SpeakerHints,
     SpeakerTurn,
+    SpeakerVoice,
     no_progress,
 )
 
@@ -103,6 +109,30 @@ class SpeakerRange:
         return self.minimum == self.maximum
 
 
+@dataclass(frozen=True)
+class FoundSpeakers:
+    """A backend's answer when it has more than turns; labels are the backend's own.
+    ``exclusive``: at most one speaker at any time (None: the backend has no such view)."""
+
+    turns: Sequence[SpeakerTurn]
+    exclusive: Sequence[SpeakerTurn] | None = None
+    voices: Sequence[SpeakerVoice] = ()
+
+
+@dataclass(frozen=True)
+class Diarization:
+    """What diarization heard, labels canonical and shared by all three views.
+
+    ``turns``: overlapped speech stays overlapped (talk time, sample clips); ``exclusive``:
+    at most one speaker at a time, what words are given to (``turns`` itself when the
+    backend has no exclusive view); ``voices``: each speaker's embedding as the backend's
+    own embedder made it (empty when it returns none)."""
+
+    turns: tuple[SpeakerTurn, ...]
+    exclusive: tuple[SpeakerTurn, ...]
+    voices: tuple[SpeakerVoice, ...] = ()
+
+
 class Diarizer(Protocol):
     """A loaded diarization model; ``diarize()`` is the verb that applies it."""
 
@@ -113,8 +143,9 @@ class Diarizer(Protocol):
 
     def find_turns(
         self, audio: Audio, speakers: SpeakerRange, on_progress: ProgressCallback
-    ) -> Sequence[SpeakerTurn]:
-        """Turns with backend-specific labels, in any order."""
+    ) -> Sequence[SpeakerTurn] | FoundSpeakers:
+        """Turns with backend-specific labels, in any order (with the exclusive view and
+        the voices, when the backend has them)."""
         ...
 
 
@@ -122,7 +153,8 @@ def load_diarizer(settings: Settings) -> Diarizer:
     """Load the backend ``settings.diarization_backend`` names on ``settings.device``."""
     device = resolve_device(settings.device)
     if settings.diarization_backend == "pyannote":
-        return PyannoteDiarizer(_load_pyannote_pipeline(settings, device), settings)
+        pipeline = _load_pyannote_pipeline(settings, device)
+        return PyannoteDiarizer(pipeline, settings, pyannote_embedder(settings))
     from services.bundled_diarizer import BundledDiarizer
 
     if settings.diarization_backend == "resemblyzer":
@@ -156,7 +188,7 @@ class RoomAwareDiarizer:
 
     def find_turns(
         self, audio: Audio, speakers: SpeakerRange, on_progress: ProgressCallback
-    ) -> Sequence[SpeakerTurn]:
+    ) -> Sequence[SpeakerTurn] | FoundSpeakers:
         chosen = self.choose(audio)
         log.info("diarizer chosen for the room", backend=type(chosen).__name__)
         return chosen.find_turns(audio, speakers, on_progress)
@@ -177,13 +209,31 @@ def diarize(
     ``max_speakers_default``. Every speaker returned has at least MIN_SPEAKER_S seconds of
     turns; silent or empty audio, or too little speech, gives no turns.
     """
+    return hear_speakers(audio, diarizer, hints, on_progress).turns
+
+
+def hear_speakers(
+    audio: Audio,
+    diarizer: Diarizer,
+    hints: SpeakerHints = SpeakerHints(),
+    on_progress: ProgressCallback = no_progress,
+) -> Diarization:
+    """:func:`diarize`, with the exclusive view and the voices the backend gives besides,
+    all relabelled as the turns are; a dropped minor speaker's voice is dropped too."""
     if audio.sample_rate != SAMPLE_RATE:
         raise ValueError(f"diarization needs {SAMPLE_RATE} Hz audio, got {audio.sample_rate}")
     speakers = speaker_range(hints, diarizer.max_speakers_default)
-    found = canonical_turns(diarizer.find_turns(audio, speakers, on_progress))
-    turns = canonical_turns(without_minor_speakers(found, MIN_SPEAKER_S))
+    answer = diarizer.find_turns(audio, speakers, on_progress)
+    found = answer if isinstance(answer, FoundSpeakers) else FoundSpeakers(answer)
+    first = first_appearance_names(found.turns)
+    found_turns = _merged(_renamed(found.turns, first))
+    turns = canonical_turns(without_minor_speakers(found_turns, MIN_SPEAKER_S))
+    kept = first_appearance_names(without_minor_speakers(found_turns, MIN_SPEAKER_S))
+    names = {raw: kept[name] for raw, name in first.items() if name in kept}
+    exclusive = turns if found.exclusive is None else _merged(_renamed(found.exclusive, names))
+    voices = tuple(replace(v, speaker=names[v.speaker]) for v in found.voices if v.speaker in names)
     on_progress(1.0)
-    return turns
+    return Diarization(turns, exclusive, voices)
 
 
 # The share of speech frames (Silero VAD probability above 0.2) that the VAD is unsure of
@@ -245,18 +295,39 @@ def speaker_range(hints: SpeakerHints, default_max: int) -> SpeakerRange:
 def canonical_turns(turns: Iterable[SpeakerTurn]) -> tuple[SpeakerTurn, ...]:
     """Sort by start, drop empty turns, rename speakers ``SPEAKER_00``... by first
     appearance, and merge turns of one speaker that touch or overlap."""
-    ordered = sorted((t for t in turns if t.end > t.start), key=lambda t: (t.start, t.end))
+    turns = tuple(turns)
+    return _merged(_renamed(turns, first_appearance_names(turns)))
+
+
+def first_appearance_names(turns: Iterable[SpeakerTurn]) -> dict[str, str]:
+    """``{label: "SPEAKER_00"...}`` in order of first appearance (empty turns ignored)."""
     names: dict[str, str] = {}
+    for turn in _ordered(turns):
+        names.setdefault(turn.speaker, f"SPEAKER_{len(names):02d}")
+    return names
+
+
+def _ordered(turns: Iterable[SpeakerTurn]) -> list[SpeakerTurn]:
+    return sorted((t for t in turns if t.end > t.start), key=lambda t: (t.start, t.end))
+
+
+def _renamed(turns: Iterable[SpeakerTurn], names: Mapping[str, str]) -> list[SpeakerTurn]:
+    """The turns of the speakers in ``names``, renamed; the others' are dropped."""
+    return [replace(t, speaker=names[t.speaker]) for t in turns if t.speaker in names]
+
+
+def _merged(turns: Iterable[SpeakerTurn]) -> tuple[SpeakerTurn, ...]:
+    """Sorted by start, empty turns dropped, touching or overlapping turns of one speaker
+    merged; labels unchanged."""
     merged: list[SpeakerTurn] = []
     last_by_speaker: dict[str, int] = {}
-    for turn in ordered:
-        name = names.setdefault(turn.speaker, f"SPEAKER_{len(names):02d}")
-        last = last_by_speaker.get(name)
+    for turn in _ordered(turns):
+        last = last_by_speaker.get(turn.speaker)
         if last is not None and merged[last].end >= turn.start - 1e-6:
-            merged[last] = SpeakerTurn(merged[last].start, max(merged[last].end, turn.end), name)
+            merged[last] = replace(merged[last], end=max(merged[last].end, turn.end))
             continue
-        last_by_speaker[name] = len(merged)
-        merged.append(SpeakerTurn(turn.start, turn.end, name))
+        last_by_speaker[turn.speaker] = len(merged)
+        merged.append(turn)
     return tuple(merged)
 
 
@@ -547,20 +618,27 @@ _PYANNOTE_STEPS = {
 
 
 class PyannoteDiarizer:
-    """A pyannote.audio speaker-diarization pipeline (3.x or 4.x) applied in memory."""
+    """A pyannote.audio speaker-diarization pipeline (4.x; 3.x still runs) applied in memory.
 
-    def __init__(self, pipeline: Any, settings: Settings) -> None:
+    From 4.x's ``DiarizeOutput`` it keeps the three views: ``speaker_diarization`` (turns,
+    overlap kept), ``exclusive_speaker_diarization`` (community-1: the one speaker most
+    likely at each moment, what words are given to) and ``speaker_embeddings`` (one row per
+    speaker in ``labels()`` order, from the pipeline's own embedding model: the voices)."""
+
+    def __init__(self, pipeline: Any, settings: Settings, embedder: str = "") -> None:
         self.pipeline = pipeline
         self.max_speakers_default = settings.max_speakers_default
         self.hears_far_field = True
+        self.embedder = embedder or f"{settings.diarization_model}/embedding"
 
     def find_turns(
         self, audio: Audio, speakers: SpeakerRange, on_progress: ProgressCallback
-    ) -> list[SpeakerTurn]:
+    ) -> FoundSpeakers:
         import torch
 
         if len(audio.samples) == 0:
-            return []
+            return FoundSpeakers(())
+        # (channel, time) float32 at 16 kHz: pyannote never decodes, so torchcodec is unused
         waveform = torch.from_numpy(np.ascontiguousarray(audio.samples, np.float32))[None]
         count: dict[str, int] = (
             {"num_speakers": speakers.minimum}
@@ -573,7 +651,40 @@ class PyannoteDiarizer:
             **count,
         )
         # 4.x returns a DiarizeOutput; 3.x the Annotation itself.
-        return _raw_turns(getattr(output, "speaker_diarization", output))
+        annotation = getattr(output, "speaker_diarization", output)
+        exclusive = getattr(output, "exclusive_speaker_diarization", None)
+        return FoundSpeakers(
+            turns=_raw_turns(annotation),
+            exclusive=None if exclusive is None else _raw_turns(exclusive),
+            voices=speaker_voices(
+                annotation, getattr(output, "speaker_embeddings", None), self.embedder
+            ),
+        )
+
+
+def speaker_voices(
+    annotation: Annotation, embeddings: Any, embedder: str
+) -> tuple[SpeakerVoice, ...]:
+    """One unit-length voice per speaker of ``annotation`` from ``embeddings`` (shape
+    (n_speakers, dim), rows in ``annotation.labels()`` order); speakers whose row is missing,
+    zero or not finite (too little clean speech to embed) get none."""
+    if embeddings is None:
+        return ()
+    rows = np.asarray(embeddings, dtype=np.float64)
+    voices = []
+    for label, row in zip(annotation.labels(), rows, strict=False):
+        norm = float(np.linalg.norm(row))
+        if not np.isfinite(row).all() or norm == 0.0:
+            continue
+        voices.append(
+            SpeakerVoice(
+                speaker=str(label),
+                embedding=tuple(float(x) for x in row / norm),
+                embedder=embedder,
+                seconds=round(float(annotation.label_duration(label)), 3),
+            )
+        )
+    return tuple(voices)
 
 
 class PyannoteProgress:
@@ -603,17 +714,27 @@ class PyannoteProgress:
 
 
 def _load_pyannote_pipeline(settings: Settings, device: str) -> Any:
-    """``Pipeline.from_pretrained(settings.diarization_model)`` (hub id or local path),
-    moved to CUDA when that is the device."""
+    """``Pipeline.from_pretrained(settings.diarization_model)`` (hub id or local clone),
+    telemetry as ``settings.pyannote_telemetry`` says, moved to CUDA when that is
+    the device."""
     try:
         import torch
         from pyannote.audio import Pipeline
+        from pyannote.audio.telemetry import set_telemetry_metrics
     except ImportError as exc:
         raise DiarizationError(
-            "DIARIZATION_BACKEND=pyannote needs pyannote.audio, which is not installed: "
-            "install the project's `gpu` extra (pip install '.[gpu]') or set "
-            "DIARIZATION_BACKEND=resemblyzer"
+            "DIARIZATION_BACKEND=pyannote needs pyannote.audio 4, which is not installed: "
+            "install the project's `pyannote` extra (also in `gpu`; scripts/install.sh with "
+            "LAHSTATS_INSTALL_PYANNOTE=1) or set DIARIZATION_BACKEND=bundled"
         ) from exc
+    except OSError as exc:  # torchaudio's compiled extension, built for another torch
+        raise DiarizationError(
+            "pyannote.audio imports torchaudio, whose compiled extension does not load on "
+            f"this torch ({exc}); run `python -m scripts.torchaudio_python_only` once "
+            "(scripts/install.sh does) so that its pure-Python parts are used"
+        ) from exc
+    # pyannote 4 reports usage to pyannoteAI unless told not to; ours says no by default
+    set_telemetry_metrics(settings.pyannote_telemetry)
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
     # pyannote.audio 4.x takes `token`; 3.x took `use_auth_token`.
     keyword = (
@@ -625,9 +746,10 @@ def _load_pyannote_pipeline(settings: Settings, device: str) -> Any:
         pipeline = Pipeline.from_pretrained(settings.diarization_model, **{keyword: token})
     except Exception as exc:
         raise DiarizationError(
-            f"could not load pyannote pipeline {settings.diarization_model!r}"
+            f"could not load pyannote pipeline {settings.diarization_model!r} (a hub id, or "
+            "a local clone of the model repository with its config.yaml)"
         ) from exc
-    if pipeline is None:  # 3.x returns None for a gated model without a valid token
+    if pipeline is None:  # a gated model without a valid token
         raise DiarizationError(
             f"pyannote pipeline {settings.diarization_model!r} is gated: set HF_TOKEN "
             "to a token that accepted its conditions, or point DIARIZATION_MODEL at a local copy"
@@ -635,3 +757,11 @@ def _load_pyannote_pipeline(settings: Settings, device: str) -> Any:
     if device == "cuda":
         pipeline.to(torch.device("cuda"))
     return pipeline
+
+
+def pyannote_embedder(settings: Settings) -> str:
+    """The ``SpeakerVoice.embedder`` of a pyannote pipeline: its model and pyannote's
+    version (voices from different ones must not be compared)."""
+    from importlib.metadata import version
+
+    return f"{settings.diarization_model}/embedding@pyannote.audio-{version('pyannote.audio')}"

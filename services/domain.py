@@ -65,6 +65,16 @@ class SpeakerTurn:
 
 
 @dataclass(frozen=True)
+class SpeakerVoice:
+    """One speaker's voice as one embedder hears it: comparable only within one ``embedder``."""
+
+    speaker: str  # the diarizer's label for the speaker (after canonical relabelling)
+    embedding: tuple[float, ...]  # unit length
+    embedder: str  # "<model>@<version>"
+    seconds: float  # speech behind it
+
+
+@dataclass(frozen=True)
 class Word:
     """One recognised word with its times; ``text`` as the ASR wrote it (may carry
     punctuation and a leading space)."""

@@ -22,9 +22,12 @@ from backend.main import create_app
 from config import Settings
 from db import create_db_engine, create_session_factory
 from migrations.runner import upgrade
-from tests.paths import PG_ADMIN, REDIS_TEST_URL, SINGLISH
+from tests.paths import CORPUS, PG_ADMIN, REDIS_TEST_URL, SINGLISH
 
 TEMPLATE_DB = f"lahstats_tmpl_{os.getpid()}"
+PYANNOTE_CALIBRATION = CORPUS / "diarization/nemo_an4_diarize_test/an4_diarize_test.wav"
+# Nothing in the tests may reach the model hub: a loader that tries fails at once.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def _sqlalchemy_url(dbname: str) -> str:
@@ -160,3 +163,22 @@ def singlish_dev(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def pyannote_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Local pyannote.audio 4 pipeline directories with random weights, one per style
+    (``community-1``, ``3.1``), at a segmentation step of 1.0 (one chunk per 10 s; production
+    uses 0.1) so that each run takes seconds (bench.random_models)."""
+    pytest.importorskip("pyannote.audio", reason="the `pyannote` extra is not installed")
+    import soundfile
+
+    from bench.random_models import build_pyannote_pipeline
+
+    # other speech than the tests run on, to calibrate the random segmentation model
+    calibration, _ = soundfile.read(PYANNOTE_CALIBRATION, dtype="float32")
+    root = tmp_path_factory.mktemp("pyannote")
+    return {
+        style: build_pyannote_pipeline(root / style, calibration, style, segmentation_step=1.0)
+        for style in ("community-1", "3.1")
+    }

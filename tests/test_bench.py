@@ -51,6 +51,30 @@ def test_pipeline_against_baseline_on_one_short_conversation(tmp_path):
 
 
 @pytest.mark.slow
+def test_pipeline_gpu_stack_dry_run_on_the_cpu(tmp_path):
+    """``pipeline --gpu`` as it runs on a CUDA machine, with ``--device cpu``: the product's
+    loaders on the production models, random weights where those cannot be had (offline
+    here), a tiny Whisper and segmentation step 1.0 to keep it short."""
+    pytest.importorskip("pyannote.audio", reason="the `pyannote` extra is not installed")
+    from bench.random_models import build_text_emotion
+
+    emotion = build_text_emotion(tmp_path / "emotion")
+    result = _run(
+        tmp_path / "out",
+        *("pipeline", "--gpu", "--device", "cpu", "--whisper", "tiny", "--no-warmup"),
+        *("--emotion-model", str(emotion), "--segmentation-step", "1.0"),
+        *("--only", "an4", "--minutes"),
+    )
+    (corpus,) = result["sets"]
+    assert result["gpu"]["diarization_model"] == "pyannote/speaker-diarization-community-1"
+    assert corpus["pipeline_s"] > 0 and corpus["baseline_s"] > 0
+    notes = " ".join(corpus["pipeline"]["notes"])
+    assert "random-weight model of the community-1 architecture" in notes  # offline here
+    assert "random-weight transformers Whisper tiny" in notes
+    assert "text emotion" not in notes  # the local model loaded
+
+
+@pytest.mark.slow
 def test_queue_latency_through_the_api_and_a_real_worker(tmp_path):
     result = _run(tmp_path, "queue-latency", "--sessions", "1", *STACK)
     (sample,) = result["samples"]

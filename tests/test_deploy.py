@@ -359,9 +359,56 @@ def test_worker_images_install_the_pipeline(kind):
         pinned = re.search(rf"--no-deps .*({package}==[\d.]+)", _pip_installs(path))
         assert pinned and f"--no-deps {pinned[1]}" in install, package
     torch = re.search(r"ARG TORCH_VERSION=([\d.]+)", path.read_text())
-    assert torch and f"torch=={torch[1]}" in install
+    # the GPU image pins its own CUDA set (test_gpu_image_pins_one_consistent_cuda_set)
+    assert torch and (kind == "gpu" or f"torch=={torch[1]}" in install)
     index = "/whl/cpu" if kind == "cpu" else "/whl/cu12"
     assert index in path.read_text()
+
+
+def _gpu_pins() -> dict[str, str]:
+    text = (REPO / "docker" / "worker-gpu.Dockerfile").read_text()
+    return {m[1].lower(): m[2] for m in re.finditer(r"^ARG (\w+)_VERSION=(\S+)$", text, re.M)}
+
+
+def test_gpu_image_pins_one_consistent_cuda_set():
+    """torch and torchaudio of one release (torchaudio's extension is built for one torch),
+    torchcodec of that torch (its compatibility table), a CUDA 12 index (CTranslate2 4.x is a
+    CUDA 12 build), pyannote.audio at the extra's pin; the project install is constrained to
+    the set, then torchaudio is checked to load. scripts/gpu_pins.py checks the same set
+    against the registry's metadata (docs/DEPLOYMENT.md quotes its output)."""
+    path = REPO / "docker" / "worker-gpu.Dockerfile"
+    pins = _gpu_pins()
+    assert set(pins) == {"torch", "torchaudio", "torchcodec", "ctranslate2"}
+    torch_minor = pins["torch"].rsplit(".", 1)[0]
+    assert pins["torchaudio"].startswith(torch_minor + ".")
+    codec_for_torch = {"2.9": "0.9", "2.10": "0.10", "2.11": "0.11"}
+    assert pins["torchcodec"].startswith(codec_for_torch[torch_minor] + ".")
+    assert pins["ctranslate2"].startswith("4.")
+    installs = _pip_installs(path)
+    assert re.search(r"--constraint /etc/torch-pins.txt \S*\.\[ml,gpu,supabase\]", installs)
+    assert "python -m scripts.torchaudio_python_only" in path.read_text()
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert extras["pyannote"] == ["pyannote.audio==4.0.7"] and extras["gpu"] == [
+        "lahstats[pyannote]"
+    ]
+
+
+def test_gpu_compose_worker_runs_the_production_stack_the_image_installs():
+    """The compose GPU worker runs what its image installs: the pyannote backend (the gpu
+    extra) with community-1, faster-whisper large-v3-turbo, the transformers emotion model;
+    offline, telemetry off."""
+    worker = _compose()["services"]["worker"]
+    assert worker["build"]["dockerfile"] == "docker/worker-gpu.Dockerfile"
+    env = worker["environment"]
+    assert env["DIARIZATION_BACKEND"] == "${DIARIZATION_BACKEND:-pyannote}"
+    assert env["DIARIZATION_MODEL"].endswith(":-pyannote/speaker-diarization-community-1}")
+    assert env["ASR_MODEL"] == "${ASR_MODEL:-large-v3-turbo}"
+    assert env["EMOTION_BACKEND"] == "${EMOTION_BACKEND:-transformers}"
+    assert env["HF_HUB_OFFLINE"] == "${HF_HUB_OFFLINE:-1}"
+    assert env["PYANNOTE_METRICS_ENABLED"] == "0"
+    assert "gpu" in _extras(REPO / "docker" / "worker-gpu.Dockerfile")
 
 
 def test_installed_console_script_finds_every_module():
