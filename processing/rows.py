@@ -18,12 +18,21 @@ from sqlalchemy.orm import sessionmaker
 
 import lifecycle
 from lifecycle import Notice, Stage
-from models import AudioChunk, Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
+from models import (
+    AudioChunk,
+    Segment,
+    Session,
+    SessionSpeaker,
+    SessionStatus,
+    SpeakerVoiceRow,
+    WordOccurrence,
+)
 from processing.clips import Clips
 from processing.evidence import occurrence_rows, verdicts_json, words_json
 from processing.retrying import database_retry
+from processing.suggestions import Matching, refresh_suggestions
 from services.analysis import SessionAnalysis
-from services.domain import SpeakerHints, SpeakerTurn
+from services.domain import SpeakerHints, SpeakerTurn, SpeakerVoice
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +51,7 @@ class Heard:
     analysis: SessionAnalysis
     turns: tuple[SpeakerTurn, ...]
     warnings: tuple[str, ...] = ()  # what the stages doubt about their own result
+    voices: tuple[SpeakerVoice, ...] = ()  # each speaker's voice, per embedder that heard it
 
 
 @dataclass(frozen=True)
@@ -54,6 +64,8 @@ class Outcome:
     warnings: list[str]
     processing_time_s: float
     corrections_version: str
+    # how to suggest claims from the voices heard; None: no suggestions (voiceprints off)
+    matching: Matching | None = None
 
 
 # Somebody was heard, long enough to be a speaker, but no word of theirs was recognised.
@@ -170,6 +182,9 @@ def save(
         notice = lifecycle.mark_ready(
             session, speakers=len(analysis.speakers), warnings=warnings, now=datetime.now(UTC)
         )
+        if outcome.matching is not None:
+            db.flush()
+            refresh_suggestions(db, session, outcome.matching)
         db.commit()
     return Saved(notice, stale)
 
@@ -191,6 +206,17 @@ def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard, clips: C
     ]
     db.add_all(speakers)
     speaker_ids = {s.label: s.id for s in speakers}
+    db.add_all(
+        SpeakerVoiceRow(
+            speaker_id=speaker_ids[v.speaker],
+            embedder=v.embedder,
+            session_id=session_id,
+            embedding=list(v.embedding),
+            seconds=v.seconds,
+        )
+        for v in heard.voices
+        if v.speaker in speaker_ids
+    )
     for s in heard.analysis.segments:
         segment = Segment(
             id=uuid.uuid4(),
@@ -210,6 +236,13 @@ def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard, clips: C
         db.add_all(
             occurrence_rows(s.occurrences, session_id, speaker_ids, segment.id, clips.evidence)
         )
+
+
+@database_retry
+def gone(session_factory: sessionmaker[DbSession], session_id: uuid.UUID) -> bool:
+    """Whether the session's row was deleted (``DELETE /sessions/{id}``)."""
+    with session_factory() as db:
+        return db.get(Session, session_id) is None
 
 
 def release(session_factory: sessionmaker[DbSession], attempt: Attempt) -> None:

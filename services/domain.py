@@ -119,3 +119,13 @@ EMOTION_LABELS: tuple[str, ...] = (
     "sadness",
     "surprise",
 )
+
+
+@dataclass(frozen=True)
+class SpeakerVoice:
+    """One speaker's voice as one embedder hears it: comparable only within one ``embedder``."""
+
+    speaker: str  # the diarizer's label for the speaker (after canonical relabelling)
+    embedding: tuple[float, ...]  # unit length
+    embedder: str  # "<model>@<version>"
+    seconds: float  # speech behind it
