@@ -206,6 +206,7 @@ def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard, clips: C
     ]
     db.add_all(speakers)
     speaker_ids = {s.label: s.id for s in speakers}
+    db.flush()  # voices have no ORM relationship to order their insert after the speakers'
     db.add_all(
         SpeakerVoiceRow(
             speaker_id=speaker_ids[v.speaker],

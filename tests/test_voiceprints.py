@@ -8,6 +8,8 @@ same person again is the vector plus noise); real voices through the real CAM++ 
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pytest
 from sqlalchemy import func, select
@@ -287,3 +289,37 @@ def test_real_voices_score_same_above_different():
     two_a = voice(["spk2_snt1.wav", "spk2_snt2.wav", "spk2_snt3.wav"])
     assert abs(np.linalg.norm(one_a) - 1) < 1e-4
     assert one_a @ one_b > 0.7 > 0.5 > one_a @ two_a
+
+
+def test_processing_stores_voices_and_suggests_from_them(
+    client, settings, make_user, session_factory, models, redis_conn
+):
+    """The real job, twice on one real recording: the first session's claim (with consent)
+    makes a voiceprint; the second session's processing suggests its owner for that voice."""
+    import processor
+    from storage import create_storage
+    from tests.paths import CORPUS
+
+    speech = CORPUS / "diarization" / "nemo_an4_diarize_test" / "an4_diarize_test.wav"
+    ana = make_user()
+    phone = Phone(client, ana.headers)
+    group_id = phone.group()
+    pipeline = processor.Pipeline(
+        settings, session_factory, create_storage(settings), models, redis_conn
+    )
+    sessions = []
+    for _ in range(2):
+        session_id = phone.start(group_id)
+        assert phone.upload(session_id, 0, speech).status_code == 201
+        assert phone.end(session_id).status_code == 202
+        sessions.append(session_id)
+    processor.run(uuid.UUID(sessions[0]), pipeline)
+    first = _speakers(client, ana, sessions[0])
+    longest = max(first.values(), key=lambda s: s["total_duration_seconds"])
+    claimed = _claim(client, ana, sessions[0], longest["id"], remember_voice=True)
+    assert claimed.json()["voiceprint_updated"] is True
+
+    processor.run(uuid.UUID(sessions[1]), pipeline)
+    again = _speakers(client, ana, sessions[1])[longest["speaker_label"]]
+    assert again["suggested_user_id"] == str(ana.id)
+    assert again["suggestion_confidence"] > 0.95  # the same recording: the same voice
