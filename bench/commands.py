@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "api": ("bench.api_load", "req/s and p50/p99 of status polls and 30 s chunk uploads"),
     "events": ("bench.events_load", "what N open /events streams cost the API (DB, CPU)"),
     "quality": ("bench.quality", "DER/JER, WER, emotion accuracy, Singlish word counts"),
+    "voiceprints": ("bench.voiceprints", "claim suggestions: precision and coverage, tuned apart"),
     "markdown": ("bench.markdown", "BENCHMARKS.md tables from result JSON files"),
 }
 

@@ -1,0 +1,391 @@
+"""Claim suggestions from voiceprints: precision and coverage on sessions a group holds week
+after week (``python -m bench voiceprints``).
+
+Two groups with disjoint voices, each of 8 members (espeak-ng voices and real speakers from
+``../shared/corpus``), plus, in later sessions, one member who never claimed (no voiceprint)
+and one outsider of the group. Every session lasts at least ``--minutes`` and holds a subset of
+the voices taking turns, each turn a fresh utterance (new generated text; for a real speaker,
+recordings from the half of theirs that the claim sessions never used). In the first
+``--claim-sessions`` sessions every member present claims themselves (their voiceprint: the
+product's centroid of those voices); the later sessions are then matched by the product
+(``services.voiceprints.embed_speakers`` and ``match_voices``).
+
+The threshold and margin are chosen on the **tune** group only (the highest coverage with
+precision >= 99 %) and reported on the **report** group, whose voices, texts and recordings
+the choice never saw. Speaker turns are the reference turns, so the figures measure the
+embedder and the matching, not the diarizer (whose errors the job adds in real rooms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from bench.report import BenchError, console
+from config import Settings
+from services.domain import SAMPLE_RATE, Audio, SpeakerTurn, SpeakerVoice
+from services.voiceprints import VoiceEmbedder, embed_speakers, load_voice_embedder, match_voices
+from voice_library import centroid
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+Samples = npt.NDArray[np.float32]
+
+# (name, espeak-ng voice, pitch 0-99, words per minute): distinct generated voices
+TUNE_ESPEAK = [
+    ("t-us-m3", "en-us+m3", 45, 165),
+    ("t-gb-f2", "en-gb+f2", 60, 170),
+    ("t-scot-m1", "en-gb-scotland+m1", 35, 155),
+    ("t-029-f4", "en-029+f4", 70, 160),
+    ("t-nyc-m7", "en-us-nyc+m7", 40, 175),
+    ("t-rp-andy", "en-gb-x-rp+Andy", 50, 160),
+    ("t-us-klatt2", "en-us+klatt2", 55, 150),
+    ("t-wm-grandma", "en-gb-x-gbcwmd+grandma", 65, 150),
+    ("t-us-max", "en-us+max", 30, 170),
+]
+REPORT_ESPEAK = [
+    ("r-gb-m5", "en-gb+m5", 40, 160),
+    ("r-us-f1", "en-us+f1", 65, 165),
+    ("r-rp-m2", "en-gb-x-rp+m2", 50, 155),
+    ("r-029-linda", "en-029+linda", 60, 170),
+    ("r-scot-f3", "en-gb-scotland+f3", 70, 160),
+    ("r-nyc-paul", "en-us-nyc+paul", 35, 165),
+    ("r-lanc-edward", "en-gb-x-gbclan+edward", 45, 150),
+    ("r-us-annie", "en-us+Annie", 55, 175),
+    ("r-gb-klatt4", "en-gb+klatt4", 50, 160),
+]
+THRESHOLDS = [round(0.30 + 0.05 * i, 2) for i in range(12)]  # 0.30 ... 0.85
+MARGINS = [0.0, 0.05, 0.1, 0.15, 0.2]
+PRECISION_GOAL = 0.99
+WORDS = [
+    "we",
+    "went",
+    "to",
+    "the",
+    "market",
+    "yesterday",
+    "and",
+    "bought",
+    "some",
+    "fish",
+    "then",
+    "we",
+    "had",
+    "coffee",
+    "at",
+    "the",
+    "corner",
+    "shop",
+    "my",
+    "cousin",
+    "says",
+    "the",
+    "weather",
+    "is",
+    "too",
+    "hot",
+    "this",
+    "week",
+    "so",
+    "we",
+    "stay",
+    "home",
+    "and",
+    "watch",
+    "the",
+    "match",
+    "the",
+    "bus",
+    "was",
+    "late",
+    "again",
+    "and",
+    "the",
+    "driver",
+    "did",
+    "not",
+    "stop",
+    "the",
+    "food",
+    "there",
+    "is",
+    "cheap",
+    "but",
+    "the",
+    "queue",
+    "is",
+    "long",
+    "tomorrow",
+    "we",
+    "meet",
+    "after",
+    "work",
+    "to",
+    "plan",
+    "the",
+    "trip",
+    "the",
+    "children",
+    "want",
+    "to",
+    "go",
+    "swimming",
+]
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A voice of the benchmark: generated (``espeak``) or recorded (``claim`` and ``later``
+    hold its recordings, split so that a later session never replays a claimed one)."""
+
+    name: str
+    espeak: tuple[str, int, int] | None = None
+    claim: tuple[Samples, ...] = ()
+    later: tuple[Samples, ...] = ()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--minutes", type=float, default=2.0, help="length of each session")
+    parser.add_argument("--claim-sessions", type=int, default=2)
+    parser.add_argument("--later-sessions", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=17)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    # one intra-op thread: on a shared 2-core machine torch's second thread spins and made
+    # CAM++ ~10x slower here (measured: 0.55 vs 7 CPU-s for a batch of 8 x 3 s)
+    torch.set_num_threads(1)
+    embedder = load_voice_embedder(Settings(device="cpu"))
+    real = real_voices()
+    tune_real, report_real = (
+        [real["librivox"], real["sb_spk1"]],
+        [
+            real["sb_spk2"],
+            real["diane"],
+            real["sheila"],
+        ],
+    )
+    groups = {
+        "tune": _espeak_voices(TUNE_ESPEAK) + tune_real,
+        "report": _espeak_voices(REPORT_ESPEAK) + report_real,
+    }
+    scored = {}
+    for split, voices in groups.items():
+        rng = np.random.default_rng(args.seed + (split == "report"))
+        scored[split] = score_group(voices, embedder, args, rng)
+        console.print(f"{split}: {len(scored[split]['sessions'])} later sessions embedded")
+    tune_curve = curve(scored["tune"])
+    threshold, margin = choose(tune_curve)
+    report_curve = curve(scored["report"])
+    chosen = next(p for p in report_curve if (p["threshold"], p["margin"]) == (threshold, margin))
+    return {
+        "embedder": embedder.name,
+        "max_seconds_per_speaker": embedder.max_seconds,
+        "minutes_per_session": args.minutes,
+        "groups": {s: [v.name for v in voices] for s, voices in groups.items()},
+        "chosen": {"threshold": threshold, "margin": margin},
+        "tune_at_chosen": next(
+            p for p in tune_curve if (p["threshold"], p["margin"]) == (threshold, margin)
+        ),
+        "report_at_chosen": chosen,
+        "tune_curve": tune_curve,
+        "report_curve": report_curve,
+        "scores": {s: _score_summary(scored[s]) for s in scored},
+    }
+
+
+def score_group(
+    voices: list[Voice], embedder: VoiceEmbedder, args: argparse.Namespace, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Claim sessions → voiceprints; later sessions → each speaker's voice. The last two
+    voices are the member who never claims and the outsider."""
+    members, never_claims, outsider = voices[:-2], voices[-2], voices[-1]
+    claimed: dict[str, list[SpeakerVoice]] = {}
+    for _ in range(args.claim_sessions):
+        audio, turns = build_session(members, args.minutes, rng, phase="claim")
+        for voice in embed_speakers(audio, turns, embedder):
+            claimed.setdefault(voice.speaker, []).append(voice)
+    voiceprints = {
+        name: list(centroid([v.embedding for v in vs], [v.seconds for v in vs])[0])
+        for name, vs in claimed.items()
+    }
+    sessions = []
+    for _ in range(args.later_sessions):
+        present = list(rng.choice(members, size=min(4, len(members)), replace=False))
+        present += [never_claims, outsider]
+        audio, turns = build_session(present, args.minutes, rng, phase="later")
+        sessions.append(list(embed_speakers(audio, turns, embedder)))
+    return {"voiceprints": voiceprints, "sessions": sessions}
+
+
+def build_session(
+    voices: list[Voice], minutes: float, rng: np.random.Generator, phase: str
+) -> tuple[Audio, list[SpeakerTurn]]:
+    """The voices taking turns in a random order, each turn a fresh utterance, until the
+    session lasts ``minutes``; the reference turns with it."""
+    pieces: list[Samples] = []
+    turns: list[SpeakerTurn] = []
+    at = 0.0
+    used: dict[str, int] = {}
+    while at < minutes * 60:
+        for voice in rng.permutation(np.array(voices, dtype=object)):
+            utterance = _utterance(voice, phase, used, rng)
+            pause = np.zeros(int(rng.uniform(0.2, 0.6) * SAMPLE_RATE), dtype=np.float32)
+            turns.append(SpeakerTurn(at, at + len(utterance) / SAMPLE_RATE, voice.name))
+            pieces += [utterance, pause]
+            at += (len(utterance) + len(pause)) / SAMPLE_RATE
+    return Audio(np.concatenate(pieces)), turns
+
+
+def _utterance(voice: Voice, phase: str, used: dict[str, int], rng: np.random.Generator) -> Samples:
+    if voice.espeak is not None:
+        text = " ".join(rng.choice(WORDS, size=int(rng.integers(8, 15))))
+        return synthesize(text, *voice.espeak)
+    pool = voice.claim if phase == "claim" else voice.later
+    n = used.get(voice.name, 0)
+    used[voice.name] = n + 1
+    return pool[n % len(pool)]
+
+
+def synthesize(text: str, name: str, pitch: int, speed: int) -> Samples:
+    """``text`` spoken by espeak-ng's voice ``name``, 16 kHz mono float32."""
+    with tempfile.NamedTemporaryFile(suffix=".wav") as out:
+        command = ["espeak-ng", "-v", name, "-p", str(pitch), "-s", str(speed), "-w", out.name]
+        try:
+            subprocess.run([*command, text], check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            raise BenchError(f"espeak-ng could not speak with voice {name}: {exc}") from exc
+        samples, rate = sf.read(out.name, dtype="float32")
+    return resample_poly(samples, SAMPLE_RATE, rate).astype(np.float32)
+
+
+def _espeak_voices(specs: list[tuple[str, str, int, int]]) -> list[Voice]:
+    return [Voice(name, espeak=(voice, pitch, speed)) for name, voice, pitch, speed in specs]
+
+
+def real_voices() -> dict[str, Voice]:
+    """Recorded speakers of the corpus, each one's recordings split in two halves."""
+    if not CORPUS.is_dir():
+        raise BenchError(f"no corpus at {CORPUS}")
+    librivox = sorted((CORPUS / "asr_en" / "pocketsphinx_librivox").glob("*.wav"))
+    harvard = CORPUS / "asr_en" / "speechbrain_harvard"
+    voices = {
+        "librivox": [_read(p) for p in librivox],
+        "sb_spk1": [_read(harvard / f"spk1_snt{i}.wav") for i in range(1, 7)],
+        "sb_spk2": [_read(harvard / f"spk2_snt{i}.wav") for i in range(1, 7)],
+        **_rttm_voices(CORPUS / "diarization" / "pyannote_sample", "sample"),
+    }
+    return {
+        name: Voice(name, claim=tuple(utts[::2]), later=tuple(utts[1::2]))
+        for name, utts in voices.items()
+    }
+
+
+def _rttm_voices(folder: Path, stem: str) -> dict[str, list[Samples]]:
+    audio = _read(folder / f"{stem}.wav")
+    names = {"speaker90": "diane", "speaker91": "sheila"}
+    voices: dict[str, list[Samples]] = {}
+    for line in (folder / f"{stem}.rttm").read_text().splitlines():
+        fields = line.split()
+        start, duration, who = float(fields[3]), float(fields[4]), fields[7]
+        lo, hi = int(start * SAMPLE_RATE), int((start + duration) * SAMPLE_RATE)
+        voices.setdefault(names[who], []).append(audio[lo:hi])
+    return voices
+
+
+def _read(path: Path) -> Samples:
+    samples, rate = sf.read(path, dtype="float32", always_2d=True)
+    mono = samples.mean(axis=1)
+    if rate != SAMPLE_RATE:
+        mono = resample_poly(mono, SAMPLE_RATE, rate)
+    return mono.astype(np.float32)
+
+
+def curve(scored: dict[str, Any]) -> list[dict[str, Any]]:
+    """Precision and coverage at every (threshold, margin) of the grid."""
+    return [
+        {"threshold": t, "margin": m, **evaluate(scored, t, m)} for t in THRESHOLDS for m in MARGINS
+    ]
+
+
+def evaluate(scored: dict[str, Any], threshold: float, margin: float) -> dict[str, Any]:
+    """Suggestions made, wrong ones (naming another member, or naming anyone for a speaker
+    with no voiceprint), precision, and coverage: the claimed members' speakers that got the
+    right suggestion."""
+    voiceprints = scored["voiceprints"]
+    made = wrong = eligible = right = 0
+    for voices in scored["sessions"]:
+        eligible += sum(v.speaker in voiceprints for v in voices)
+        for match in match_voices(voices, voiceprints, threshold, margin):
+            made += 1
+            if match.user == match.speaker:
+                right += 1
+            else:
+                wrong += 1
+    return {
+        "suggestions": made,
+        "wrong": wrong,
+        "eligible": eligible,
+        "precision": right / made if made else 1.0,
+        "coverage": right / eligible if eligible else 0.0,
+    }
+
+
+def choose(points: list[dict[str, Any]]) -> tuple[float, float]:
+    """The point with the best coverage among those with precision >= 99 % (ties: the
+    higher threshold, then the higher margin: the safer of equals)."""
+    safe = [p for p in points if p["precision"] >= PRECISION_GOAL and p["suggestions"]]
+    if not safe:
+        raise BenchError("no threshold reaches 99 % precision on the tune group")
+    best = max(safe, key=lambda p: (p["coverage"], p["threshold"], p["margin"]))
+    return best["threshold"], best["margin"]
+
+
+def _score_summary(scored: dict[str, Any]) -> dict[str, Any]:
+    """How a speaker scores against their own voiceprint, and the best impostor score."""
+    own, impostor = [], []
+    for voices in scored["sessions"]:
+        for v in voices:
+            scores = {
+                name: float(np.dot(v.embedding, print_))
+                for name, print_ in scored["voiceprints"].items()
+            }
+            if v.speaker in scores:
+                own.append(scores.pop(v.speaker))
+            if scores:
+                impostor.append(max(scores.values()))
+
+    def spread(xs: list[float]) -> dict[str, float]:
+        return {
+            "min": round(min(xs), 3),
+            "median": round(float(np.median(xs)), 3),
+            "max": round(max(xs), 3),
+        }
+
+    return {"own": spread(own), "best_impostor": spread(impostor)}
+
+
+def render(result: dict[str, Any]) -> None:
+    chosen, report = result["chosen"], result["report_at_chosen"]
+    console.print(
+        f"{result['embedder']}: threshold {chosen['threshold']}, margin {chosen['margin']} "
+        f"(chosen on tune: precision {result['tune_at_chosen']['precision']:.3f}, coverage "
+        f"{result['tune_at_chosen']['coverage']:.3f})"
+    )
+    console.print(
+        f"report (never tuned on): precision {report['precision']:.3f} "
+        f"({report['wrong']} wrong of {report['suggestions']}), coverage {report['coverage']:.3f}"
+        f" of {report['eligible']} speakers"
+    )
+    for split, summary in result["scores"].items():
+        console.print(f"{split} scores: {summary}")
