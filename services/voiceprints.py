@@ -174,20 +174,22 @@ def match_voices(
     """The suggestions for one session: each speaker's best-scoring member (``voiceprints``:
     member → unit vector, all in the voices' one space) when the score reaches ``min_score``
     and beats the runner-up member by ``min_margin``; a member goes to one speaker at most
-    (the best-scoring one). Ordered by speaker."""
+    (the one scoring highest with them, decided before the thresholds). Ordered by speaker."""
     if not voices or not voiceprints:
         return ()
     users = list(voiceprints)
     scores = np.array([v.embedding for v in voices]) @ np.array([voiceprints[u] for u in users]).T
-    candidates: dict[User, VoiceMatch] = {}
+    owned: dict[User, VoiceMatch] = {}
     for i, voice in enumerate(voices):
         order = np.argsort(-scores[i])
         best = float(scores[i, order[0]])
         runner_up = float(scores[i, order[1]]) if len(users) > 1 else 0.0
         match = VoiceMatch(voice.speaker, users[order[0]], best, best - runner_up)
-        if match.score < min_score or match.margin < min_margin:
-            continue
-        held = candidates.get(match.user)
+        held = owned.get(match.user)
         if held is None or held.score < match.score:
-            candidates[match.user] = match
-    return tuple(sorted(candidates.values(), key=lambda m: m.speaker))
+            owned[match.user] = match
+    # A member goes to the speaker most like them *before* the thresholds: when that speaker
+    # is too unsure to be suggested, the member is not handed to the next speaker who sounds
+    # a bit like them (a guest, a member without a voiceprint) instead.
+    sure = [m for m in owned.values() if m.score >= min_score and m.margin >= min_margin]
+    return tuple(sorted(sure, key=lambda m: m.speaker))

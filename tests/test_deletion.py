@@ -71,12 +71,9 @@ def _processed(client, settings, phone: Phone, group_id: str) -> str:
         assert session is not None
         session.status, session.processed_at = SessionStatus.READY_FOR_CLAIMING, datetime.now(UTC)
         for label, words in WORDS.items():
-            speaker = SessionSpeaker(
-                session_id=session.id,
-                label=label,
-                sample_clip_key=f"sessions/{session_id}/clips/{label.lower()}.ogg",
-            )
-            storage.put(speaker.sample_clip_key, io.BytesIO(b"OggS"), "audio/ogg")
+            sample = f"sessions/{session_id}/clips/{label.lower()}.ogg"
+            speaker = SessionSpeaker(session_id=session.id, label=label, sample_clip_key=sample)
+            storage.put(sample, io.BytesIO(b"OggS"), "audio/ogg")
             db.add(speaker)
             db.flush()
             segment = Segment(
