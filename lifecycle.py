@@ -50,6 +50,7 @@ class Stage(enum.StrEnum):
     TRANSCRIBING = "transcribing"
     VERIFYING = "verifying"  # the second listen at English that may be Singlish
     ANALYSING = "analysing"  # corrections, target-word occurrences, an emotion per segment
+    VOICES = "voices"  # each speaker's voice (CAM++), for claim suggestions from voiceprints
     CLIPS = "sample_clips"  # sample and evidence clips, encoded and stored
     SAVING = "saving_results"
     DONE = "done"

@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy import true as sa_true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.expression import false
 
 # Deterministic constraint names, so migrations can drop them on every database (SQLite too).
 NAMING_CONVENTION = {
@@ -84,6 +85,8 @@ class Profile(Base):
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     display_name: Mapped[str | None] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # may a voiceprint be kept from this user's self-claims? None: never asked (no voiceprint)
+    remember_voice: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class Group(Base):
@@ -93,6 +96,9 @@ class Group(Base):
     name: Mapped[str] = mapped_column(String(120))
     created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("profiles.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # claim a speaker for a member at once when their voiceprint matches above the stricter
+    # threshold (VOICEPRINT_AUTO_CLAIM_SCORE); off unless an admin turns it on
+    auto_claim_voices: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     members: Mapped[list[GroupMember]] = relationship(back_populates="group")
 
@@ -110,6 +116,8 @@ class GroupMember(Base):
     joined_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # what the member who added them calls them in this group; their own profile name wins
     nickname: Mapped[str | None] = mapped_column(String(120))
+    # "admin" (the creator; may delete any session of the group) or "member"
+    role: Mapped[str] = mapped_column(String(16), default="member", server_default="member")
 
     group: Mapped[Group] = relationship(back_populates="members")
     profile: Mapped[Profile] = relationship()
@@ -302,3 +310,79 @@ class OccurrenceReview(Base):
     counted_before: Mapped[bool] = mapped_column(Boolean)
     counted_after: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --- voiceprints (issue 17) ---------------------------------------------------------------------
+
+
+class SpeakerVoiceRow(Base):
+    """A session speaker's voice as one embedder heard it (``services.domain.SpeakerVoice``):
+    a unit vector, comparable only with vectors of the same ``embedder``."""
+
+    __tablename__ = "speaker_voices"
+
+    speaker_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("session_speakers.id", ondelete="CASCADE"), primary_key=True
+    )
+    embedder: Mapped[str] = mapped_column(String(100), primary_key=True)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    embedding: Mapped[list[float]] = mapped_column(JsonType)
+    seconds: Mapped[float] = mapped_column(Float)
+
+
+class VoiceprintClaim(Base):
+    """A self-claim made with consent, whose speaker's voices make up the claimer's
+    voiceprints: deleting the claim (unclaim, session deleted) takes its contribution away."""
+
+    __tablename__ = "voiceprint_claims"
+
+    speaker_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("session_speakers.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("profiles.id", ondelete="CASCADE"), index=True
+    )
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Voiceprint(Base):
+    """A user's voice in one embedder's space: the seconds-weighted centroid (unit length) of
+    the voices of their consented self-claims, kept in step with ``voiceprint_claims``."""
+
+    __tablename__ = "voiceprints"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True
+    )
+    embedder: Mapped[str] = mapped_column(String(100), primary_key=True)
+    embedding: Mapped[list[float]] = mapped_column(JsonType)
+    seconds: Mapped[float] = mapped_column(Float)
+    sessions: Mapped[int] = mapped_column(Integer)
+    # the claimed speakers (session_speakers.id) it was built from
+    claims: Mapped[list[str]] = mapped_column(JsonType, default=list)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SpeakerSuggestion(Base):
+    """Whom a session speaker sounds like: the group member whose voiceprint matched, the
+    cosine score and its margin over the runner-up; ``auto_claimed`` when the group's
+    auto-claiming claimed the speaker on the strength of it."""
+
+    __tablename__ = "speaker_suggestions"
+
+    speaker_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("session_speakers.id", ondelete="CASCADE"), primary_key=True
+    )
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"))
+    score: Mapped[float] = mapped_column(Float)
+    margin: Mapped[float] = mapped_column(Float)
+    embedder: Mapped[str] = mapped_column(String(100))
+    auto_claimed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -34,6 +34,7 @@ from processing.clips import delete_clips, store_clips
 from processing.lease import held_lease
 from processing.progress import ProgressReporter, Stage, StageProgress
 from processing.retrying import is_transient
+from processing.suggestions import Matching
 from services.analysis import analyse
 from services.assignment import assign_speakers
 from services.audio import AudioSpool
@@ -50,7 +51,8 @@ from services.emotion import EmotionClassifier, load_emotion_classifier
 from services.singlish import Singlish, listen_again, load_singlish
 from services.speech_emotion import SpeechEmotionClassifier, load_speech_emotion_classifier
 from services.transcription import Transcriber, load_transcriber, transcribe
-from storage import Storage
+from services.voiceprints import VoiceEmbedder, embed_speakers, load_voice_embedder
+from storage import Storage, delete_session_objects
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -66,6 +68,8 @@ class Engines:
     singlish: Singlish  # the dictionary, and the verifier on the ASR model (SINGLISH_VERIFY)
     # how things are said (SPEECH_EMOTION_MODEL); None: the text emotion alone
     speech_emotion_classifier: SpeechEmotionClassifier | None = None
+    # CAM++ for each speaker's voice (claim suggestions); None when VOICEPRINTS_ENABLED=0
+    voice_embedder: VoiceEmbedder | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,9 @@ def load_engines(
         speech_emotion_classifier=_timed(
             "speech_emotion_classifier", load_speech_emotion_classifier, settings, on_loaded
         ),
+        voice_embedder=_timed("voice_embedder", load_voice_embedder, settings, on_loaded)
+        if settings.voiceprints_enabled
+        else None,
     )
 
 
@@ -218,6 +225,8 @@ def _process(
         audio = spool.audio()
         started = time.perf_counter()
         heard = process_audio(audio, attempt.hints, pipeline.engines, progress)
+        if _deleted_meanwhile(pipeline, attempt):
+            return audio.duration, None
 
         progress.enter(Stage.CLIPS)
         clips = store_clips(audio, heard, attempt.session_id, storage, settings, progress.report)
@@ -234,13 +243,30 @@ def _process(
                 processing_time_s=time.perf_counter() - started,
                 corrections_version=pipeline.engines.singlish.corrections.version,
                 rating=pipeline.engines.singlish.rating,
+                matching=_matching(pipeline),
             ),
         )
-    if saved is None:  # another attempt owns the session now: it saves, it notifies
+    if saved is None:  # another attempt owns the session now (it saves, it notifies), or
+        _deleted_meanwhile(pipeline, attempt)  # the session was deleted: clean up after us
         return audio.duration, None
     delete_clips(storage, saved.stale_clips)
     progress.finish()
     return audio.duration, saved.notice
+
+
+def _deleted_meanwhile(pipeline: Pipeline, attempt: rows.Attempt) -> bool:
+    """Whether the session was deleted while this job worked on it; if so, delete whatever
+    the job stored for it since (the deletion emptied its folders before the job wrote there)."""
+    if not rows.gone(pipeline.session_factory, attempt.session_id):
+        return False
+    deleted = delete_session_objects(pipeline.storage, attempt.session_id)
+    log.info("processor.session_deleted_meanwhile", objects_deleted=len(deleted))
+    return True
+
+
+def _matching(pipeline: Pipeline) -> Matching | None:
+    embedder = pipeline.engines.voice_embedder
+    return None if embedder is None else Matching.of(pipeline.settings, embedder.name)
 
 
 def process_audio(
@@ -276,4 +302,8 @@ def process_audio(
         if engines.speech_emotion_classifier is None
         else (audio, engines.speech_emotion_classifier),
     )
-    return rows.Heard(analysis=analysis, turns=turns, warnings=doubts, voices=diarization.voices)
+    voices = diarization.voices
+    if engines.voice_embedder is not None:
+        progress.enter(Stage.VOICES)
+        voices += embed_speakers(audio, turns, engines.voice_embedder, progress.report)
+    return rows.Heard(analysis=analysis, turns=turns, warnings=doubts, voices=voices)

@@ -52,6 +52,22 @@ def chunk_folder(session_id: uuid.UUID) -> str:
     return f"sessions/{session_id}/chunks"
 
 
+def session_folders(session_id: uuid.UUID) -> list[str]:
+    """Every folder that holds a session's objects: what deleting the session empties."""
+    prefix = f"sessions/{session_id}"
+    return [chunk_folder(session_id), f"{prefix}/clips", f"{prefix}/evidence"]
+
+
+def delete_session_objects(storage: Storage, session_id: uuid.UUID) -> list[str]:
+    """Delete every object of the session (chunks, sample and evidence clips); the keys."""
+    deleted = []
+    for folder in session_folders(session_id):
+        for key in storage.list(folder):
+            storage.delete(key)
+            deleted.append(key)
+    return deleted
+
+
 def clip_key(session_id: uuid.UUID, speaker_label: str) -> str:
     return f"sessions/{session_id}/clips/{speaker_label.lower()}.ogg"
 

@@ -30,6 +30,7 @@ from config import Settings
 from db import create_db_engine, create_session_factory
 from observability import configure_logging
 from processing.reconcile import reconcile
+from processing.retention import RETENTION_EVERY_S, apply_retention
 from processing.sweep import SWEEP_EVERY_S, SWEEP_WINDOW, sweep_orphan_chunks
 from queueing.webhooks import webhook_queue
 from services.device import resolve_device
@@ -38,6 +39,7 @@ from storage import create_storage
 log = structlog.get_logger(__name__)
 WORKER_INFO_KEY = "lahstats:worker:{}"
 SWEEP_KEY = "lahstats:storage-sweep"
+RETENTION_KEY = "lahstats:retention"
 
 
 class LahStatsWorker(SimpleWorker):
@@ -57,6 +59,7 @@ class LahStatsWorker(SimpleWorker):
         except Exception:  # the reconciler must never take the worker down
             log.exception("worker.reconcile_failed")
         self._sweep_storage()
+        self._apply_retention()
 
     def _sweep_storage(self) -> None:
         """Delete stray chunk objects of recently ended sessions: hourly, one worker at a
@@ -69,6 +72,19 @@ class LahStatsWorker(SimpleWorker):
             sweep_orphan_chunks(self.pipeline.session_factory, self.pipeline.storage, since)
         except Exception:  # nor must the sweeper
             log.exception("worker.sweep_failed")
+
+    def _apply_retention(self) -> None:
+        """Delete raw audio and clips past their retention: hourly, one worker at a time."""
+        assert self.pipeline is not None
+        if not self.connection.set(RETENTION_KEY, self.name, nx=True, ex=RETENTION_EVERY_S):
+            return
+        pipeline = self.pipeline
+        try:
+            apply_retention(
+                pipeline.session_factory, pipeline.storage, pipeline.settings, datetime.now(UTC)
+            )
+        except Exception:  # nor must retention
+            log.exception("worker.retention_failed")
 
     def _release_due_retries(self) -> None:
         """Move webhook retries whose backoff is over back onto their queue. Done here, in

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import joinedload
 
-from backend.errors import NotFound
+import lifecycle
+import voice_library
+from backend.errors import Forbidden, NotFound
 from models import (
     AudioChunk,
     ClaimType,
@@ -22,6 +25,8 @@ from models import (
     Session,
     SessionSpeaker,
     SessionStatus,
+    SpeakerSuggestion,
+    SpeakerVoiceRow,
     WordOccurrence,
 )
 
@@ -210,3 +215,133 @@ def leaderboard(db: DbSession, group_id: uuid.UUID) -> dict[uuid.UUID, dict[str,
 
 def claimable(session: Session) -> bool:
     return session.status in (SessionStatus.READY_FOR_CLAIMING, SessionStatus.COMPLETED)
+
+
+# --- voiceprints and deletion (issue 17) --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Suggested:
+    """Whom a speaker sounds like, as the speakers list shows it."""
+
+    user_id: uuid.UUID
+    display_name: str | None
+    score: float
+    auto_claimed: bool
+
+
+def suggestions(db: DbSession, session: Session) -> dict[uuid.UUID, Suggested]:
+    """Speaker id → its suggestion, named as the group names the member; members who have
+    left the group since are not suggested."""
+    members = {m.user_id: m for m in members_of(db, session.group_id)}
+    rows = db.scalars(select(SpeakerSuggestion).where(SpeakerSuggestion.session_id == session.id))
+    return {
+        s.speaker_id: Suggested(s.user_id, members[s.user_id].display_name, s.score, s.auto_claimed)
+        for s in rows
+        if s.user_id in members
+    }
+
+
+def has_voice(db: DbSession, speaker_id: uuid.UUID) -> bool:
+    found = db.scalar(select(func.count()).where(SpeakerVoiceRow.speaker_id == speaker_id))
+    return bool(found)
+
+
+def release_claim(db: DbSession, speaker: SessionSpeaker) -> None:
+    """The speaker is unclaimed again: its voice leaves the claimer's voiceprint, and a
+    suggestion the claim undid (an auto-claim taken back) is dropped."""
+    speaker.claimed_by = speaker.claimed_at = speaker.claim_type = None
+    speaker.attributed_to_user_id = speaker.guest_name = None
+    voice_library.forget_claim(db, speaker.id)
+    db.execute(
+        delete(SpeakerSuggestion).where(
+            SpeakerSuggestion.speaker_id == speaker.id, SpeakerSuggestion.auto_claimed.is_(True)
+        )
+    )
+
+
+def session_to_delete(db: DbSession, session_id: uuid.UUID, user_id: uuid.UUID) -> Session | None:
+    """The session, locked, if the caller may delete it (they started it, or they are an
+    admin of its group); None when it is already gone; 404 to a non-member, 403 to another
+    member. The lock waits for a job that is saving results into it."""
+    session = db.scalars(
+        select(Session).where(Session.id == session_id).with_for_update()
+    ).one_or_none()
+    if session is None:
+        return None
+    member = db.get(GroupMember, (session.group_id, user_id))
+    if member is None:
+        raise NotFound("session not found", code="session_not_found")
+    if session.started_by != user_id and member.role != "admin":
+        raise Forbidden(
+            "only whoever started the session or a group admin may delete it",
+            code="not_allowed_to_delete",
+        )
+    return session
+
+
+def delete_session(db: DbSession, session_id: uuid.UUID) -> None:
+    """Delete the session's row: its chunks, speakers, segments, occurrences, voices and
+    suggestions go with it (ON DELETE CASCADE). Voiceprints are the caller's to rebuild
+    first (``voice_library.forget_session``)."""
+    db.execute(
+        delete(Session).where(Session.id == session_id).execution_options(synchronize_session=False)
+    )
+
+
+def set_remember_voice(db: DbSession, user: Profile, remember: bool) -> None:
+    """Record the user's answer on keeping a voiceprint; a no deletes any kept so far."""
+    user.remember_voice = remember
+    if not remember:
+        voice_library.forget_user(db, user.id)
+
+
+def remove_member(db: DbSession, member: GroupMember) -> None:
+    """Take the member out of the group (its leaderboard, its suggestions); when they were
+    its last admin, the longest-standing member left becomes one."""
+    group_id = member.group_id
+    db.delete(member)
+    db.flush()
+    admins = db.scalar(
+        select(func.count()).where(GroupMember.group_id == group_id, GroupMember.role == "admin")
+    )
+    if not admins:
+        successor = db.scalars(
+            select(GroupMember)
+            .where(GroupMember.group_id == group_id)
+            .order_by(GroupMember.joined_at, GroupMember.user_id)
+            .limit(1)
+        ).one_or_none()
+        if successor is not None:
+            successor.role = "admin"
+
+
+def forget_user(db: DbSession, user: Profile) -> None:
+    """ "Forget me": the user's voiceprints go, every claim they made is released (its counts
+    return to an unclaimed speaker), they leave every group, and their profile is deleted (or,
+    where groups or sessions they started still name them, emptied)."""
+    voice_library.forget_user(db, user.id)
+    claimed = (SessionSpeaker.claimed_by == user.id) | (
+        SessionSpeaker.attributed_to_user_id == user.id
+    )
+    session_ids = sorted(set(db.scalars(select(SessionSpeaker.session_id).where(claimed))))
+    sessions = db.scalars(
+        select(Session).where(Session.id.in_(session_ids)).order_by(Session.id).with_for_update()
+    )
+    for session in sessions:
+        for speaker in db.scalars(
+            select(SessionSpeaker).where(claimed, SessionSpeaker.session_id == session.id)
+        ):
+            release_claim(db, speaker)
+        lifecycle.unclaimed(session)
+    db.execute(delete(SpeakerSuggestion).where(SpeakerSuggestion.user_id == user.id))
+    for member in list(db.scalars(select(GroupMember).where(GroupMember.user_id == user.id))):
+        remove_member(db, member)
+    db.flush()
+    referenced = db.scalar(select(func.count()).where(Group.created_by == user.id)) or db.scalar(
+        select(func.count()).where(Session.started_by == user.id)
+    )
+    if referenced:
+        user.display_name, user.remember_voice = None, None
+    else:
+        db.delete(user)

@@ -82,10 +82,22 @@ class MemberAdd(BaseModel):
 class MemberPublic(BaseModel):
     user_id: uuid.UUID
     display_name: str | None
+    # "admin" (may delete any session of the group, change its settings) or "member"
+    role: Literal["admin", "member"] = "member"
 
 
 class GroupDetail(GroupPublic):
     members: list[MemberPublic]
+    # claim a speaker for a member at once when their voiceprint matches very surely
+    auto_claim_voices: bool = False
+
+
+class GroupSettings(BaseModel):
+    """What a group's admin may change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    auto_claim_voices: bool
 
 
 class GroupsPublic(BaseModel):
@@ -257,6 +269,13 @@ class SpeakerPublic(BaseModel):
     claim_type: ClaimType | None
     guest_name: str | None
     claimed_at: datetime | None = None
+    # whom the voice sounds like (a member of the group with a voiceprint), and how sure:
+    # the cosine score against their voiceprint; null when nobody matches surely enough
+    suggested_user_id: uuid.UUID | None = None
+    suggested_display_name: str | None = None
+    suggestion_confidence: float | None = None
+    # the group's auto-claiming claimed it (the member undoes it like any claim of theirs)
+    auto_claimed: bool = False
 
 
 class SpeakersPublic(BaseModel):
@@ -429,6 +448,9 @@ class ClaimRequest(BaseModel):
     speaker_id: uuid.UUID
     claim_type: Literal["self", "guest"]
     guest_name: Name | None = None
+    # self claims: may LahStats keep a voiceprint from this and later self-claims? Recorded
+    # on your profile and reused until changed; omitted: the answer you gave before
+    remember_voice: bool | None = None
 
     @model_validator(mode="after")
     def _guest_named(self) -> ClaimRequest:
@@ -436,11 +458,44 @@ class ClaimRequest(BaseModel):
             raise ValueError("a guest claim needs guest_name")
         if self.claim_type == "self" and self.guest_name:
             raise ValueError("guest_name is only for guest claims")
+        if self.claim_type == "guest" and self.remember_voice is not None:
+            raise ValueError("remember_voice is only for self claims: guests get no voiceprint")
         return self
 
 
 class ClaimResult(BaseModel):
     success: bool
+    # your answer on keeping a voiceprint; null: never asked (ask on a self claim)
+    remember_voice: bool | None = None
+    # whether this claim's voice went into your voiceprint
+    voiceprint_updated: bool = False
+
+
+class VoiceprintSpace(BaseModel):
+    """Your voiceprint in one embedder's space (a new embedder starts a new one)."""
+
+    embedder: str
+    sessions: int
+    seconds: float
+    updated_at: datetime
+
+
+class VoiceprintPublic(BaseModel):
+    """Whether LahStats keeps a voiceprint of you, built from how many sessions, when."""
+
+    remember_voice: bool | None
+    exists: bool
+    sessions: int
+    updated_at: datetime | None
+    voiceprints: list[VoiceprintSpace]
+
+
+class VoiceprintConsent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # false: keep no voiceprint (any kept is deleted at once); true: keep one from your
+    # self-claims from now on
+    remember_voice: bool
 
 
 class ProfilePublic(BaseModel):

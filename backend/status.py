@@ -38,8 +38,8 @@ from queueing.status_cache import StatusSnapshot
 
 log = structlog.get_logger(__name__)
 
-# How long a membership seen in Postgres is trusted without asking again, seconds. No route
-# removes a member today; this bounds how long a removal would go unnoticed if one did.
+# How long a membership seen in Postgres is trusted without asking again, seconds: how long a
+# member who left (DELETE /groups/{id}/members/{user_id}) may still poll a session's status.
 MEMBERSHIP_TRUST_S = 60.0
 MAX_KNOWN_MEMBERSHIPS = 100_000
 

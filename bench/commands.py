@@ -20,6 +20,7 @@ SUBCOMMANDS = {
     "events": ("bench.events_load", "what N open /events streams cost the API (DB, CPU)"),
     "pyannote": ("bench.pyannote_speed", "DIARIZATION_BACKEND=pyannote on the CPU, random weights"),
     "quality": ("bench.quality", "DER/JER, WER, emotion accuracy, Singlish word counts"),
+    "voiceprints": ("bench.voiceprints", "claim suggestions: precision and coverage, tuned apart"),
     "markdown": ("bench.markdown", "BENCHMARKS.md tables from result JSON files"),
 }
 

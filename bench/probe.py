@@ -47,6 +47,7 @@ STAGE_COLUMNS = {
     Stage.TRANSCRIBING: "transcribe",
     Stage.VERIFYING: "transcribe",  # the second listen: reported with the recogniser's time
     Stage.ANALYSING: "analyse",
+    Stage.VOICES: "voices",
     Stage.CLIPS: "clips",
 }
 WARMUP_S = 8.0

@@ -20,6 +20,7 @@ from db import create_db_engine, create_session_factory
 from migrations.runner import upgrade
 from processing import operations
 from processing.reconcile import reconcile
+from processing.retention import apply_retention, retention_due
 from processing.sweep import SWEEP_WINDOW, sweep_orphan_chunks
 from services.singlish import load_rating
 from services.singlish.dictionary import load_corrections
@@ -95,6 +96,12 @@ def status() -> None:
     Console().print(sessions)
     for session_id in report.stuck:
         console.print(f"[yellow]stuck[/yellow] {session_id} (lease expired; reconcile acts)")
+    due = retention_due(factory, settings, datetime.now(UTC))
+    console.print(
+        f"retention due: raw audio of {len(due.chunks)} sessions "
+        f"(AUDIO_RETENTION_DAYS={settings.audio_retention_days}), clips of {len(due.clips)} "
+        f"(CLIP_RETENTION_DAYS={settings.clip_retention_days})"
+    )
 
 
 @app.command("requeue-failed")
@@ -200,3 +207,23 @@ def sweep(
     console.print(f"deleted {len(deleted)} orphaned chunk objects")
     for key in deleted:
         console.print(f"  {key}")
+
+
+@app.command()
+def retention(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only say what is due")] = False,
+) -> None:
+    """Delete raw audio and clips past AUDIO_RETENTION_DAYS / CLIP_RETENTION_DAYS after
+    processing (text, counts and occurrences stay). The workers also do this hourly."""
+    settings, factory, _ = _operator_context()
+    now = datetime.now(UTC)
+    if dry_run:
+        due = retention_due(factory, settings, now)
+    else:
+        due = apply_retention(factory, create_storage(settings), settings, now)
+    verb = "due" if dry_run else "deleted"
+    console.print(f"raw audio {verb}: {len(due.chunks)} sessions; clips {verb}: {len(due.clips)}")
+    for session_id in due.chunks:
+        console.print(f"  audio {session_id}")
+    for session_id in due.clips:
+        console.print(f"  clips {session_id}")

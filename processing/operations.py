@@ -20,7 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 import lifecycle
 from config import Settings
-from models import Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
+from models import AudioChunk, Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
 from processing.chunks import ChunkError, concatenate_chunks
 from processing.clips import delete_clips, store_evidence_clips
 from processing.evidence import (
@@ -126,6 +126,8 @@ def reprocess(
         )
         if claimed:
             raise OperationError("speakers of this session are claimed; unclaim them first")
+        if not db.scalar(select(func.count()).where(AudioChunk.session_id == session_id)):
+            raise OperationError("its raw audio was deleted (AUDIO_RETENTION_DAYS); nothing to run")
         if num_speakers is not None:
             session.num_speakers, session.min_speakers, session.max_speakers = (
                 num_speakers,

@@ -26,7 +26,8 @@ BANDS: dict[Stage, tuple[int, int]] = {
     Stage.DIARIZING: (10, 40),
     Stage.TRANSCRIBING: (40, 72),
     Stage.VERIFYING: (72, 78),
-    Stage.ANALYSING: (78, 85),
+    Stage.ANALYSING: (78, 83),
+    Stage.VOICES: (83, 85),
     Stage.CLIPS: (85, 95),
     Stage.SAVING: (95, 100),
 }

@@ -18,7 +18,15 @@ from sqlalchemy.orm import sessionmaker
 
 import lifecycle
 from lifecycle import Notice, Stage
-from models import AudioChunk, Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
+from models import (
+    AudioChunk,
+    Segment,
+    Session,
+    SessionSpeaker,
+    SessionStatus,
+    SpeakerVoiceRow,
+    WordOccurrence,
+)
 from processing.clips import Clips
 from processing.evidence import (
     carry_decisions,
@@ -29,6 +37,7 @@ from processing.evidence import (
     words_json,
 )
 from processing.retrying import database_retry
+from processing.suggestions import Matching, refresh_suggestions
 from services.analysis import SessionAnalysis
 from services.domain import SpeakerHints, SpeakerTurn, SpeakerVoice
 from services.singlish.confidence import Rating
@@ -50,8 +59,7 @@ class Heard:
     analysis: SessionAnalysis
     turns: tuple[SpeakerTurn, ...]
     warnings: tuple[str, ...] = ()  # what the stages doubt about their own result
-    # the diarizer's own embedding of each speaker (pyannote), for voiceprints; not stored here
-    voices: tuple[SpeakerVoice, ...] = ()
+    voices: tuple[SpeakerVoice, ...] = ()  # each speaker's voice, per embedder that heard it
 
 
 @dataclass(frozen=True)
@@ -65,6 +73,8 @@ class Outcome:
     processing_time_s: float
     corrections_version: str
     rating: Rating = field(default_factory=Rating)  # the group's feedback is added at saving
+    # how to suggest claims from the voices heard; None: no suggestions (voiceprints off)
+    matching: Matching | None = None
 
 
 # Somebody was heard, long enough to be a speaker, but no word of theirs was recognised.
@@ -188,6 +198,9 @@ def save(
         notice = lifecycle.mark_ready(
             session, speakers=len(analysis.speakers), warnings=warnings, now=datetime.now(UTC)
         )
+        if outcome.matching is not None:
+            db.flush()
+            refresh_suggestions(db, session, outcome.matching)
         db.commit()
     return Saved(notice, stale)
 
@@ -213,6 +226,18 @@ def _insert_results(
     db.add_all(speakers)
     speaker_ids = {s.label: s.id for s in speakers}
     occurrences: list[WordOccurrence] = []
+    db.flush()  # voices have no ORM relationship to order their insert after the speakers'
+    db.add_all(
+        SpeakerVoiceRow(
+            speaker_id=speaker_ids[v.speaker],
+            embedder=v.embedder,
+            session_id=session_id,
+            embedding=list(v.embedding),
+            seconds=v.seconds,
+        )
+        for v in heard.voices
+        if v.speaker in speaker_ids
+    )
     for s in heard.analysis.segments:
         segment = Segment(
             id=uuid.uuid4(),
@@ -235,6 +260,13 @@ def _insert_results(
         db.add_all(found)
         occurrences.extend(found)
     return occurrences
+
+
+@database_retry
+def gone(session_factory: sessionmaker[DbSession], session_id: uuid.UUID) -> bool:
+    """Whether the session's row was deleted (``DELETE /sessions/{id}``)."""
+    with session_factory() as db:
+        return db.get(Session, session_id) is None
 
 
 def release(session_factory: sessionmaker[DbSession], attempt: Attempt) -> None:

@@ -15,6 +15,7 @@ group, for the membership check; the body exactly as the API sends it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -92,6 +93,12 @@ def write(connection: redis.Redis, snapshot: StatusSnapshot, ttl_s: int) -> bool
         _WRITE_IF_NEWER, 1, key(snapshot.session_id), snapshot.version, snapshot.entry(), ttl_s
     )
     return bool(stored)
+
+
+def forget_status(connection: redis.Redis, session_id: uuid.UUID) -> None:
+    """Drop a deleted session's cached status, best effort (it expires on its own anyway)."""
+    with contextlib.suppress(redis.RedisError):
+        connection.delete(key(session_id))
 
 
 async def read(connection: redis.asyncio.Redis, session_id: uuid.UUID) -> StatusSnapshot | None:

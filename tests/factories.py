@@ -152,12 +152,13 @@ def ready_session(
     settings: Settings,
     counts: Mapping[str, Mapping[str, int]],
     members: Iterable[uuid.UUID] = (),
+    group_id: str | None = None,
 ) -> ReadySession:
-    """A session of a new group (of the phone's user and ``members``), made through the API,
-    then left as the worker leaves it: ``ready_for_claiming``, a speaker per label of
-    ``counts`` with a sample clip in storage (:data:`FAKE_CLIP`), and an occurrence of each
-    counted word."""
-    group_id = phone.group(members)
+    """A session of a new group (of the phone's user and ``members``; or of ``group_id``),
+    made through the API, then left as the worker leaves it: ``ready_for_claiming``, a
+    speaker per label of ``counts`` with a sample clip in storage (:data:`FAKE_CLIP`), and an
+    occurrence of each counted word."""
+    group_id = group_id or phone.group(members)
     session_id = phone.start(group_id)
     storage = create_storage(settings)
     engine = create_engine(settings.sqlalchemy_url)
@@ -307,3 +308,70 @@ def count_targets(text: str, targets: Iterable[str] = TARGET_WORDS) -> Counter[s
     ``text`` as a whole word (absent words omitted). The product counts occurrences instead."""
     wanted = set(targets)
     return Counter(word for word in tokenize(text) if word in wanted)
+
+
+TEST_EMBEDDER = "campplus-3dspeaker@test"
+
+
+def voice_vectors(people: int, seed: int = 0) -> list[list[float]]:
+    """``people`` unit vectors of 192 dimensions, near-orthogonal: distinct voices as an
+    embedder's space holds them (real voices are scored in test_voiceprints' model test)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((people, 192))
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).tolist()
+
+
+def heard_again(vector: list[float], noise: float = 0.3, seed: int = 1) -> list[float]:
+    """The same voice in another session: ``vector`` plus noise, unit length again."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    moved = np.asarray(vector) + noise * rng.standard_normal(len(vector)) / np.sqrt(len(vector))
+    return (moved / np.linalg.norm(moved)).tolist()
+
+
+def give_voices(
+    settings: Settings,
+    session_id: str,
+    voices: Mapping[str, list[float]],
+    embedder: str = TEST_EMBEDDER,
+    seconds: float = 30.0,
+) -> None:
+    """Each labelled speaker of the session gets ``voices[label]`` as the job stores it."""
+    from models import SpeakerVoiceRow
+
+    engine = create_engine(settings.sqlalchemy_url)
+    with DbSession(engine) as db:
+        speakers = db.scalars(
+            select(SessionSpeaker).where(SessionSpeaker.session_id == uuid.UUID(session_id))
+        )
+        for speaker in speakers:
+            if speaker.label in voices:
+                db.add(
+                    SpeakerVoiceRow(
+                        speaker_id=speaker.id,
+                        embedder=embedder,
+                        session_id=speaker.session_id,
+                        embedding=voices[speaker.label],
+                        seconds=seconds,
+                    )
+                )
+        db.commit()
+    engine.dispose()
+
+
+def suggest(settings: Settings, session_id: str, embedder: str = TEST_EMBEDDER) -> int:
+    """The job's suggestion step on a session's stored voices (what ``rows.save`` runs and
+    a reprocess calls), committed: how many suggestions it made."""
+    from processing.suggestions import Matching, refresh_suggestions
+
+    engine = create_engine(settings.sqlalchemy_url)
+    with DbSession(engine) as db:
+        session = db.get(Session, uuid.UUID(session_id), with_for_update=True)
+        assert session is not None
+        made = refresh_suggestions(db, session, Matching.of(settings, embedder))
+        db.commit()
+    engine.dispose()
+    return made

@@ -1,9 +1,10 @@
 """Import directions (STYLE.md §12), bottom layer first; each rule holds for the code today.
 
 - ``config.py`` imports none of our modules: every other module may read settings.
-- The foundation (``models``, ``db``, ``storage``, ``observability``, and ``queueing/``: the
-  jobs and webhooks Redis carries) imports ``config`` and itself at most: nothing of the API,
-  the pipeline or the processes above it.
+- The foundation (``models``, ``db``, ``storage``, ``observability``, ``voice_library`` (the
+  voiceprints kept in Postgres), and ``queueing/``: the jobs and webhooks Redis carries)
+  imports ``config`` and itself at most: nothing of the API, the pipeline or the processes
+  above it.
 - ``lifecycle.py`` (a session's state changes) stands on the foundation: the API, the job and
   the operator commands all use it, it uses none of them.
 - ``services/`` (the ML stages and pure functions) knows nothing of the database, storage,
@@ -27,7 +28,7 @@ import pytest
 
 from tests.paths import REPO
 
-FOUNDATION = {"models", "db", "storage", "observability", "queueing"}
+FOUNDATION = {"models", "db", "storage", "observability", "queueing", "voice_library"}
 ABOVE_FOUNDATION = {
     "lifecycle", "backend", "processing", "services", "processor", "worker", "cli", "bench",
 }  # fmt: skip

@@ -38,6 +38,7 @@ def test_pipeline_against_baseline_on_one_short_conversation(tmp_path):
         "diarize",
         "transcribe",
         "analyse",
+        "voices",
         "clips",
     }
     assert all(seconds >= 0 for seconds in corpus["stages_s"].values())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from rq import Queue
@@ -14,6 +15,7 @@ from backend import crud
 from backend.auth import decode_user_id
 from cli import app
 from models import (
+    AudioChunk,
     ClaimType,
     Segment,
     Session,
@@ -50,6 +52,16 @@ def _session(settings, status: SessionStatus, texts: dict[str, list[str]] | None
             duration_s=30.0,
             attempts=3 if status is SessionStatus.FAILED else 0,
             error_message="diarizing failed: boom" if status is SessionStatus.FAILED else None,
+        )
+        # the chunk row a processed session keeps (its object is not needed here)
+        db.add(
+            AudioChunk(
+                session_id=session.id,
+                chunk_number=0,
+                storage_key=f"sessions/{session.id}/chunks/000000-0",
+                sha256="0" * 64,
+                size_bytes=1,
+            )
         )
         for i, (label, lines) in enumerate((texts or {}).items()):
             speaker = SessionSpeaker(session_id=session.id, label=label)
@@ -187,3 +199,25 @@ def test_migrate_builds_an_empty_database(monkeypatch, tmp_path):
     result = runner.invoke(app, ["migrate"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "fresh" / "lahstats.db").exists()
+
+
+def test_retention_command_and_status_say_what_is_due(env, monkeypatch):
+    session_id, _ = _session(env, SessionStatus.COMPLETED, {"SPEAKER_00": ["hello"]})
+    engine = create_engine(env.sqlalchemy_url)
+    with DbSession(engine) as db:
+        session = db.get(Session, session_id)
+        assert session is not None
+        session.processed_at = datetime.now(UTC) - timedelta(days=10)
+        db.commit()
+    engine.dispose()
+    monkeypatch.setenv("AUDIO_RETENTION_DAYS", "7")
+    status = runner.invoke(app, ["status"])
+    assert "retention due: raw audio of 1 sessions" in status.output, status.output
+    dry = runner.invoke(app, ["retention", "--dry-run"])
+    assert f"audio {session_id}" in dry.output and "raw audio due: 1" in dry.output
+    done = runner.invoke(app, ["retention"])
+    assert done.exit_code == 0 and "raw audio deleted: 1 sessions" in done.output
+    again = runner.invoke(app, ["retention", "--dry-run"])
+    assert "raw audio due: 0 sessions" in again.output
+    refused = runner.invoke(app, ["reprocess", str(session_id)])
+    assert refused.exit_code == 1 and "deleted" in refused.output

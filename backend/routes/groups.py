@@ -5,17 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 from sqlalchemy.exc import IntegrityError
 
 from backend import crud
 from backend.deps import CurrentUser, DbDep
-from backend.errors import Conflict
+from backend.errors import Conflict, Forbidden, NotFound
 from backend.routes.responses import errors
 from backend.schemas import (
     GroupCreate,
     GroupDetail,
     GroupPublic,
+    GroupSettings,
     GroupsPublic,
     GroupStats,
     LeaderboardEntry,
@@ -31,11 +32,11 @@ router = APIRouter(prefix="/groups", tags=["groups"])
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(401, 422))
 def create_group(body: GroupCreate, db: DbDep, user: CurrentUser) -> GroupPublic:
-    """Create a group; the caller becomes its first member."""
+    """Create a group; the caller becomes its first member, and its admin."""
     group = Group(name=body.name, created_by=user.id)
     db.add(group)
     db.flush()
-    db.add(GroupMember(group_id=group.id, user_id=user.id))
+    db.add(GroupMember(group_id=group.id, user_id=user.id, role="admin"))
     db.commit()
     return GroupPublic(id=group.id, name=group.name)
 
@@ -70,11 +71,57 @@ def add_member(group_id: uuid.UUID, body: MemberAdd, db: DbDep, user: CurrentUse
 @router.get("/{group_id}", responses=errors(401, 404))
 def get_group(group_id: uuid.UUID, db: DbDep, user: CurrentUser) -> GroupDetail:
     group = crud.group_for_member(db, group_id, user.id)
+    return _detail(db, group)
+
+
+def _detail(db: DbDep, group: Group) -> GroupDetail:
     members = [
-        MemberPublic(user_id=m.user_id, display_name=m.display_name)
-        for m in crud.members_of(db, group_id)
+        MemberPublic(user_id=m.user_id, display_name=m.display_name, role=m.role)  # type: ignore[arg-type]
+        for m in crud.members_of(db, group.id)
     ]
-    return GroupDetail(id=group.id, name=group.name, members=members)
+    return GroupDetail(
+        id=group.id, name=group.name, members=members, auto_claim_voices=group.auto_claim_voices
+    )
+
+
+@router.patch("/{group_id}", responses=errors(401, 403, 404, 422))
+def update_group(
+    group_id: uuid.UUID, body: GroupSettings, db: DbDep, user: CurrentUser
+) -> GroupDetail:
+    """An admin changes the group's settings: ``auto_claim_voices`` lets a very sure
+    voiceprint match claim a speaker for its member at once (marked, and undoable)."""
+    group = crud.group_for_member(db, group_id, user.id)
+    _require_admin(db, group_id, user.id)
+    group.auto_claim_voices = body.auto_claim_voices
+    db.commit()
+    return _detail(db, group)
+
+
+@router.delete(
+    "/{group_id}/members/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=errors(401, 403, 404),
+)
+def remove_member(
+    group_id: uuid.UUID, user_id: uuid.UUID, db: DbDep, user: CurrentUser
+) -> Response:
+    """Leave the group (your own ``user_id``), or, as an admin, remove a member: they leave
+    its leaderboard and its suggestions. Their claims stay on the sessions' speakers."""
+    crud.group_for_member(db, group_id, user.id)
+    if user_id != user.id:
+        _require_admin(db, group_id, user.id)
+    member = db.get(GroupMember, (group_id, user_id))
+    if member is None:
+        raise NotFound("member not found", code="member_not_found")
+    crud.remove_member(db, member)
+    db.commit()
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _require_admin(db: DbDep, group_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    member = db.get(GroupMember, (group_id, user_id))
+    if member is None or member.role != "admin":
+        raise Forbidden("only a group admin may do this", code="not_group_admin")
 
 
 @router.get("/{group_id}/sessions", responses=errors(401, 404, 422))

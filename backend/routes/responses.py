@@ -8,6 +8,7 @@ from backend.schemas import ErrorResponse
 
 _DESCRIPTIONS = {
     401: "Missing, expired or invalid bearer token",
+    403: "A member, but not allowed to do this (the starter or a group admin may)",
     404: "Not found, or not in one of your groups",
     409: "Conflicts with the current state",
     413: "Upload larger than the limit",

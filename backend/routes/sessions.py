@@ -6,7 +6,7 @@ import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Annotated, BinaryIO
+from typing import Annotated, Any, BinaryIO
 
 import structlog
 from fastapi import APIRouter, Header, Query, Request, Response, status
@@ -19,6 +19,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import lifecycle
+import voice_library
 from backend import crud
 from backend.audio_format import SNIFF_BYTES, declared_type_acceptable, sniff_audio_format
 from backend.deps import (
@@ -65,9 +66,9 @@ from models import (
     WordOccurrence,
 )
 from queueing.jobs import enqueue_processing
-from queueing.status_cache import StatusSnapshot
+from queueing.status_cache import StatusSnapshot, forget_status
 from queueing.webhooks import UnsafeWebhookTarget, require_https, vet_webhook_url
-from storage import chunk_key
+from storage import chunk_key, delete_session_objects
 
 log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/sessions", tags=["sessions"])
@@ -405,6 +406,7 @@ def list_speakers(
     session = crud.session_for_member(db, session_id, user.id)
     speakers = session.speakers
     counts = crud.speaker_word_counts(db, [s.id for s in speakers])
+    suggested = crud.suggestions(db, session)
     return SpeakersPublic(
         speakers=[
             SpeakerPublic(
@@ -421,10 +423,22 @@ def list_speakers(
                 claim_type=s.claim_type,
                 guest_name=s.guest_name,
                 claimed_at=s.claimed_at,
+                **_suggestion_fields(suggested.get(s.id)),
             )
             for s in speakers
         ]
     )
+
+
+def _suggestion_fields(suggested: crud.Suggested | None) -> dict[str, Any]:
+    if suggested is None:
+        return {}
+    return {
+        "suggested_user_id": suggested.user_id,
+        "suggested_display_name": suggested.display_name,
+        "suggestion_confidence": round(suggested.score, 3),
+        "auto_claimed": suggested.auto_claimed,
+    }
 
 
 @router.get("/{session_id}/transcript", responses=errors(401, 404))
@@ -504,15 +518,24 @@ def claim(session_id: uuid.UUID, body: ClaimRequest, db: DbDep, user: CurrentUse
         )
     speaker = _speaker_of(db, session, body.speaker_id)
     claim_type = ClaimType(body.claim_type)
+    if body.remember_voice is not None:
+        crud.set_remember_voice(db, user, body.remember_voice)
     if claim_type is ClaimType.SELF and crud.has_self_claim(db, session_id, user.id):
         raise Conflict("you already claimed a speaker in this session", code="already_claimed")
     if speaker.claimed_by is not None or not crud.claim_speaker(
         db, speaker, user.id, claim_type, body.guest_name
     ):
         raise Conflict("speaker already claimed", code="speaker_already_claimed")
+    remembered = claim_type is ClaimType.SELF and bool(user.remember_voice)
+    if remembered:
+        voice_library.remember_claim(db, speaker.id, session_id, user.id)
     lifecycle.claimed(session, unclaimed_left=crud.unclaimed_speakers(db, session_id))
     db.commit()
-    return ClaimResult(success=True)
+    return ClaimResult(
+        success=True,
+        remember_voice=user.remember_voice,
+        voiceprint_updated=remembered and crud.has_voice(db, speaker.id),
+    )
 
 
 @router.delete("/{session_id}/claim/{speaker_id}", responses=errors(401, 404, 409))
@@ -524,8 +547,7 @@ def unclaim(
     speaker = _speaker_of(db, session, speaker_id)
     if speaker.claimed_by != user.id:
         raise Conflict("only the claimer can undo a claim", code="not_your_claim")
-    speaker.claimed_by = speaker.claimed_at = speaker.claim_type = None
-    speaker.attributed_to_user_id = speaker.guest_name = None
+    crud.release_claim(db, speaker)
     lifecycle.unclaimed(session)
     db.commit()
     return ClaimResult(success=True)
@@ -536,3 +558,31 @@ def _speaker_of(db: DbDep, session: Session, speaker_id: uuid.UUID) -> SessionSp
     if speaker is None or speaker.session_id != session.id:
         raise NotFound("speaker not found", code="speaker_not_found")
     return speaker
+
+
+@router.delete(
+    "/{session_id}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401, 403, 404)
+)
+def delete_session(
+    session_id: uuid.UUID,
+    db: DbDep,
+    user: CurrentUser,
+    storage: StorageDep,
+    connection: RedisDep,
+) -> Response:
+    """Delete the session and everything made from it: chunks, clips, evidence clips,
+    transcript, speakers, occurrences, and its share of any voiceprint; the leaderboard no
+    longer counts it. Only whoever started it or a group admin may. Idempotent (a session
+    already gone answers 204). A session being processed is deleted all the same: its job
+    finds the session gone and writes nothing more (it removes any clip it had stored)."""
+    session = crud.session_to_delete(db, session_id, user.id)
+    if session is not None:
+        voice_library.forget_session(db, session_id)
+        crud.delete_session(db, session_id)
+        db.commit()
+        log.info("session.deleted", session_id=str(session_id), by=str(user.id))
+    deleted = delete_session_objects(storage, session_id)
+    forget_status(connection, session_id)
+    if deleted:
+        log.info("session.objects_deleted", session_id=str(session_id), objects=len(deleted))
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -19,7 +19,7 @@ export interface paths {
         put?: never;
         /**
          * Create Group
-         * @description Create a group; the caller becomes its first member.
+         * @description Create a group; the caller becomes its first member, and its admin.
          */
         post: operations["create_group_groups_post"];
         delete?: never;
@@ -42,7 +42,12 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Update Group
+         * @description An admin changes the group's settings: ``auto_claim_voices`` lets a very sure
+         *     voiceprint match claim a speaker for its member at once (marked, and undoable).
+         */
+        patch: operations["update_group_groups__group_id__patch"];
         trace?: never;
     };
     "/groups/{group_id}/members": {
@@ -61,6 +66,27 @@ export interface paths {
          */
         post: operations["add_member_groups__group_id__members_post"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/groups/{group_id}/members/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove Member
+         * @description Leave the group (your own ``user_id``), or, as an admin, remove a member: they leave
+         *     its leaderboard and its suggestions. Their claims stay on the sessions' speakers.
+         */
+        delete: operations["remove_member_groups__group_id__members__user_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -137,7 +163,13 @@ export interface paths {
         get: operations["read_me_me_get"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Forget Me
+         * @description Forget me: your voiceprint is deleted, every claim you made is released (its counts
+         *     go back to an unclaimed speaker), you leave every group, and your profile is deleted.
+         *     Sessions you started stay with their groups (their admins may delete them).
+         */
+        delete: operations["forget_me_me_delete"];
         options?: never;
         head?: never;
         /**
@@ -145,6 +177,36 @@ export interface paths {
          * @description Set your own display name, shown in every group you belong to.
          */
         patch: operations["update_me_me_patch"];
+        trace?: never;
+    };
+    "/me/voiceprint": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Read Voiceprint
+         * @description Whether a voiceprint of you is kept, from how many sessions, and since when.
+         */
+        get: operations["read_voiceprint_me_voiceprint_get"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Voiceprint
+         * @description Delete your voiceprint everywhere, at once, and keep none from now on (turn
+         *     ``remember_voice`` on again to start a new one).
+         */
+        delete: operations["delete_voiceprint_me_voiceprint_delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Set Voiceprint Consent
+         * @description Allow or refuse a voiceprint. Refusing deletes the one kept, at once; allowing keeps
+         *     one from your next self-claims (the app also asks on your first self-claim).
+         */
+        patch: operations["set_voiceprint_consent_me_voiceprint_patch"];
         trace?: never;
     };
     "/media/{key}": {
@@ -183,6 +245,30 @@ export interface paths {
          */
         post: operations["start_session_sessions_start_post"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Session
+         * @description Delete the session and everything made from it: chunks, clips, evidence clips,
+         *     transcript, speakers, occurrences, and its share of any voiceprint; the leaderboard no
+         *     longer counts it. Only whoever started it or a group admin may. Idempotent (a session
+         *     already gone answers 204). A session being processed is deleted all the same: its job
+         *     finds the session gone and writes nothing more (it removes any clip it had stored).
+         */
+        delete: operations["delete_session_sessions__session_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -483,6 +569,8 @@ export interface components {
             claim_type: "self" | "guest";
             /** Guest Name */
             guest_name?: string | null;
+            /** Remember Voice */
+            remember_voice?: boolean | null;
             /**
              * Speaker Id
              * Format: uuid
@@ -491,8 +579,15 @@ export interface components {
         };
         /** ClaimResult */
         ClaimResult: {
+            /** Remember Voice */
+            remember_voice?: boolean | null;
             /** Success */
             success: boolean;
+            /**
+             * Voiceprint Updated
+             * @default false
+             */
+            voiceprint_updated: boolean;
         };
         /**
          * ClaimType
@@ -532,6 +627,11 @@ export interface components {
         /** GroupDetail */
         GroupDetail: {
             /**
+             * Auto Claim Voices
+             * @default false
+             */
+            auto_claim_voices: boolean;
+            /**
              * Id
              * Format: uuid
              */
@@ -550,6 +650,14 @@ export interface components {
             id: string;
             /** Name */
             name: string;
+        };
+        /**
+         * GroupSettings
+         * @description What a group's admin may change.
+         */
+        GroupSettings: {
+            /** Auto Claim Voices */
+            auto_claim_voices: boolean;
         };
         /** GroupStats */
         GroupStats: {
@@ -634,6 +742,12 @@ export interface components {
         MemberPublic: {
             /** Display Name */
             display_name: string | null;
+            /**
+             * Role
+             * @default member
+             * @enum {string}
+             */
+            role: "admin" | "member";
             /**
              * User Id
              * Format: uuid
@@ -967,6 +1081,11 @@ export interface components {
          *     }
          */
         SpeakerPublic: {
+            /**
+             * Auto Claimed
+             * @default false
+             */
+            auto_claimed: boolean;
             claim_type: components["schemas"]["ClaimType"] | null;
             /** Claimed At */
             claimed_at?: string | null;
@@ -987,6 +1106,12 @@ export interface components {
             segment_count: number;
             /** Speaker Label */
             speaker_label: string;
+            /** Suggested Display Name */
+            suggested_display_name?: string | null;
+            /** Suggested User Id */
+            suggested_user_id?: string | null;
+            /** Suggestion Confidence */
+            suggestion_confidence?: number | null;
             /** Total Duration Seconds */
             total_duration_seconds: number;
             /** Word Counts */
@@ -1004,6 +1129,44 @@ export interface components {
             /** Segments */
             segments: components["schemas"]["SegmentPublic"][];
         };
+        /** VoiceprintConsent */
+        VoiceprintConsent: {
+            /** Remember Voice */
+            remember_voice: boolean;
+        };
+        /**
+         * VoiceprintPublic
+         * @description Whether LahStats keeps a voiceprint of you, built from how many sessions, when.
+         */
+        VoiceprintPublic: {
+            /** Exists */
+            exists: boolean;
+            /** Remember Voice */
+            remember_voice: boolean | null;
+            /** Sessions */
+            sessions: number;
+            /** Updated At */
+            updated_at: string | null;
+            /** Voiceprints */
+            voiceprints: components["schemas"]["VoiceprintSpace"][];
+        };
+        /**
+         * VoiceprintSpace
+         * @description Your voiceprint in one embedder's space (a new embedder starts a new one).
+         */
+        VoiceprintSpace: {
+            /** Embedder */
+            embedder: string;
+            /** Seconds */
+            seconds: number;
+            /** Sessions */
+            sessions: number;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -1020,6 +1183,7 @@ export type ErrorResponse = components['schemas']['ErrorResponse'];
 export type GroupCreate = components['schemas']['GroupCreate'];
 export type GroupDetail = components['schemas']['GroupDetail'];
 export type GroupPublic = components['schemas']['GroupPublic'];
+export type GroupSettings = components['schemas']['GroupSettings'];
 export type GroupStats = components['schemas']['GroupStats'];
 export type GroupsPublic = components['schemas']['GroupsPublic'];
 export type HealthPublic = components['schemas']['HealthPublic'];
@@ -1045,6 +1209,9 @@ export type SessionsPublic = components['schemas']['SessionsPublic'];
 export type SpeakerPublic = components['schemas']['SpeakerPublic'];
 export type SpeakersPublic = components['schemas']['SpeakersPublic'];
 export type TranscriptPublic = components['schemas']['TranscriptPublic'];
+export type VoiceprintConsent = components['schemas']['VoiceprintConsent'];
+export type VoiceprintPublic = components['schemas']['VoiceprintPublic'];
+export type VoiceprintSpace = components['schemas']['VoiceprintSpace'];
 export type $defs = Record<string, never>;
 export interface operations {
     list_groups_groups_get: {
@@ -1172,6 +1339,68 @@ export interface operations {
             };
         };
     };
+    update_group_groups__group_id__patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["GroupSettings"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GroupDetail"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A member, but not allowed to do this (the starter or a group admin may) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not in one of your groups */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid request body or parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     add_member_groups__group_id__members_post: {
         parameters: {
             query?: never;
@@ -1216,6 +1445,61 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request is not acceptable as written: malformed JSON or multipart, a missing or mistyped field, a number out of range, text with control characters or over its length. Every such request gets 422 with code `validation_error` (never 400). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    remove_member_groups__group_id__members__user_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                group_id: string;
+                user_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A member, but not allowed to do this (the starter or a group admin may) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not in one of your groups */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1402,6 +1686,40 @@ export interface operations {
             };
         };
     };
+    forget_me_me_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request is not acceptable as written: malformed JSON or multipart, a missing or mistyped field, a number out of range, text with control characters or over its length. Every such request gets 422 with code `validation_error` (never 400). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
     update_me_me_patch: {
         parameters: {
             query?: never;
@@ -1422,6 +1740,118 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ProfilePublic"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid request body or parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    read_voiceprint_me_voiceprint_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoiceprintPublic"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request is not acceptable as written: malformed JSON or multipart, a missing or mistyped field, a number out of range, text with control characters or over its length. Every such request gets 422 with code `validation_error` (never 400). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    delete_voiceprint_me_voiceprint_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request is not acceptable as written: malformed JSON or multipart, a missing or mistyped field, a number out of range, text with control characters or over its length. Every such request gets 422 with code `validation_error` (never 400). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    set_voiceprint_consent_me_voiceprint_patch: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VoiceprintConsent"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoiceprintPublic"];
                 };
             };
             /** @description Missing, expired or invalid bearer token */
@@ -1532,6 +1962,60 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
+            };
+        };
+    };
+    delete_session_sessions__session_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description A member, but not allowed to do this (the starter or a group admin may) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not in one of your groups */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request is not acceptable as written: malformed JSON or multipart, a missing or mistyped field, a number out of range, text with control characters or over its length. Every such request gets 422 with code `validation_error` (never 400). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };

