@@ -114,6 +114,7 @@ class Settings(BaseSettings):
     # second listen before a verify rule of the dictionary rewrites them.
     singlish_hotwords: bool = True
     singlish_verify: bool = True
+    singlish_cross_check: bool = True
     sample_clip_seconds: float = Field(default=5.0, gt=0)
     progress_min_interval_s: float = Field(default=0.5, ge=0)
     # A worker's claim on a session; renewed with every progress write. A `processing`

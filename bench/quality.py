@@ -474,7 +474,26 @@ def _process_singlish(
                 clips = store_clips(audio, heard, uuid.uuid4(), storage, settings)
                 result = heard_result(heard, clips, audio.duration, storage)
                 (hyp_dirs[count] / f"{name}.json").write_text(json.dumps(result))
+                evidence = hyp_dirs[count] / f"{name}.evidence.json"
+                evidence.write_text(json.dumps(segment_evidence(heard.analysis)))
     return audio_s
+
+
+def segment_evidence(analysis: Any) -> list[dict[str, Any]]:
+    """Each segment's speaker, times, recognised words and verdicts, as the database stores
+    them (``processing.evidence``): what a recount reads (``research/singlish_recount.py``)."""
+    from processing.evidence import verdicts_json, words_json
+
+    return [
+        {
+            "speaker": g.speaker,
+            "start": g.start,
+            "end": g.end,
+            "words": words_json(g.words),
+            "verdicts": verdicts_json(g.verdicts),
+        }
+        for g in analysis.segments
+    ]
 
 
 def _score_singlish(ref_dir: Path, hyp_dir: Path, conversations: list[str]) -> dict[str, Any]:
