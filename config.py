@@ -111,7 +111,8 @@ class Settings(BaseSettings):
     corrections_file: Path | None = None
     # Singlish target words (README, "Singlish target words"): decode with the target words
     # as faster-whisper hotwords, and give English-looking renderings ("may", "there") a
-    # second listen before a verify rule of the dictionary rewrites them.
+    # second listen before a verify rule of the dictionary rewrites them; listen again without
+    # the prompt at each target word the prompted decoder wrote (services/singlish/crosscheck).
     singlish_hotwords: bool = True
     singlish_verify: bool = True
     singlish_cross_check: bool = True
