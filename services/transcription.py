@@ -216,21 +216,19 @@ def _from_whisper_words(segment: WhisperSegment, duration: float) -> tuple[Word,
 # writing its prompt: "Walao, cheebai, lanjiao, kiasu, kiasu, kiasu, ..." (probed with the dev
 # set's voices, research/short_utterances.py). The squeeze rule then dropped the whole segment,
 # the word that was said with it; when the echo was not squeezed, it counted words nobody said.
-LOOP_LENGTH = 3  # the same word this many times in a row: a decoding loop, not speech
+LOOP_REPEATS = 3  # the same run of words this many times in a row: a decoding loop, not speech
+LOOP_WORDS = 4  # the longest run looked for ("sia, meh, hor, sia, meh, hor, ...")
 
 
 def without_prompt_echo(words: Sequence[Word], hotwords: str | None) -> tuple[Word, ...]:
     """``words`` without what the decoder copied from its ``hotwords`` prompt: from the first
-    loop (one word ``LOOP_LENGTH`` times in a row) on, and each prompt word that follows the
-    one before it in the prompt ("cheebai" and "lanjiao" in "Walao, cheebai, lanjiao")."""
+    loop (a run of up to ``LOOP_WORDS`` words ``LOOP_REPEATS`` times in a row) on, and each
+    prompt word that follows the one before it in the prompt ("cheebai" and "lanjiao" in
+    "Walao, cheebai, lanjiao")."""
     from services.singlish.text import tokenize
 
     said = [" ".join(tokenize(w.text)) for w in words]
-    loop = next(
-        (i for i in range(len(said)) if said[i] and len(set(said[i : i + LOOP_LENGTH])) == 1
-         and len(said[i : i + LOOP_LENGTH]) == LOOP_LENGTH),
-        len(said),
-    )  # fmt: skip
+    loop = min((_loop_start(said, n) for n in range(1, LOOP_WORDS + 1)), default=len(said))
     if not hotwords:
         return tuple(words[:loop])
     prompt = tokenize(hotwords)
@@ -238,6 +236,16 @@ def without_prompt_echo(words: Sequence[Word], hotwords: str | None) -> tuple[Wo
     return tuple(
         w for i, w in enumerate(words[:loop]) if i == 0 or follows.get(said[i - 1]) != said[i]
     )
+
+
+def _loop_start(said: Sequence[str], n: int) -> int:
+    """The first index where a run of ``n`` words starts ``LOOP_REPEATS`` repeats in a row
+    (``len(said)`` when none does)."""
+    for i in range(len(said) - n * LOOP_REPEATS + 1):
+        run = said[i : i + n]
+        if all(run) and all(said[i + k * n : i + (k + 1) * n] == run for k in range(LOOP_REPEATS)):
+            return i
+    return len(said)
 
 
 def _clamped_word(start: float, end: float, text: str, probability: float, duration: float) -> Word:

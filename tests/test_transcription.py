@@ -126,6 +126,8 @@ def test_what_the_decoder_copied_from_its_prompt_is_dropped() -> None:
     assert said("Cannot", "afford", "lah,", "uncle.") == ["Cannot", "afford", "lah,", "uncle."]
     assert said("kiasu", "lanjiao") == ["kiasu", "lanjiao"]  # not in the prompt's order
     assert said("can,", "can.") == ["can,", "can."]
+    loop = ("sia,", "meh,", "hor,") * 4
+    assert said("Walao,", "the", "queue", *loop) == ["Walao,", "the", "queue"]
 
 
 def test_conversation_words_are_timed_in_order_and_progress_goes_forward(
