@@ -2,6 +2,10 @@
 ``python -m bench quality --parts singlish`` stored (each segment's words and verdicts,
 ``<set>_hyp_<count>/<conversation>.evidence.json``), with other dictionary margins, and no ASR.
 
+``--export DIR`` also writes each conversation's recounted occurrences as
+``research/calibrate_confidence.py`` caches them (``DIR/<conversation>.json``), so the
+confidence can be fitted on this hearing without running the pipeline again.
+
 The recount is the product's own (``services.singlish.read`` per segment, as the analysis and
 ``lahstats recount`` run it), scored by ``shared/singlish/score.py`` as the bench scores it.
 It chooses ``verify_margins["unprompted"]`` (the cross-check of ``services.singlish.crosscheck``)
@@ -16,7 +20,7 @@ import json
 import math
 import tempfile
 from collections import Counter
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +30,27 @@ from bench.report import console, table
 from services.domain import Utterance, Word
 from services.singlish import read
 from services.singlish.dictionary import Corrections, load_corrections
+from services.singlish.occurrences import Occurrence
 from services.singlish.verification import Verdict
 
 SETS = {"dev": CACHE_DIR / "singlish", "unseen": CACHE_DIR / "singlish_unseen"}
 
 
-def recount(evidence: list[dict[str, Any]], corrections: Corrections) -> dict[str, Any]:
-    """The result document score.py reads: counts per speaker, and the segments' times."""
-    counts: dict[str, Counter[str]] = {}
+def occurrences(evidence: list[dict[str, Any]], corrections: Corrections) -> list[Occurrence]:
+    found: list[Occurrence] = []
     for segment in evidence:
         words = tuple(Word(*w) for w in segment["words"])
         utterance = Utterance(segment["speaker"], segment["start"], segment["end"], words)
         verdicts = [Verdict(**v) for v in segment["verdicts"]]
-        for o in read(utterance, corrections, verdicts).occurrences:
-            counts.setdefault(o.speaker, Counter())[o.word] += 1
+        found.extend(read(utterance, corrections, verdicts).occurrences)
+    return found
+
+
+def recount(evidence: list[dict[str, Any]], corrections: Corrections) -> dict[str, Any]:
+    """The result document score.py reads: counts per speaker, and the segments' times."""
+    counts: dict[str, Counter[str]] = {}
+    for o in occurrences(evidence, corrections):
+        counts.setdefault(o.speaker, Counter())[o.word] += 1
     speakers = {s["speaker"] for s in evidence}
     return {
         "speakers": [{"label": s, "word_counts": dict(counts.get(s, {}))} for s in speakers],
@@ -60,12 +71,31 @@ def score(ref_dir: Path, count: str, corrections: Corrections) -> dict[str, Any]
         return _score_singlish(ref_dir, out, names)
 
 
+def export(ref_dir: Path, count: str, corrections: Corrections, out: Path) -> None:
+    """The recounted occurrences in ``research/calibrate_confidence.py``'s cache shape."""
+    hyp_dir = ref_dir.parent / f"{ref_dir.name}_hyp_{count}"
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(hyp_dir.glob("*.evidence.json")):
+        evidence = json.loads(path.read_text())
+        cached = {
+            "segments": [[s["start"], s["end"], s["speaker"]] for s in evidence],
+            "turns": [],
+            "occurrences": [asdict(o) for o in occurrences(evidence, corrections)],
+        }
+        (out / path.name.replace(".evidence", "")).write_text(json.dumps(cached))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--set", choices=list(SETS), default="dev")
     parser.add_argument("--count", choices=("oracle", "auto"), default="auto")
-    parser.add_argument("--sweep", nargs="+", metavar=("VERIFIER", "MARGIN"), required=True)
+    parser.add_argument("--sweep", nargs="+", metavar=("VERIFIER", "MARGIN"), default=[])
+    parser.add_argument("--export", type=Path, help="write the shipped dictionary's occurrences")
     args = parser.parse_args()
+    if args.export:
+        export(SETS[args.set], args.count, load_corrections(), args.export)
+    if not args.sweep:
+        return
     verifier, margins = args.sweep[0], [float(m) for m in args.sweep[1:]]
     shipped = load_corrections()
     rows = []
