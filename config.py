@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     singlish_hotwords: bool = True
     singlish_verify: bool = True
     singlish_cross_check: bool = True
+    # The operating point of the counts (README, "Confidence and disputes"): an occurrence
+    # counts when its calibrated confidence is at least this; below it, it is kept as
+    # "possible" (listed with its clip, not counted). `lahstats recount` applies a new value.
+    count_min_confidence: float = Field(default=0.7, ge=0.0, le=1.0)
+    # a fitted confidence calibration replacing the shipped services/data/confidence.json
+    confidence_calibration_file: Path | None = None
     sample_clip_seconds: float = Field(default=5.0, gt=0)
     progress_min_interval_s: float = Field(default=0.5, ge=0)
     # A worker's claim on a session; renewed with every progress write. A `processing`

@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Enum,
     Float,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
+from sqlalchemy import true as sa_true
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -262,6 +264,41 @@ class WordOccurrence(Base):
     dictionary_version: Mapped[str] = mapped_column(String(64), default="")
     score: Mapped[float | None] = mapped_column(Float)
     clip_key: Mapped[str | None] = mapped_column(String(255))
+    # How sure we are (services/singlish/confidence.py; None: stored before confidences) and
+    # whether it counts: a human decision if any, else confidence >= COUNT_MIN_CONFIDENCE.
+    confidence: Mapped[float | None] = mapped_column(Float)
+    confidence_version: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    counted: Mapped[bool] = mapped_column(Boolean, default=True, server_default=sa_true())
+    # the latest human decision ("disputed", "confirmed"; None: the threshold decides), by whom
+    decision: Mapped[str | None] = mapped_column(String(16))
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("profiles.id"))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     speaker: Mapped[SessionSpeaker] = relationship()
     segment: Mapped[Segment | None] = relationship()
+
+
+class OccurrenceReview(Base):
+    """One human change to an occurrence (a dispute or a confirmation): who, when, and the
+    decision and count before and after, so every change can be traced and undone. Kept when
+    a recount drops the occurrence (``occurrence_id`` becomes null; word and time stay)."""
+
+    __tablename__ = "occurrence_reviews"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    session_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    occurrence_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("word_occurrences.id", ondelete="SET NULL"), index=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("profiles.id"))
+    action: Mapped[str] = mapped_column(String(16))  # "dispute" | "confirm"
+    reason: Mapped[str | None] = mapped_column(String(200))
+    word: Mapped[str] = mapped_column(String(32))
+    start_s: Mapped[float | None] = mapped_column(Float)
+    decision_before: Mapped[str | None] = mapped_column(String(16))
+    decision_after: Mapped[str | None] = mapped_column(String(16))
+    counted_before: Mapped[bool] = mapped_column(Boolean)
+    counted_after: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

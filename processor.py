@@ -228,6 +228,7 @@ def _process(
                 warnings=[*warnings, *heard.warnings],
                 processing_time_s=time.perf_counter() - started,
                 corrections_version=pipeline.engines.singlish.corrections.version,
+                rating=pipeline.engines.singlish.rating,
             ),
         )
     if saved is None:  # another attempt owns the session now: it saves, it notifies
@@ -264,5 +265,6 @@ def process_audio(
         engines.emotion_classifier,
         progress.report,
         verdicts,
+        engines.singlish.rating,
     )
     return rows.Heard(analysis=analysis, turns=tuple(turns), warnings=doubts)

@@ -127,11 +127,12 @@ def chunk_count(db: DbSession, session_id: uuid.UUID) -> int:
 
 
 def speaker_word_counts(db: DbSession, speaker_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:
-    """Speaker → word → count, derived from the speakers' occurrences (the evidence rows)."""
+    """Speaker → word → count, derived from the speakers' counted occurrences (the evidence
+    rows; "possible" and disputed ones are not counted)."""
     counts: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
     rows = db.execute(
         select(WordOccurrence.speaker_id, WordOccurrence.word, func.count())
-        .where(WordOccurrence.speaker_id.in_(speaker_ids))
+        .where(WordOccurrence.speaker_id.in_(speaker_ids), WordOccurrence.counted.is_(True))
         .group_by(WordOccurrence.speaker_id, WordOccurrence.word)
         .order_by(WordOccurrence.word)
     )
@@ -187,14 +188,18 @@ def has_self_claim(db: DbSession, session_id: uuid.UUID, user_id: uuid.UUID) -> 
 
 def leaderboard(db: DbSession, group_id: uuid.UUID) -> dict[uuid.UUID, dict[str, int]]:
     """Per member, per word: how often they said it in the group's sessions, counting the
-    occurrences of every speaker they claimed as themselves."""
+    counted occurrences of every speaker they claimed as themselves."""
     totals: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)
     user = SessionSpeaker.attributed_to_user_id
     rows = db.execute(
         select(user, WordOccurrence.word, func.count())
         .join(SessionSpeaker, SessionSpeaker.id == WordOccurrence.speaker_id)
         .join(Session, Session.id == SessionSpeaker.session_id)
-        .where(Session.group_id == group_id, SessionSpeaker.claim_type == ClaimType.SELF)
+        .where(
+            Session.group_id == group_id,
+            SessionSpeaker.claim_type == ClaimType.SELF,
+            WordOccurrence.counted.is_(True),
+        )
         .group_by(user, WordOccurrence.word)
     )
     for user_id, word, count in rows:

@@ -19,7 +19,7 @@ import lifecycle
 from backend.deps import Resources
 from backend.errors import install_error_handlers
 from backend.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
-from backend.routes import groups, health, me, media, metrics, sessions
+from backend.routes import groups, health, me, media, metrics, occurrences, sessions
 from backend.status import StatusReader
 from config import Settings
 from db import create_db_engine, create_session_factory
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the last added is the outermost: metrics see every answer, the body limit's 413s too
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(RequestMetricsMiddleware)
-    for module in (health, groups, sessions, me, media, metrics):
+    for module in (health, groups, sessions, occurrences, me, media, metrics):
         app.include_router(module.router)
     app.mount("/app", StaticFiles(directory=WEB_DIR, html=True), name="app")
     return app

@@ -349,10 +349,68 @@ class OccurrencePublic(BaseModel):
     dictionary_version: str
     score: float | None
     clip_url: str | None
+    # added by issue 14 (confidence, disputes); null where not known
+    confidence: float | None = Field(
+        default=None,
+        description="Calibrated probability (0-1) that this occurrence is right; null for "
+        "counts from before confidences until the next recount",
+    )
+    counted: bool = Field(
+        default=True,
+        description="Whether it is in the counts: a member's decision if any, else "
+        "confidence >= COUNT_MIN_CONFIDENCE (below it: a 'possible' occurrence)",
+    )
+    decision: Literal["disputed", "confirmed"] | None = None
+    decided_by: uuid.UUID | None = None
+    decided_at: datetime | None = None
 
 
 class OccurrencesPublic(BaseModel):
     occurrences: list[OccurrencePublic]
+
+
+# --- disputes and confirmations (issue 14) ------------------------------------------------------
+
+REASON_LENGTH = 200  # occurrence_reviews.reason
+
+
+class OccurrenceReviewRequest(BaseModel):
+    """Why (optional): "that wasn't 'lah'"."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "that wasn't 'lah'"}]}
+    )
+
+    reason: (
+        Annotated[
+            str,
+            Field(min_length=1, max_length=REASON_LENGTH),
+            AfterValidator(lambda v: clean_text(v, REASON_LENGTH)),
+        ]
+        | None
+    ) = None
+
+
+class OccurrenceReviewPublic(BaseModel):
+    """One change a member made to an occurrence: who, when, and the decision and whether it
+    counted before and after."""
+
+    id: uuid.UUID
+    occurrence_id: uuid.UUID | None
+    user_id: uuid.UUID
+    action: Literal["dispute", "confirm"]
+    reason: str | None
+    word: str
+    start: float | None
+    decision_before: Literal["disputed", "confirmed"] | None
+    decision_after: Literal["disputed", "confirmed"] | None
+    counted_before: bool
+    counted_after: bool
+    created_at: datetime
+
+
+class OccurrenceReviewsPublic(BaseModel):
+    reviews: list[OccurrenceReviewPublic]
 
 
 class ClaimRequest(BaseModel):

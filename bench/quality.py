@@ -39,6 +39,8 @@ from config import Settings
 from services.domain import EMOTION_LABELS, Audio, SpeakerHints, SpeakerTurn
 
 PARTS = ("der", "wer", "emotion", "singlish")
+SINGLISH_SETS = ("dev", "unseen")  # tuned on / never tuned on (bench/singlish_unseen.py)
+SPEAKER_COUNTS = ("oracle", "auto")
 COLLARS = {"±0.25 s": 0.5, "none": 0.0}  # label -> pyannote collar (total width, seconds)
 ONE_SPEAKER = "one speaker"  # the baseline's "speaker count": perfect speech regions, one label
 ASR_DIR = CORPUS / "asr_en"
@@ -59,17 +61,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=list(GROUPS),
         help="der: only these groups (default: all; see bench/farfield.py)",
     )
+    parser.add_argument(
+        "--singlish-sets",
+        nargs="+",
+        choices=SINGLISH_SETS,
+        default=list(SINGLISH_SETS),
+        help="singlish: only these sets (default: both, the tuned-on and the never-tuned)",
+    )
+    parser.add_argument(
+        "--speaker-counts",
+        nargs="+",
+        choices=SPEAKER_COUNTS,
+        default=list(SPEAKER_COUNTS),
+        help="singlish: with the true speaker count, the estimated one, or both (default)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings()
     results: dict[str, Any] = {"load_average_start": load_average()}
-    runners = {"wer": _wer, "emotion": _emotion, "singlish": _singlish}
+    runners = {"wer": _wer, "emotion": _emotion}
     for part in args.parts:
         console.print(f"[bold]{part}[/bold]: load {load_average()}")
         with Stopwatch() as sw:
             if part == "der":
                 results[part] = _der(settings, args.limit, args.groups)
+            elif part == "singlish":
+                results[part] = _singlish(
+                    settings, args.limit, args.singlish_sets, args.speaker_counts
+                )
             else:
                 results[part] = runners[part](settings, args.limit)
         results[part]["seconds"] = round(sw.seconds, 1)
@@ -374,10 +394,9 @@ def goemotions_dev() -> list[tuple[str, str]]:
 # --- Singlish target words --------------------------------------------------------------------
 
 
-SINGLISH_SETS = ("dev", "unseen")  # tuned on / never tuned on (bench/singlish_unseen.py)
-
-
-def _singlish(settings: Settings, limit: int | None) -> dict[str, Any]:
+def _singlish(
+    settings: Settings, limit: int | None, names: Sequence[str], counts: Sequence[str]
+) -> dict[str, Any]:
     """Both Singlish sets, each scored on its own (never pooled): ``dev`` (what the dictionary
     and rules are tuned on) and ``unseen`` (what they never are)."""
     from bench.singlish_unseen import singlish_unseen_set
@@ -385,9 +404,9 @@ def _singlish(settings: Settings, limit: int | None) -> dict[str, Any]:
     sets = {"dev": singlish_dev_set, "unseen": singlish_unseen_set}
     models = _singlish_models(settings)
     results: dict[str, Any] = {}
-    for name in SINGLISH_SETS:
+    for name in names:
         with Stopwatch() as sw:
-            results[name] = _singlish_set(settings, models, sets[name](), limit)
+            results[name] = _singlish_set(settings, models, sets[name](), limit, counts)
         results[name]["seconds"] = round(sw.seconds, 1)
     return {"sets": results}
 
@@ -399,13 +418,11 @@ def _singlish_models(settings: Settings) -> Any:
 
 
 def _singlish_set(
-    settings: Settings, models: Any, ref_dir: Path, limit: int | None
+    settings: Settings, models: Any, ref_dir: Path, limit: int | None, counts: Sequence[str]
 ) -> dict[str, Any]:
     conversations = list(json.loads((ref_dir / "manifest.json").read_text())["conversations"])
     conversations = conversations[:limit]
-    hyp_dirs = {
-        count: ref_dir.parent / f"{ref_dir.name}_hyp_{count}" for count in ("oracle", "auto")
-    }
+    hyp_dirs = {count: ref_dir.parent / f"{ref_dir.name}_hyp_{count}" for count in counts}
     for folder in hyp_dirs.values():
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
@@ -466,11 +483,9 @@ def _process_singlish(
             audio = decode_audio(ref_dir / f"{name}.wav")
             audio_s += audio.duration
             speakers = len(rttm_speakers(ref_dir / f"{name}.rttm"))
-            for count, hints in (
-                ("oracle", SpeakerHints(num_speakers=speakers)),
-                ("auto", SpeakerHints()),
-            ):
-                heard = process_audio(audio, hints, models, Unwatched())
+            hints_by_count = {"oracle": SpeakerHints(num_speakers=speakers), "auto": SpeakerHints()}
+            for count in hyp_dirs:
+                heard = process_audio(audio, hints_by_count[count], models, Unwatched())
                 clips = store_clips(audio, heard, uuid.uuid4(), storage, settings)
                 result = heard_result(heard, clips, audio.duration, storage)
                 (hyp_dirs[count] / f"{name}.json").write_text(json.dumps(result))

@@ -21,6 +21,7 @@ from migrations.runner import upgrade
 from processing import operations
 from processing.reconcile import reconcile
 from processing.sweep import SWEEP_WINDOW, sweep_orphan_chunks
+from services.singlish import load_rating
 from services.singlish.dictionary import load_corrections
 from storage import create_storage
 
@@ -129,21 +130,35 @@ def reprocess(
 def recount(
     session_id: Annotated[uuid.UUID | None, typer.Argument()] = None,
     all_sessions: Annotated[bool, typer.Option("--all", help="Every processed session")] = False,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(min=0.0, max=1.0, help="The operating point; default COUNT_MIN_CONFIDENCE"),
+    ] = None,
 ) -> None:
     """Re-derive every count from stored evidence (recognised words, verdicts) with the
-    corrections dictionary as it is now, without re-running ASR."""
+    corrections dictionary, the confidence calibration, each group's disputes and
+    confirmations and the threshold as they are now, without re-running ASR. Human
+    decisions are kept."""
     if (session_id is None) == (not all_sessions):
         console.print("[red]give a SESSION id or --all[/red]")
         raise typer.Exit(2)
     settings = Settings()
+    if min_confidence is not None:
+        settings = settings.model_copy(update={"count_min_confidence": min_confidence})
     factory = create_session_factory(create_db_engine(settings))
     corrections = load_corrections(settings.corrections_file)
+    rating = load_rating(settings)
     with console.status("recounting..."):
         ids = None if session_id is None else [session_id]
-        totals = operations.recount(factory, create_storage(settings), settings, corrections, ids)
-    console.print(f"recounted {len(totals)} sessions with corrections {corrections.version}")
+        totals = operations.recount(
+            factory, create_storage(settings), settings, corrections, ids, rating
+        )
+    console.print(
+        f"recounted {len(totals)} sessions with corrections {corrections.version}, "
+        f"confidence {rating.calibration.version} at {rating.min_confidence}"
+    )
     for sid, total in totals.items():
-        console.print(f"  {sid}: {total} target words")
+        console.print(f"  {sid}: {total} target words counted")
 
 
 @app.command(

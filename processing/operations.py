@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import redis
 import structlog
 from rq import Worker
 from rq.registry import FailedJobRegistry, StartedJobRegistry
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
@@ -23,11 +23,17 @@ from config import Settings
 from models import Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
 from processing.chunks import ChunkError, concatenate_chunks
 from processing.clips import delete_clips, store_evidence_clips
-from processing.evidence import occurrence_rows, stored_utterance, stored_verdicts
+from processing.evidence import (
+    group_feedback_of,
+    occurrence_rows,
+    stored_utterance,
+    stored_verdicts,
+)
 from processing.rows import ChunkRef
 from queueing.jobs import processing_queue, requeue_processing
 from services import singlish
 from services.audio import AudioSpool
+from services.singlish.confidence import Rating, counts
 from services.singlish.dictionary import Corrections
 from services.singlish.occurrences import Occurrence
 from storage import Storage, StorageError, evidence_clip_key
@@ -138,12 +144,17 @@ def recount(
     settings: Settings,
     corrections: Corrections,
     session_ids: list[uuid.UUID] | None = None,
+    rating: Rating | None = None,
 ) -> dict[uuid.UUID, int]:
     """Re-derive every processed session's occurrences (so every count, claimed users'
     included) from its stored evidence — the recognised words and the verifier's verdicts —
-    with ``corrections``, without re-running ASR. An occurrence that is new gets its clip cut
-    from the session's chunks; a clip no occurrence uses any more is deleted. ``None`` = every
-    processed session. Returns each session's new total of target words."""
+    with ``corrections``, rated by ``rating`` (the calibration and ``COUNT_MIN_CONFIDENCE``;
+    each session's group feedback is added) without re-running ASR. An occurrence found again
+    (same speaker, word and time) keeps its row, so its human decision and review history
+    stay; a new one gets its clip cut from the session's chunks; a clip no occurrence uses any
+    more is deleted. ``None`` = every processed session. Returns each session's new count of
+    counted target words."""
+    rating = rating if rating is not None else Rating()
     with session_factory() as db:
         query = select(Session.id).where(
             Session.status.in_([SessionStatus.READY_FOR_CLAIMING, SessionStatus.COMPLETED])
@@ -152,7 +163,7 @@ def recount(
             query = query.where(Session.id.in_(session_ids))
         chosen = list(db.scalars(query))
     return {
-        sid: _recount_session(session_factory, storage, settings, corrections, sid)
+        sid: _recount_session(session_factory, storage, settings, corrections, rating, sid)
         for sid in chosen
     }
 
@@ -162,9 +173,11 @@ def _recount_session(
     storage: Storage,
     settings: Settings,
     corrections: Corrections,
+    rating: Rating,
     session_id: uuid.UUID,
 ) -> int:
-    """One session in one transaction, its row locked so no claim or reprocess interleaves."""
+    """One session in one transaction, its row locked so no claim, reprocess or dispute
+    interleaves."""
     with session_factory() as db:
         session = db.get(Session, session_id, with_for_update=True)
         if session is None or session.status not in (
@@ -172,18 +185,11 @@ def _recount_session(
             SessionStatus.COMPLETED,
         ):
             return 0
-        labels = {s.id: s.label for s in session.speakers}
-        speaker_ids = {label: sid for sid, label in labels.items()}
-        segments = db.scalars(
-            select(Segment).where(Segment.session_id == session_id).order_by(Segment.start_s)
-        ).all()
-        found: list[tuple[Segment, tuple[Occurrence, ...]]] = []
-        for segment in segments:
-            utterance = stored_utterance(segment, labels[segment.speaker_id])
-            reading = singlish.read(utterance, corrections, stored_verdicts(segment))
-            segment.corrected_text = reading.corrected_text
-            found.append((segment, reading.occurrences))
-        old = db.scalars(select(WordOccurrence).where(WordOccurrence.session_id == session_id))
+        rating = replace(rating, feedback=group_feedback_of(db, session.group_id))
+        found = _reread(db, session, corrections)
+        old = list(
+            db.scalars(select(WordOccurrence).where(WordOccurrence.session_id == session_id))
+        )
         old_keys = {o.clip_key for o in old if o.clip_key}
         clips = _evidence_clips(
             session,
@@ -192,13 +198,87 @@ def _recount_session(
             storage,
             settings,
         )
-        db.execute(delete(WordOccurrence).where(WordOccurrence.session_id == session_id))
-        for segment, occurrences in found:
-            db.add_all(occurrence_rows(occurrences, session_id, speaker_ids, segment.id, clips))
+        speaker_ids = {s.label: s.id for s in session.speakers}
+        fresh = [
+            row
+            for segment, occurrences in found
+            for row in occurrence_rows(
+                occurrences, session_id, speaker_ids, segment.id, clips, rating
+            )
+        ]
+        kept = _keep_judged_rows(db, old, fresh, rating)
         session.corrections_version = corrections.version
         db.commit()
     delete_clips(storage, old_keys - set(clips.values()))  # after the commit
-    return sum(len(occurrences) for _, occurrences in found)
+    return sum(1 for row in kept if row.counted)
+
+
+def _reread(
+    db: DbSession, session: Session, corrections: Corrections
+) -> list[tuple[Segment, tuple[Occurrence, ...]]]:
+    """Every segment read again from its stored words and verdicts (its corrected text too)."""
+    labels = {s.id: s.label for s in session.speakers}
+    segments = db.scalars(
+        select(Segment).where(Segment.session_id == session.id).order_by(Segment.start_s)
+    ).all()
+    found = []
+    for segment in segments:
+        utterance = stored_utterance(segment, labels[segment.speaker_id])
+        reading = singlish.read(utterance, corrections, stored_verdicts(segment))
+        segment.corrected_text = reading.corrected_text
+        found.append((segment, reading.occurrences))
+    return found
+
+
+_Identity = tuple[uuid.UUID, str, float | None, float | None]
+
+
+def _identity(row: WordOccurrence) -> _Identity:
+    def at(t: float | None) -> float | None:
+        return None if t is None else round(t, 3)
+
+    return (row.speaker_id, row.word, at(row.start_s), at(row.end_s))
+
+
+def _keep_judged_rows(
+    db: DbSession, old: list[WordOccurrence], fresh: list[WordOccurrence], rating: Rating
+) -> list[WordOccurrence]:
+    """Replace ``old`` rows by ``fresh`` ones, updating in place the old row of an
+    occurrence found again (its id, decision and review history stay, and a decision still
+    wins over the threshold); old rows not found again are deleted. Returns the rows now."""
+    waiting: dict[_Identity, list[WordOccurrence]] = {}
+    for row in old:
+        waiting.setdefault(_identity(row), []).append(row)
+    result = []
+    for row in fresh:
+        same = waiting.get(_identity(row))
+        if not same:
+            db.add(row)
+            result.append(row)
+            continue
+        kept = same.pop(0)
+        for column in _RECOMPUTED:
+            setattr(kept, column, getattr(row, column))
+        kept.counted = counts(kept.confidence, kept.decision, rating.min_confidence)
+        result.append(kept)
+    for rows in waiting.values():
+        for row in rows:
+            db.delete(row)
+    return result
+
+
+# what a recount re-derives; the identity (speaker, word, times) and the decision stay
+_RECOMPUTED = (
+    "segment_id",
+    "heard",
+    "source",
+    "rule",
+    "dictionary_version",
+    "score",
+    "clip_key",
+    "confidence",
+    "confidence_version",
+)
 
 
 def _evidence_clips(

@@ -61,7 +61,12 @@ def stored_result(db: DbSession, storage: Storage, session_id: uuid.UUID) -> dic
         ],
         "occurrences": [
             occurrence_json(
-                o, speakers[o.speaker_id].label, o.start_s, o.end_s, local_path(o.clip_key, storage)
+                o,
+                speakers[o.speaker_id].label,
+                o.start_s,
+                o.end_s,
+                local_path(o.clip_key, storage),
+                counted=o.counted,
             )
             for o in occurrences
         ],
@@ -71,8 +76,8 @@ def stored_result(db: DbSession, storage: Storage, session_id: uuid.UUID) -> dic
 def _stored_occurrences(
     db: DbSession, session_id: uuid.UUID
 ) -> tuple[list[WordOccurrence], dict[uuid.UUID, Counter[str]]]:
-    """The session's occurrences in time order, and every speaker's counts made of them (as
-    the API's GROUP BY does)."""
+    """The session's occurrences in time order (counted or not), and every speaker's counts
+    made of the counted ones (as the API's GROUP BY does)."""
     occurrences = list(
         db.scalars(
             select(WordOccurrence)
@@ -82,7 +87,8 @@ def _stored_occurrences(
     )
     counts: dict[uuid.UUID, Counter[str]] = defaultdict(Counter)
     for o in occurrences:
-        counts[o.speaker_id][o.word] += 1
+        if o.counted:
+            counts[o.speaker_id][o.word] += 1
     return occurrences, counts
 
 
@@ -129,6 +135,7 @@ def heard_result(
                 o.start,
                 o.end,
                 local_path(clips.evidence.get((o.start, o.end)), storage),
+                counted=analysis.counted(o),
             )
             for o in analysis.occurrences
         ],
@@ -192,6 +199,8 @@ class Evidence(Protocol):
     def dictionary_version(self) -> str: ...
     @property
     def score(self) -> float | None: ...
+    @property
+    def confidence(self) -> float | None: ...
 
 
 def occurrence_json(
@@ -200,8 +209,12 @@ def occurrence_json(
     start: float | None,
     end: float | None,
     clip: str | None = None,
+    *,
+    counted: bool = True,
 ) -> dict[str, Any]:
-    """One entry of ``occurrences``: a counted target word and the evidence it came from."""
+    """One entry of ``occurrences``: a target word heard, the evidence it came from, how sure
+    we are of it (``confidence``, 0-1) and whether it is in the counts (``counted``; a
+    "possible" one below ``COUNT_MIN_CONFIDENCE`` or disputed is not)."""
     return {
         "speaker": speaker,
         "word": evidence.word,
@@ -212,6 +225,8 @@ def occurrence_json(
         "rule": evidence.rule,
         "dictionary_version": evidence.dictionary_version,
         "score": evidence.score,
+        "confidence": evidence.confidence,
+        "counted": counted,
         "clip": clip,
     }
 

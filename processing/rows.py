@@ -7,7 +7,7 @@ was taken again meanwhile (a re-enqueue after a lost worker), the stale attempt 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -20,10 +20,18 @@ import lifecycle
 from lifecycle import Notice, Stage
 from models import AudioChunk, Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
 from processing.clips import Clips
-from processing.evidence import occurrence_rows, verdicts_json, words_json
+from processing.evidence import (
+    carry_decisions,
+    decisions_of,
+    group_feedback_of,
+    occurrence_rows,
+    verdicts_json,
+    words_json,
+)
 from processing.retrying import database_retry
 from services.analysis import SessionAnalysis
 from services.domain import SpeakerHints, SpeakerTurn
+from services.singlish.confidence import Rating
 
 log = structlog.get_logger(__name__)
 
@@ -54,6 +62,7 @@ class Outcome:
     warnings: list[str]
     processing_time_s: float
     corrections_version: str
+    rating: Rating = field(default_factory=Rating)  # the group's feedback is added at saving
 
 
 # Somebody was heard, long enough to be a speaker, but no word of theirs was recognised.
@@ -143,8 +152,8 @@ def save(
 ) -> Saved | None:
     """Replace the session's results with the outcome's in one transaction and mark it ready
     for claiming (:func:`lifecycle.mark_ready`: completed when nobody was heard). Running a
-    session twice therefore never doubles a count. None (and nothing written) when this
-    attempt no longer owns the session."""
+    session twice therefore never doubles a count; members' decisions go to the same words
+    heard again. None (and nothing written) when this attempt no longer owns the session."""
     with session_factory() as db:
         session = _own(db, attempt)
         if session is None:
@@ -156,8 +165,15 @@ def save(
             select(WordOccurrence.clip_key).where(WordOccurrence.session_id == attempt.session_id)
         )
         stale = {key for key in previous if key} - set(outcome.clips.evidence.values())
+        # read before the old rows go: a reprocessed session's own judgements still count,
+        # and its members' decisions go to the same words heard again
+        rating = replace(outcome.rating, feedback=group_feedback_of(db, session.group_id))
+        decisions = decisions_of(db, attempt.session_id)
         db.execute(delete(SessionSpeaker).where(SessionSpeaker.session_id == attempt.session_id))
-        _insert_results(db, attempt.session_id, outcome.heard, outcome.clips)
+        rows = _insert_results(db, attempt.session_id, outcome.heard, outcome.clips, rating)
+        if decisions:
+            db.flush()
+            carry_decisions(db, decisions, rows)
         session.duration_s, session.processing_time_s = (
             outcome.duration_s,
             outcome.processing_time_s,
@@ -174,7 +190,10 @@ def save(
     return Saved(notice, stale)
 
 
-def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard, clips: Clips) -> None:
+def _insert_results(
+    db: DbSession, session_id: uuid.UUID, heard: Heard, clips: Clips, rating: Rating
+) -> list[WordOccurrence]:
+    """Add the speakers, segments and occurrence rows of ``heard``; returns the occurrences."""
     # Keys are made here, not at flush, so the whole result goes in one flush (insert order
     # follows the foreign keys).
     speakers = [
@@ -191,6 +210,7 @@ def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard, clips: C
     ]
     db.add_all(speakers)
     speaker_ids = {s.label: s.id for s in speakers}
+    occurrences: list[WordOccurrence] = []
     for s in heard.analysis.segments:
         segment = Segment(
             id=uuid.uuid4(),
@@ -207,9 +227,12 @@ def _insert_results(db: DbSession, session_id: uuid.UUID, heard: Heard, clips: C
             verdicts=verdicts_json(s.verdicts),
         )
         db.add(segment)
-        db.add_all(
-            occurrence_rows(s.occurrences, session_id, speaker_ids, segment.id, clips.evidence)
+        found = occurrence_rows(
+            s.occurrences, session_id, speaker_ids, segment.id, clips.evidence, rating
         )
+        db.add_all(found)
+        occurrences.extend(found)
+    return occurrences
 
 
 def release(session_factory: sessionmaker[DbSession], attempt: Attempt) -> None:

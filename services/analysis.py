@@ -17,6 +17,7 @@ from services.domain import (
     no_progress,
 )
 from services.emotion import EmotionClassifier, classify_emotions
+from services.singlish.confidence import Rating, counts
 from services.singlish.dictionary import Corrections
 from services.singlish.occurrences import Occurrence, count_occurrences
 from services.singlish.verification import Verdict
@@ -51,6 +52,11 @@ class SpeakerSummary:
 class SessionAnalysis:
     segments: tuple[AnalysedSegment, ...]
     speakers: tuple[SpeakerSummary, ...]
+    min_confidence: float = 0.0  # the operating point the speakers' counts were made at
+
+    def counted(self, occurrence: Occurrence) -> bool:
+        """Whether the occurrence is in the speakers' counts (no human has judged it yet)."""
+        return counts(occurrence.confidence, None, self.min_confidence)
 
     @property
     def occurrences(self) -> tuple[Occurrence, ...]:
@@ -65,12 +71,14 @@ def analyse(
     emotion_classifier: EmotionClassifier,
     on_progress: ProgressCallback = no_progress,
     verdicts: Sequence[Verdict] = (),
+    rating: Rating | None = None,
 ) -> SessionAnalysis:
     """Correct, count and tag every utterance; summarise every speaker found in ``turns``
     (a speaker who said no recognisable word still appears, with zero counts). Counts come
     from the detected occurrences only, and the corrected text shows the same rewrites;
     ``verdicts`` (:func:`services.singlish.listen_again`) decide the verify rules; each
-    utterance is read by :func:`services.singlish.read`.
+    utterance is read by :func:`services.singlish.read`, its occurrences rated by ``rating``
+    (the speakers' counts are of those it counts: all when None).
 
     Only the speakers of ``turns`` are summarised, so each has talk time and a sample clip:
     utterances of any other speaker (words recognised where diarization heard nobody, given
@@ -81,7 +89,7 @@ def analyse(
     emotions = classify_emotions([u.text for u in kept], emotion_classifier, on_progress)
     segments = []
     for u, emotion in zip(kept, emotions, strict=True):
-        reading = singlish.read(u, corrections, verdicts)
+        reading = singlish.read(u, corrections, verdicts, rating)
         segments.append(
             AnalysedSegment(
                 u.speaker,
@@ -95,10 +103,12 @@ def analyse(
                 occurrences=reading.occurrences,
             )
         )
-    occurrences = [o for s in segments for o in s.occurrences]
+    least = rating.min_confidence if rating is not None else 0.0
+    occurrences = [o for s in segments for o in s.occurrences if counts(o.confidence, None, least)]
     return SessionAnalysis(
         segments=tuple(segments),
         speakers=_summaries(segments, turns, count_occurrences(occurrences)),
+        min_confidence=least,
     )
 
 

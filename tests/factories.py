@@ -32,6 +32,7 @@ from models import (
     Group,
     GroupMember,
     Profile,
+    Segment,
     Session,
     SessionSpeaker,
     SessionStatus,
@@ -203,6 +204,53 @@ def _occurrences(speaker: SessionSpeaker, words: Mapping[str, int]) -> list[Word
         for word, count in words.items()
         for i in range(count)
     ]
+
+
+def spoken_session(
+    phone: Phone,
+    settings: Settings,
+    lines: Iterable[tuple[str, str, float]],
+    group_id: str | None = None,
+) -> ReadySession:
+    """A ``ready_for_claiming`` session (of a new group unless ``group_id``) whose evidence
+    is as the worker stores it, with no occurrences yet: one segment per (speaker label,
+    text, the recogniser's probability of each word) of ``lines``, 2 s apart, its words
+    timed 0.3 s each. A recount (``processing.operations.recount``) then detects and rates
+    the occurrences from it, exactly as it re-reads a processed session."""
+    group_id = group_id or phone.group()
+    session_id = phone.start(group_id)
+    engine = create_engine(settings.sqlalchemy_url)
+    with DbSession(engine) as db:
+        session = db.get(Session, uuid.UUID(session_id))
+        assert session is not None
+        session.status = SessionStatus.READY_FOR_CLAIMING
+        speakers: dict[str, SessionSpeaker] = {}
+        for n, (label, text, probability) in enumerate(lines):
+            if label not in speakers:
+                speakers[label] = SessionSpeaker(session_id=session.id, label=label)
+                db.add(speakers[label])
+                db.flush()
+            start = 2.0 * n
+            words = [
+                [start + 0.3 * i, start + 0.3 * (i + 1), f" {w}", probability]
+                for i, w in enumerate(text.split())
+            ]
+            db.add(
+                Segment(
+                    session_id=session.id,
+                    speaker_id=speakers[label].id,
+                    start_s=start,
+                    end_s=words[-1][1],
+                    text=text,
+                    corrected_text=text,
+                    words=words,
+                    verdicts=[],
+                )
+            )
+        db.commit()
+        speaker_ids = [str(speakers[label].id) for label in sorted(speakers)]
+    engine.dispose()
+    return ReadySession(group_id, session_id, speaker_ids)
 
 
 @contextmanager

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 from rq import Queue
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session as DbSession
 from typer.testing import CliRunner
 
@@ -19,6 +19,7 @@ from models import (
     Session,
     SessionSpeaker,
     SessionStatus,
+    WordOccurrence,
 )
 from tests.factories import group_session
 
@@ -159,6 +160,13 @@ def test_recount_reapplies_the_dictionary_and_updates_claimed_totals(env, tmp_pa
         assert crud.leaderboard(db, session.group_id) == {user_id: {"lah": 1, "walao": 2}}
         session = db.get(Session, session_id)
         assert session is not None and (session.corrections_version or "").startswith("t+")
+    # a new operating point, without ASR: nothing is that sure, so nothing counts (all kept)
+    result = runner.invoke(app, ["recount", "--all", "--min-confidence", "1"])
+    assert result.exit_code == 0, result.output
+    assert "0 target words counted" in result.output
+    with DbSession(engine) as db:
+        assert crud.speaker_word_counts(db, speaker_ids) == {}
+        assert db.scalar(select(func.count()).select_from(WordOccurrence)) == 3
     engine.dispose()
 
 

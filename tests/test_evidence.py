@@ -61,7 +61,8 @@ def key(o: dict) -> tuple:
 def _tally(occurrences: list[dict]) -> dict[str, dict[str, int]]:
     tally: dict[str, Counter[str]] = {}
     for o in occurrences:
-        tally.setdefault(o["speaker_id"], Counter())[o["word"]] += 1
+        if o["counted"]:  # a possible one (below COUNT_MIN_CONFIDENCE) is listed, not counted
+            tally.setdefault(o["speaker_id"], Counter())[o["word"]] += 1
     return {speaker: dict(words) for speaker, words in tally.items()}
 
 

@@ -178,7 +178,9 @@ def _check_speakers_claims_and_counts(seen: dict, user_id: uuid.UUID, session_fa
     with session_factory() as db:
         speaker_rows = select(SessionSpeaker).where(SessionSpeaker.session_id == session_id)
         rows = {str(s.id): s for s in db.scalars(speaker_rows)}
-        occurrence_rows = select(WordOccurrence).where(WordOccurrence.session_id == session_id)
+        occurrence_rows = select(WordOccurrence).where(
+            WordOccurrence.session_id == session_id, WordOccurrence.counted.is_(True)
+        )
         counted = Counter((str(o.speaker_id), o.word) for o in db.scalars(occurrence_rows))
     speakers = {s["id"]: s for s in seen["speakers"]}
     assert speakers.keys() == rows.keys() and len(rows) == 3

@@ -155,6 +155,22 @@ def test_a_session_from_progress_to_claims_on_a_phone(
         mine.scroll_into_view_if_needed()
         shots.take("leaderboard-after-claim")
 
+        # Disputing one of the talker's counted words takes it off the leaderboard at once;
+        # counting it again puts it back.
+        word = page.locator(
+            f'li.occurrence[data-counted="true"][data-speaker-id="{talker["id"]}"]'
+        ).first
+        word_id = word.get_attribute("data-occurrence-id")
+        word.get_by_role("button", name="That wasn't it").click()
+        disputed = page.locator(f'li.occurrence[data-occurrence-id="{word_id}"]')
+        expect(disputed).to_have_attribute("data-counted", "false")
+        expect(disputed.locator(".verdict")).to_have_text("disputed by you")
+        expect(mine.locator(".total")).to_have_text(str(said - 1))
+        shots.take("occurrence-disputed")
+        disputed.get_by_role("button", name="Count it").click()
+        expect(disputed).to_have_attribute("data-counted", "true")
+        expect(mine.locator(".total")).to_have_text(str(said))
+
         # Claiming a second voice as yourself: the API's 409 as a sentence.
         other, guest = (s for s in api_speakers["speakers"] if s["id"] != talker["id"])
         other_card = page.locator(f'li.speaker[data-speaker-id="{other["id"]}"]')

@@ -36,13 +36,13 @@ from backend.errors import (
     PayloadTooLarge,
     UnsupportedMedia,
 )
+from backend.routes.occurrences import occurrence_public
 from backend.routes.responses import errors
 from backend.schemas import (
     ChunkStored,
     ClaimRequest,
     ClaimResult,
     Name,
-    OccurrencePublic,
     OccurrencesPublic,
     SegmentPublic,
     SessionEnd,
@@ -463,10 +463,12 @@ def occurrences(
     settings: SettingsDep,
     speaker_id: uuid.UUID | None = None,
     word: Annotated[Name | None, Query(max_length=40)] = None,
+    counted: bool | None = None,
 ) -> OccurrencesPublic:
-    """Every counted target word in time order (optionally one speaker's, or one word's),
-    with the evidence for it and a playable clip: the counts shown anywhere are these rows
-    counted."""
+    """Every target word heard, in time order (optionally one speaker's, one word's, or only
+    the counted or uncounted ones), with the evidence for it, a playable clip, its
+    ``confidence`` and whether it is ``counted`` (and any member's decision on it): the
+    counts shown anywhere are the counted rows."""
     crud.session_for_member(db, session_id, user.id)
     query = (
         select(WordOccurrence, SessionSpeaker.label, Segment.text)
@@ -479,25 +481,12 @@ def occurrences(
         query = query.where(WordOccurrence.speaker_id == speaker_id)
     if word is not None:
         query = query.where(WordOccurrence.word == word.lower())
+    if counted is not None:  # false: the possible and the disputed ones
+        query = query.where(WordOccurrence.counted.is_(counted))
     ttl = settings.media_url_ttl_s
     return OccurrencesPublic(
         occurrences=[
-            OccurrencePublic(
-                id=o.id,
-                speaker_id=o.speaker_id,
-                speaker_label=label,
-                word=o.word,
-                start=o.start_s,
-                end=o.end_s,
-                text=text,
-                heard=o.heard,
-                source=o.source,
-                rule=o.rule,
-                dictionary_version=o.dictionary_version,
-                score=o.score,
-                clip_url=storage.url(o.clip_key, ttl) if o.clip_key else None,
-            )
-            for o, label, text in db.execute(query)
+            occurrence_public(o, label, text, storage, ttl) for o, label, text in db.execute(query)
         ]
     )
 

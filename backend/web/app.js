@@ -307,13 +307,29 @@ function occurrenceCard(o, names) {
   const evidence = [`heard “${o.heard}”`];
   if (o.source === "correction" || o.source === "verified") evidence.push(`rule ${o.rule}`);
   if (o.source === "verified") evidence.push("confirmed by a second listen");
-  return el("li", { className: "occurrence", "data-occurrence-id": o.id },
+  if (o.confidence != null) evidence.push(`${Math.round(o.confidence * 100)}% sure`);
+  return el("li", { className: `occurrence${o.counted ? "" : " not-counted"}`, "data-occurrence-id": o.id, "data-speaker-id": o.speaker_id, "data-counted": String(o.counted) },
     el("div", {}, el("strong", { className: "word" }, o.word), " · ", names.get(o.speaker_id) || o.speaker_label,
-      o.start != null ? ` · at ${clock(o.start)}` : ""),
+      o.start != null ? ` · at ${clock(o.start)}` : "", " ", el("span", { className: "verdict" }, verdict(o))),
     o.text ? el("q", {}, o.text) : null,
     el("div", { className: "muted" }, evidence.join(" · ")),
     o.clip_url ? el("audio", { controls: true, preload: "none", src: o.clip_url, className: "evidence" }) : null,
+    el("div", { className: "actions" },
+      o.counted
+        ? el("button", { type: "button", className: "secondary dispute", onclick: () => review(o, "dispute") }, "That wasn't it")
+        : el("button", { type: "button", className: "secondary confirm", onclick: () => review(o, "confirm") }, "Count it")),
   );
+}
+
+/** Why an occurrence counts or not: a member's decision, else the confidence threshold. */
+function verdict(o) {
+  if (o.decision === "disputed") return `disputed by ${o.decided_by === state.me.user_id ? "you" : memberName(o.decided_by)}`;
+  if (o.decision === "confirmed") return `confirmed by ${o.decided_by === state.me.user_id ? "you" : memberName(o.decided_by)}`;
+  return o.counted ? "" : "possible (not counted)";
+}
+
+async function review(occurrence, action) {
+  await changeClaims(() => api(`/sessions/${state.session}/occurrences/${occurrence.id}/${action}`, { method: "POST" }));
 }
 
 /** Seconds as m:ss. */

@@ -9,7 +9,8 @@
   audio against the English one;
 - ``crosscheck``: the unprompted listen at each word the prompted decoder wrote;
 - ``occurrences``: one :class:`~services.singlish.occurrences.Occurrence` per word heard,
-  with its evidence; counts are derived from these only.
+  with its evidence; counts are derived from these only;
+- ``confidence``: how sure we are of each occurrence (calibrated), and which ones count.
 
 Two entry points, in the order the pipeline calls them: :func:`listen_again` (audio in hand:
 the second listen where a verify rule may fire, then the unprompted one at prompted words)
@@ -20,10 +21,11 @@ which the analysis and the recount call.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from config import Settings
 from services.domain import Audio, ProgressCallback, Utterance, no_progress
+from services.singlish.confidence import Rating, confidence_of, load_calibration
 from services.singlish.crosscheck import Listener, cross_check
 from services.singlish.dictionary import Corrections, load_corrections
 from services.singlish.hotwords import decoding_targets, hotword_prompt
@@ -39,12 +41,14 @@ from services.singlish.verification import Verdict, Verifier, load_verifier, ver
 @dataclass(frozen=True)
 class Singlish:
     """What hears the target words, loaded once: the dictionary, the verifier for the
-    second listen (None when ``SINGLISH_VERIFY`` is off or the recogniser has none), and the
-    words the decoder was prompted with, which the verifier listens to again without the
+    second listen (None when ``SINGLISH_VERIFY`` is off or the recogniser has none), the
+    rating of each occurrence (the confidence calibration and ``COUNT_MIN_CONFIDENCE``), and
+    the words the decoder was prompted with, which the verifier listens to again without the
     prompt (none when ``SINGLISH_CROSS_CHECK`` or the hotwords are off)."""
 
     corrections: Corrections
     verifier: Verifier | Listener | None = None
+    rating: Rating = field(default_factory=Rating)
     prompted: tuple[str, ...] = ()
 
 
@@ -59,13 +63,22 @@ class Reading:
 
 
 def load_singlish(settings: Settings, transcriber: object | None = None) -> Singlish:
-    """The dictionary (``CORRECTIONS_FILE`` or the shipped one) and the verifier, which
-    scores with the model ``transcriber`` already holds."""
+    """The dictionary (``CORRECTIONS_FILE`` or the shipped one), the verifier, which
+    scores with the model ``transcriber`` already holds, and the rating."""
     checks = settings.singlish_cross_check and settings.singlish_hotwords
     return Singlish(
         load_corrections(settings.corrections_file),
         load_verifier(settings, transcriber),
+        load_rating(settings),
         decoding_targets() if checks else (),
+    )
+
+
+def load_rating(settings: Settings) -> Rating:
+    """The confidence calibration (``CONFIDENCE_CALIBRATION_FILE`` or the shipped one) at the
+    operating point ``COUNT_MIN_CONFIDENCE``."""
+    return Rating(
+        load_calibration(settings.confidence_calibration_file), settings.count_min_confidence
     )
 
 
@@ -103,13 +116,17 @@ def listen_again(
     return verdicts + crossed
 
 
-def read(utterance: Utterance, corrections: Corrections, verdicts: Iterable[Verdict]) -> Reading:
+def read(
+    utterance: Utterance,
+    corrections: Corrections,
+    verdicts: Iterable[Verdict],
+    rating: Rating | None = None,
+) -> Reading:
     """What ``utterance`` says of the target words, with the verdicts that fall inside it
-    deciding its verify rules. Pure: re-reading stored utterances and verdicts with a new
-    dictionary is the recount."""
+    deciding its verify rules, each occurrence rated by ``rating`` (unrated without). Pure:
+    re-reading stored utterances and verdicts with a new dictionary is the recount."""
     checked = verdicts_within(utterance, verdicts)
-    return Reading(
-        corrected_text(utterance, corrections, checked),
-        checked,
-        detect_occurrences([utterance], corrections, checked),
-    )
+    found = detect_occurrences([utterance], corrections, checked)
+    if rating is not None:
+        found = tuple(replace(o, confidence=confidence_of(o, rating)) for o in found)
+    return Reading(corrected_text(utterance, corrections, checked), checked, found)

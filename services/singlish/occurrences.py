@@ -44,7 +44,8 @@ class Occurrence:
     were read as the target ("voila"); ``rule`` is the dictionary rule that did it ("" when the
     recogniser wrote the word itself) and ``dictionary_version`` the dictionary it came from;
     ``score`` is the recogniser's lowest word probability over ``heard`` (0-1), or for a
-    verified occurrence the verifier's margin (nats).
+    verified occurrence the verifier's margin (nats); ``confidence`` the calibrated probability
+    that it is right (:mod:`services.singlish.confidence`; None until rated).
     """
 
     speaker: str
@@ -57,6 +58,7 @@ class Occurrence:
     rule: str
     dictionary_version: str
     score: float
+    confidence: float | None = None
 
 
 def detect_occurrences(

@@ -279,11 +279,77 @@ export interface paths {
         };
         /**
          * Occurrences
-         * @description Every counted target word in time order (optionally one speaker's, or one word's),
-         *     with the evidence for it and a playable clip: the counts shown anywhere are these rows
-         *     counted.
+         * @description Every target word heard, in time order (optionally one speaker's, one word's, or only
+         *     the counted or uncounted ones), with the evidence for it, a playable clip, its
+         *     ``confidence`` and whether it is ``counted`` (and any member's decision on it): the
+         *     counts shown anywhere are the counted rows.
          */
         get: operations["occurrences_sessions__session_id__occurrences_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{session_id}/occurrences/{occurrence_id}/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm Occurrence
+         * @description Say this occurrence is right: a "possible" one (below ``COUNT_MIN_CONFIDENCE``) then
+         *     counts, and a disputed one counts again (of a claimed speaker: only that user, or whoever
+         *     disputed it, can put a disputed one back; 409 otherwise).
+         */
+        post: operations["confirm_occurrence_sessions__session_id__occurrences__occurrence_id__confirm_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{session_id}/occurrences/{occurrence_id}/dispute": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dispute Occurrence
+         * @description Say this occurrence is wrong ("that wasn't 'lah'"): it stops counting at once, for
+         *     everyone. Only the speaker (the user who claimed it as themselves) can overrule a
+         *     dispute; see ``/confirm``.
+         */
+        post: operations["dispute_occurrence_sessions__session_id__occurrences__occurrence_id__dispute_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/sessions/{session_id}/occurrences/{occurrence_id}/reviews": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Occurrence Reviews
+         * @description Every dispute and confirmation of the occurrence, oldest first: who, when, and the
+         *     decision and count before and after.
+         */
+        get: operations["occurrence_reviews_sessions__session_id__occurrences__occurrence_id__reviews_get"];
         put?: never;
         post?: never;
         delete?: never;
@@ -602,6 +668,23 @@ export interface components {
         OccurrencePublic: {
             /** Clip Url */
             clip_url: string | null;
+            /**
+             * Confidence
+             * @description Calibrated probability (0-1) that this occurrence is right; null for counts from before confidences until the next recount
+             */
+            confidence?: number | null;
+            /**
+             * Counted
+             * @description Whether it is in the counts: a member's decision if any, else confidence >= COUNT_MIN_CONFIDENCE (below it: a 'possible' occurrence)
+             * @default true
+             */
+            counted: boolean;
+            /** Decided At */
+            decided_at?: string | null;
+            /** Decided By */
+            decided_by?: string | null;
+            /** Decision */
+            decision?: ("disputed" | "confirmed") | null;
             /** Dictionary Version */
             dictionary_version: string;
             /** End */
@@ -632,6 +715,65 @@ export interface components {
             text: string | null;
             /** Word */
             word: string;
+        };
+        /**
+         * OccurrenceReviewPublic
+         * @description One change a member made to an occurrence: who, when, and the decision and whether it
+         *     counted before and after.
+         */
+        OccurrenceReviewPublic: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "dispute" | "confirm";
+            /** Counted After */
+            counted_after: boolean;
+            /** Counted Before */
+            counted_before: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Decision After */
+            decision_after: ("disputed" | "confirmed") | null;
+            /** Decision Before */
+            decision_before: ("disputed" | "confirmed") | null;
+            /**
+             * Id
+             * Format: uuid
+             */
+            id: string;
+            /** Occurrence Id */
+            occurrence_id: string | null;
+            /** Reason */
+            reason: string | null;
+            /** Start */
+            start: number | null;
+            /**
+             * User Id
+             * Format: uuid
+             */
+            user_id: string;
+            /** Word */
+            word: string;
+        };
+        /**
+         * OccurrenceReviewRequest
+         * @description Why (optional): "that wasn't 'lah'".
+         * @example {
+         *       "reason": "that wasn't 'lah'"
+         *     }
+         */
+        OccurrenceReviewRequest: {
+            /** Reason */
+            reason?: string | null;
+        };
+        /** OccurrenceReviewsPublic */
+        OccurrenceReviewsPublic: {
+            /** Reviews */
+            reviews: components["schemas"]["OccurrenceReviewPublic"][];
         };
         /** OccurrencesPublic */
         OccurrencesPublic: {
@@ -885,6 +1027,9 @@ export type LeaderboardEntry = components['schemas']['LeaderboardEntry'];
 export type MemberAdd = components['schemas']['MemberAdd'];
 export type MemberPublic = components['schemas']['MemberPublic'];
 export type OccurrencePublic = components['schemas']['OccurrencePublic'];
+export type OccurrenceReviewPublic = components['schemas']['OccurrenceReviewPublic'];
+export type OccurrenceReviewRequest = components['schemas']['OccurrenceReviewRequest'];
+export type OccurrenceReviewsPublic = components['schemas']['OccurrenceReviewsPublic'];
 export type OccurrencesPublic = components['schemas']['OccurrencesPublic'];
 export type ProfilePublic = components['schemas']['ProfilePublic'];
 export type ProfileUpdate = components['schemas']['ProfileUpdate'];
@@ -1623,6 +1768,7 @@ export interface operations {
             query?: {
                 speaker_id?: string | null;
                 word?: string | null;
+                counted?: boolean | null;
             };
             header?: never;
             path: {
@@ -1667,6 +1813,180 @@ export interface operations {
                 content: {
                     "application/json": components["schemas"]["ErrorResponse"];
                 };
+            };
+        };
+    };
+    confirm_occurrence_sessions__session_id__occurrences__occurrence_id__confirm_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+                occurrence_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["OccurrenceReviewRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OccurrencePublic"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not in one of your groups */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid request body or parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    dispute_occurrence_sessions__session_id__occurrences__occurrence_id__dispute_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+                occurrence_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["OccurrenceReviewRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OccurrencePublic"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not in one of your groups */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid request body or parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    occurrence_reviews_sessions__session_id__occurrences__occurrence_id__reviews_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+                occurrence_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["OccurrenceReviewsPublic"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not in one of your groups */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request is not acceptable as written: malformed JSON or multipart, a missing or mistyped field, a number out of range, text with control characters or over its length. Every such request gets 422 with code `validation_error` (never 400). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
             };
         };
     };
