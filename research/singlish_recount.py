@@ -31,7 +31,7 @@ from services.domain import Utterance, Word
 from services.singlish import read
 from services.singlish.dictionary import Corrections, load_corrections
 from services.singlish.occurrences import Occurrence
-from services.singlish.verification import Verdict
+from services.singlish.verification import UNPROMPTED, Verdict
 
 SETS = {"dev": CACHE_DIR / "singlish", "unseen": CACHE_DIR / "singlish_unseen"}
 
@@ -91,9 +91,18 @@ def main() -> None:
     parser.add_argument("--count", choices=("oracle", "auto"), default="auto")
     parser.add_argument("--sweep", nargs="+", metavar=("VERIFIER", "MARGIN"), default=[])
     parser.add_argument("--export", type=Path, help="write the shipped dictionary's occurrences")
+    parser.add_argument(
+        "--unprompted",
+        type=float,
+        help="with --export: this cross-check margin (-inf: the cross-check off)",
+    )
     args = parser.parse_args()
     if args.export:
-        export(SETS[args.set], args.count, load_corrections(), args.export)
+        shipped = load_corrections()
+        if args.unprompted is not None:
+            chosen = {**shipped.verify_margins, UNPROMPTED: args.unprompted}
+            shipped = replace(shipped, verify_margins=chosen)
+        export(SETS[args.set], args.count, shipped, args.export)
     if not args.sweep:
         return
     verifier, margins = args.sweep[0], [float(m) for m in args.sweep[1:]]
