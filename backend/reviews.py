@@ -23,6 +23,7 @@ from backend.errors import Conflict
 from models import ClaimType, OccurrenceReview, SessionSpeaker, WordOccurrence
 
 Action = Literal["dispute", "confirm"]
+# as services/singlish/confidence.py names them (the API imports nothing of services/)
 DISPUTED, CONFIRMED = "disputed", "confirmed"
 _AFTER = {"dispute": DISPUTED, "confirm": CONFIRMED}
 
@@ -62,7 +63,7 @@ def review(
         created_at=now,
     )
     occurrence.decision, occurrence.decided_by, occurrence.decided_at = after, user_id, now
-    occurrence.counted = after == CONFIRMED
+    occurrence.counted = after == CONFIRMED  # a decision wins over the threshold (counts())
     return record
 
 

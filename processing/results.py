@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session as DbSession
 from models import Segment, Session, WordOccurrence
 from processing.clips import Clips
 from processing.rows import Heard
+from services.singlish.confidence import Evidence as HeardEvidence
 from storage import LocalStorage, Storage
 
 
@@ -183,22 +184,13 @@ def segment_json(
     }
 
 
-class Evidence(Protocol):
+class Evidence(HeardEvidence, Protocol):
     """What an occurrence row and a :class:`services.singlish.occurrences.Occurrence` both
-    say about a counted word."""
+    say about a word heard: how it was heard (:class:`services.singlish.confidence.Evidence`),
+    the dictionary it was read with, and how sure we are of it."""
 
     @property
-    def word(self) -> str: ...
-    @property
-    def heard(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def rule(self) -> str: ...
-    @property
     def dictionary_version(self) -> str: ...
-    @property
-    def score(self) -> float | None: ...
     @property
     def confidence(self) -> float | None: ...
 

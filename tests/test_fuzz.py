@@ -72,6 +72,12 @@ def _valid_bodies(group_id: str, session_id: str, user_id: str) -> dict[tuple[st
             "claim_type": "guest",
             "guest_name": "Uncle Tan",
         },
+        ("post", "/sessions/{session_id}/occurrences/{occurrence_id}/dispute"): {
+            "reason": "that wasn't 'lah'"
+        },
+        ("post", "/sessions/{session_id}/occurrences/{occurrence_id}/confirm"): {
+            "reason": "I did say it"
+        },
     }
 
 
@@ -105,7 +111,7 @@ def test_odd_text_in_any_field_is_a_clear_422(client, make_user):
             if "application/json" not in content:
                 continue
             base = bodies[(method, path)]  # a JSON route without a valid body here: add one
-            url = path.format(group_id=group_id, session_id=session_id)
+            url = path.format(group_id=group_id, session_id=session_id, occurrence_id=uuid.uuid4())
             for field in _string_fields(spec, content["application/json"]["schema"]):
                 if field not in base:
                     continue  # ids and enums: UUID/literal parsing already refuses text
