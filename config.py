@@ -123,9 +123,12 @@ class Settings(BaseSettings):
     corrections_file: Path | None = None
     # Singlish target words (README, "Singlish target words"): decode with the target words
     # as faster-whisper hotwords, and give English-looking renderings ("may", "there") a
-    # second listen before a verify rule of the dictionary rewrites them.
+    # second listen before a verify rule of the dictionary rewrites them. Off by default: listen
+    # again without the prompt at each target word the prompted decoder wrote
+    # (services/singlish/crosscheck; +68 % of ASR time, no gain on dev: BENCHMARKS.md).
     singlish_hotwords: bool = True
     singlish_verify: bool = True
+    singlish_cross_check: bool = False
     # The operating point of the counts (README, "Confidence and disputes"): an occurrence
     # counts when its calibrated confidence is at least this; below it, it is kept as
     # "possible" (listed with its clip, not counted). `lahstats recount` applies a new value.

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.quality import DER_GROUP_COLUMNS, der_group_rows
+from bench.quality import DER_GROUP_COLUMNS, der_group_rows, per_word_rows, singlish_rows
 from bench.report import fmt
 
 WRITES_RESULT = False  # this subcommand reads results; it writes none of its own
@@ -200,32 +200,12 @@ def _quality(r: dict[str, Any]) -> str:
             )
         )
     if "singlish" in r:
-        rows = [
-            [
-                c,
-                s["overall"]["ref"],
-                s["overall"]["hyp"],
-                s["overall"]["precision"],
-                s["overall"]["recall"],
-                s["overall"]["f1"],
-                s["speaker_agnostic"]["f1"],
-            ]
-            for c, s in r["singlish"]["by_count"].items()
-        ]
-        parts.append(
-            md_table(
-                [
-                    "Singlish, speaker count",
-                    "ref",
-                    "hyp",
-                    "precision",
-                    "recall",
-                    "F1",
-                    "speaker-agnostic F1",
-                ],
-                rows,
-            )
-        )
+        columns = ["Singlish set", "speaker count", "ref", "hyp", "precision", "recall", "F1"]
+        columns += ["speaker-agnostic F1", "audio s", "seconds"]
+        parts.append(md_table(columns, singlish_rows(r["singlish"])))
+        for name, result in r["singlish"]["sets"].items():
+            header = [f"{name}: word (automatic count)", "ref", "hyp", "tp", "P", "R", "F1"]
+            parts.append(md_table(header, per_word_rows(result["by_count"]["auto"])))
     return "\n\n".join(parts)
 
 

@@ -39,6 +39,8 @@ from config import Settings
 from services.domain import EMOTION_LABELS, Audio, SpeakerHints, SpeakerTurn
 
 PARTS = ("der", "wer", "emotion", "singlish")
+SINGLISH_SETS = ("dev", "unseen")  # tuned on / never tuned on (bench/singlish_unseen.py)
+SPEAKER_COUNTS = ("oracle", "auto")
 COLLARS = {"±0.25 s": 0.5, "none": 0.0}  # label -> pyannote collar (total width, seconds)
 ONE_SPEAKER = "one speaker"  # the baseline's "speaker count": perfect speech regions, one label
 ASR_DIR = CORPUS / "asr_en"
@@ -59,17 +61,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=list(GROUPS),
         help="der: only these groups (default: all; see bench/farfield.py)",
     )
+    parser.add_argument(
+        "--singlish-sets",
+        nargs="+",
+        choices=SINGLISH_SETS,
+        default=list(SINGLISH_SETS),
+        help="singlish: only these sets (default: both, the tuned-on and the never-tuned)",
+    )
+    parser.add_argument(
+        "--speaker-counts",
+        nargs="+",
+        choices=SPEAKER_COUNTS,
+        default=list(SPEAKER_COUNTS),
+        help="singlish: with the true speaker count, the estimated one, or both (default)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings()
     results: dict[str, Any] = {"load_average_start": load_average()}
-    runners = {"wer": _wer, "emotion": _emotion, "singlish": _singlish}
+    runners = {"wer": _wer, "emotion": _emotion}
     for part in args.parts:
         console.print(f"[bold]{part}[/bold]: load {load_average()}")
         with Stopwatch() as sw:
             if part == "der":
                 results[part] = _der(settings, args.limit, args.groups)
+            elif part == "singlish":
+                results[part] = _singlish(
+                    settings, args.limit, args.singlish_sets, args.speaker_counts
+                )
             else:
                 results[part] = runners[part](settings, args.limit)
         results[part]["seconds"] = round(sw.seconds, 1)
@@ -374,17 +394,42 @@ def goemotions_dev() -> list[tuple[str, str]]:
 # --- Singlish target words --------------------------------------------------------------------
 
 
-def _singlish(settings: Settings, limit: int | None) -> dict[str, Any]:
-    ref_dir = singlish_dev_set()
+def _singlish(
+    settings: Settings, limit: int | None, names: Sequence[str], counts: Sequence[str]
+) -> dict[str, Any]:
+    """Both Singlish sets, each scored on its own (never pooled): ``dev`` (what the dictionary
+    and rules are tuned on) and ``unseen`` (what they never are)."""
+    from bench.singlish_unseen import singlish_unseen_set
+
+    sets = {"dev": singlish_dev_set, "unseen": singlish_unseen_set}
+    models = _singlish_models(settings)
+    results: dict[str, Any] = {}
+    for name in names:
+        with Stopwatch() as sw:
+            results[name] = _singlish_set(settings, models, sets[name](), limit, counts)
+        results[name]["seconds"] = round(sw.seconds, 1)
+    return {"sets": results}
+
+
+def _singlish_models(settings: Settings) -> Any:
+    from processor import load_engines
+
+    return load_engines(settings)
+
+
+def _singlish_set(
+    settings: Settings, models: Any, ref_dir: Path, limit: int | None, counts: Sequence[str]
+) -> dict[str, Any]:
     conversations = list(json.loads((ref_dir / "manifest.json").read_text())["conversations"])
     conversations = conversations[:limit]
-    hyp_dirs = {count: ref_dir.parent / f"singlish_hyp_{count}" for count in ("oracle", "auto")}
+    hyp_dirs = {count: ref_dir.parent / f"{ref_dir.name}_hyp_{count}" for count in counts}
     for folder in hyp_dirs.values():
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-    _process_singlish(settings, ref_dir, conversations, hyp_dirs)
+    audio_s = _process_singlish(settings, models, ref_dir, conversations, hyp_dirs)
     return {
         "conversations": conversations,
+        "audio_s": round(audio_s, 1),
         "by_count": {
             count: _score_singlish(ref_dir, folder, conversations)
             for count, folder in hyp_dirs.items()
@@ -411,11 +456,15 @@ def singlish_dev_set(cache: Path = CACHE_DIR / "singlish") -> Path:
 
 
 def _process_singlish(
-    settings: Settings, ref_dir: Path, conversations: list[str], hyp_dirs: dict[str, Path]
-) -> None:
+    settings: Settings,
+    models: Any,
+    ref_dir: Path,
+    conversations: list[str],
+    hyp_dirs: dict[str, Path],
+) -> float:
     """Each conversation through the worker's own sequence (``processor.process_audio``:
     diarization, ASR with its Singlish options, the verifier, analysis, clips into a scratch
-    store), once with the true speaker count and once without."""
+    store), once with the true speaker count and once without. Returns the seconds of audio."""
     import tempfile
     import uuid
 
@@ -423,24 +472,43 @@ def _process_singlish(
     from processing.clips import store_clips
     from processing.progress import Unwatched
     from processing.results import heard_result
-    from processor import load_engines, process_audio
+    from processor import process_audio
     from services.audio import decode_audio
     from storage import LocalStorage
 
-    models = load_engines(settings)
+    audio_s = 0.0
     with tempfile.TemporaryDirectory(prefix="lahstats-quality-") as scratch:
         storage = LocalStorage(Path(scratch), b"bench")
         for name in conversations:
             audio = decode_audio(ref_dir / f"{name}.wav")
+            audio_s += audio.duration
             speakers = len(rttm_speakers(ref_dir / f"{name}.rttm"))
-            for count, hints in (
-                ("oracle", SpeakerHints(num_speakers=speakers)),
-                ("auto", SpeakerHints()),
-            ):
-                heard = process_audio(audio, hints, models, Unwatched())
+            hints_by_count = {"oracle": SpeakerHints(num_speakers=speakers), "auto": SpeakerHints()}
+            for count in hyp_dirs:
+                heard = process_audio(audio, hints_by_count[count], models, Unwatched())
                 clips = store_clips(audio, heard, uuid.uuid4(), storage, settings)
                 result = heard_result(heard, clips, audio.duration, storage)
                 (hyp_dirs[count] / f"{name}.json").write_text(json.dumps(result))
+                evidence = hyp_dirs[count] / f"{name}.evidence.json"
+                evidence.write_text(json.dumps(segment_evidence(heard.analysis)))
+    return audio_s
+
+
+def segment_evidence(analysis: Any) -> list[dict[str, Any]]:
+    """Each segment's speaker, times, recognised words and verdicts, as the database stores
+    them (``processing.evidence``): what a recount reads (``research/singlish_recount.py``)."""
+    from processing.evidence import verdicts_json, words_json
+
+    return [
+        {
+            "speaker": g.speaker,
+            "start": g.start,
+            "end": g.end,
+            "words": words_json(g.words),
+            "verdicts": verdicts_json(g.verdicts),
+        }
+        for g in analysis.segments
+    ]
 
 
 def _score_singlish(ref_dir: Path, hyp_dir: Path, conversations: list[str]) -> dict[str, Any]:
@@ -474,6 +542,7 @@ def _score_singlish(ref_dir: Path, hyp_dir: Path, conversations: list[str]) -> d
         "overall": report["overall"],
         "speaker_agnostic": report["speaker_agnostic"],
         "macro_f1": report["macro_f1"],
+        "per_word": report["per_word"],
         "per_speaker": per_speaker(report["cells"]),
     }
 
@@ -557,25 +626,33 @@ def der_group_rows(der: dict[str, Any]) -> list[list[Any]]:
 
 
 def _render_singlish(singlish: dict[str, Any]) -> None:
+    columns = ["set", "speaker count", "ref", "hyp", "precision", "recall", "F1"]
+    columns += ["speaker-agnostic F1", "audio s", "seconds"]
+    console.print(table("Singlish target-word counts", columns, singlish_rows(singlish)))
+    for name, result in singlish["sets"].items():
+        console.print(
+            table(
+                f"Singlish {name} set, per word (automatic count)",
+                ["word", "ref", "hyp", "tp", "precision", "recall", "F1"],
+                per_word_rows(result["by_count"]["auto"]),
+            )
+        )
+
+
+def singlish_rows(singlish: dict[str, Any]) -> list[list[Any]]:
+    """One row per set and speaker count: the columns of ``_render_singlish``."""
     rows = []
-    for count, r in singlish["by_count"].items():
-        o, a = r["overall"], r["speaker_agnostic"]
-        rows.append([count, o["ref"], o["hyp"], o["precision"], o["recall"], o["f1"], a["f1"]])
-    console.print(
-        table(
-            "Singlish dev set: target-word counts",
-            ["speaker count", "ref", "hyp", "precision", "recall", "F1", "speaker-agnostic F1"],
-            rows,
-        )
-    )
-    auto = singlish["by_count"]["auto"]
-    console.print(
-        table(
-            "Per speaker (automatic count)",
-            ["conversation/speaker", "ref", "hyp", "tp", "precision", "recall"],
-            [
-                [k, v["ref"], v["hyp"], v["tp"], v["precision"], v["recall"]]
-                for k, v in auto["per_speaker"].items()
-            ],
-        )
-    )
+    for name, result in singlish["sets"].items():
+        for count, r in result["by_count"].items():
+            o, a = r["overall"], r["speaker_agnostic"]
+            scores = [o["ref"], o["hyp"], o["precision"], o["recall"], o["f1"], a["f1"]]
+            rows.append([name, count, *scores, result["audio_s"], result["seconds"]])
+    return rows
+
+
+def per_word_rows(scored: dict[str, Any]) -> list[list[Any]]:
+    return [
+        [word, t["ref"], t["hyp"], t["tp"], t["precision"], t["recall"], t["f1"]]
+        for word, t in scored["per_word"].items()
+        if t["ref"] or t["hyp"]
+    ]

@@ -120,8 +120,11 @@ class FasterWhisperTranscriber:
         recognised = []
         # ``segments`` is lazy: decoding happens as we iterate, so progress is live.
         for segment in segments:
-            if segment.words and not _squeezed(segment.words):
-                recognised.append(_from_whisper_segment(segment, audio.duration))
+            words = _from_whisper_words(segment, audio.duration)
+            kept = without_prompt_echo(words, self.hotwords)
+            if kept and not _squeezed(kept):
+                text = segment.text if len(kept) == len(words) else "".join(w.text for w in kept)
+                recognised.append(TranscriptSegment(kept[0].start, kept[-1].end, text, kept))
             on_progress(min(1.0, segment.end / audio.duration))
         return tuple(recognised)
 
@@ -203,12 +206,46 @@ def _squeezed(words: Sequence[Any]) -> bool:
     return (words[-1].end - words[0].start) / len(words) < MIN_SECONDS_PER_WORD
 
 
-def _from_whisper_segment(segment: WhisperSegment, duration: float) -> TranscriptSegment:
-    """A segment that has words; its times become those of its first and last word."""
-    words = tuple(
+def _from_whisper_words(segment: WhisperSegment, duration: float) -> tuple[Word, ...]:
+    return tuple(
         _clamped_word(w.start, w.end, w.word, w.probability, duration) for w in segment.words or ()
     )
-    return TranscriptSegment(words[0].start, words[-1].end, segment.text, words)
+
+
+# Over a short stretch of audio (a lone "Walao!", 1.8 s), the prompted decoder often goes on
+# writing its prompt: "Walao, cheebai, lanjiao, kiasu, kiasu, kiasu, ..." (probed with the dev
+# set's voices, research/short_utterances.py). The squeeze rule then dropped the whole segment,
+# the word that was said with it; when the echo was not squeezed, it counted words nobody said.
+LOOP_REPEATS = 3  # the same run of words this many times in a row: a decoding loop, not speech
+LOOP_WORDS = 4  # the longest run looked for ("sia, meh, hor, sia, meh, hor, ...")
+
+
+def without_prompt_echo(words: Sequence[Word], hotwords: str | None) -> tuple[Word, ...]:
+    """``words`` without what the decoder copied from its ``hotwords`` prompt: from the first
+    loop (a run of up to ``LOOP_WORDS`` words ``LOOP_REPEATS`` times in a row) on, and each
+    prompt word that follows the one before it in the prompt ("cheebai" and "lanjiao" in
+    "Walao, cheebai, lanjiao")."""
+    from services.singlish.text import tokenize
+
+    said = [" ".join(tokenize(w.text)) for w in words]
+    loop = min((_loop_start(said, n) for n in range(1, LOOP_WORDS + 1)), default=len(said))
+    if not hotwords:
+        return tuple(words[:loop])
+    prompt = tokenize(hotwords)
+    follows = dict(pairwise(prompt))
+    return tuple(
+        w for i, w in enumerate(words[:loop]) if i == 0 or follows.get(said[i - 1]) != said[i]
+    )
+
+
+def _loop_start(said: Sequence[str], n: int) -> int:
+    """The first index where a run of ``n`` words starts ``LOOP_REPEATS`` repeats in a row
+    (``len(said)`` when none does)."""
+    for i in range(len(said) - n * LOOP_REPEATS + 1):
+        run = said[i : i + n]
+        if all(run) and all(said[i + k * n : i + (k + 1) * n] == run for k in range(LOOP_REPEATS)):
+            return i
+    return len(said)
 
 
 def _clamped_word(start: float, end: float, text: str, probability: float, duration: float) -> Word:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import pytest
 
@@ -20,7 +20,7 @@ from services.singlish.occurrences import (
     count_occurrences,
     detect_occurrences,
 )
-from services.singlish.verification import Verdict, candidates
+from services.singlish.verification import UNPROMPTED, Verdict, candidates
 from tests.factories import count_targets
 from tests.paths import SINGLISH
 
@@ -76,6 +76,20 @@ def test_verify_rules_need_a_verdict_with_margin():
     assert (leh.word, leh.source, leh.score, leh.heard) == ("leh", SOURCE_VERIFIED, 3.3, "there")
     assert corrected_text(said, LEARNED, [verdict(3.3)]).endswith("presentation leh.")
     assert corrected_text(said, LEARNED, [verdict(0.5)]).endswith("presentation there.")
+
+
+def test_a_prompted_word_the_unprompted_listen_doubts_is_not_counted():
+    """The cross-check's verdict (services.singlish.crosscheck) drops a word only below the
+    dictionary's "unprompted" margin; without a verdict (a session processed before it) the
+    word counts as before."""
+    said = utterance("A", 2.0, "Don't order the Lanjiao set.")
+    doubt = Verdict("A", 3.2, 3.5, "lunch hour", "lanjiao", "second listen", UNPROMPTED, -9.0)
+    strict = build_corrections({}, "t", verify_margins={UNPROMPTED: -4.0})
+
+    assert [o.word for o in detect_occurrences([said], strict)] == ["lanjiao"]
+    assert detect_occurrences([said], strict, [doubt]) == ()
+    assert len(detect_occurrences([said], strict, [replace(doubt, margin=-1.0)])) == 1
+    assert len(detect_occurrences([said], build_corrections({}, "t"), [doubt])) == 1
 
 
 def test_recount_from_stored_evidence_equals_fresh_detection():

@@ -16,6 +16,7 @@ import pytest
 from config import Settings
 from services.audio import decode_audio
 from services.domain import Audio, TranscriptSegment, Word
+from services.singlish.hotwords import hotword_prompt
 from services.transcription import (
     Transcriber,
     _blocks,
@@ -24,6 +25,7 @@ from services.transcription import (
     _words_from_chunks,
     load_transcriber,
     transcribe,
+    without_prompt_echo,
 )
 from tests.paths import CORPUS
 
@@ -108,6 +110,24 @@ def test_squeezed_segments_are_recognised() -> None:
     assert _squeezed(words((3.02, 3.24), (3.24, 3.24), (3.24, 3.24), (3.24, 3.24)))
     assert not _squeezed(words((0.0, 0.1), (0.1, 0.3), (0.3, 0.5)))  # "walao sia lah"
     assert not _squeezed(words((1.0, 1.0), (1.0, 1.0)))  # two words: too few to judge
+
+
+def test_what_the_decoder_copied_from_its_prompt_is_dropped() -> None:
+    """Over a lone "Walao!" the prompted decoder wrote its prompt on and on; the word said
+    stays, the copied words and the loop go."""
+    prompt = hotword_prompt(["walao", "cheebai", "lanjiao", "kiasu"])
+
+    def said(*texts: str) -> list[str]:
+        words = [Word(0.1 * i, 0.1 * i + 0.1, f" {t}") for i, t in enumerate(texts)]
+        return [w.text.strip() for w in without_prompt_echo(words, prompt)]
+
+    assert said("Walao,", "cheebai,", "lanjiao,", "kiasu,", "kiasu,", "kiasu,") == ["Walao,"]
+    assert said("Sao,", "yu,", "kiasu,", "kiasu,", "kiasu") == ["Sao,", "yu,"]
+    assert said("Cannot", "afford", "lah,", "uncle.") == ["Cannot", "afford", "lah,", "uncle."]
+    assert said("kiasu", "lanjiao") == ["kiasu", "lanjiao"]  # not in the prompt's order
+    assert said("can,", "can.") == ["can,", "can."]
+    loop = ("sia,", "meh,", "hor,") * 4
+    assert said("Walao,", "the", "queue", *loop) == ["Walao,", "the", "queue"]
 
 
 def test_conversation_words_are_timed_in_order_and_progress_goes_forward(

@@ -7,13 +7,15 @@
   the context rules), versioned;
 - ``verification``: the second listen, which scores the Singlish reading of a stretch of
   audio against the English one;
+- ``crosscheck``: the unprompted listen at each word the prompted decoder wrote;
 - ``occurrences``: one :class:`~services.singlish.occurrences.Occurrence` per word heard,
   with its evidence; counts are derived from these only;
 - ``confidence``: how sure we are of each occurrence (calibrated), and which ones count.
 
 Two entry points, in the order the pipeline calls them: :func:`listen_again` (audio in hand:
-the second listen where a verify rule may fire) and :func:`read` (pure: one utterance's
-corrected text and occurrences, given the verdicts), which the analysis and the recount call.
+the second listen where a verify rule may fire, then the unprompted one at prompted words)
+and :func:`read` (pure: one utterance's corrected text and occurrences, given the verdicts),
+which the analysis and the recount call.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from dataclasses import dataclass, field, replace
 from config import Settings
 from services.domain import Audio, ProgressCallback, Utterance, no_progress
 from services.singlish.confidence import Rating, confidence_of, load_calibration
+from services.singlish.crosscheck import Listener, cross_check
 from services.singlish.dictionary import Corrections, load_corrections
-from services.singlish.hotwords import hotword_prompt
+from services.singlish.hotwords import decoding_targets, hotword_prompt
 from services.singlish.occurrences import (
     Occurrence,
     corrected_text,
@@ -38,12 +41,15 @@ from services.singlish.verification import Verdict, Verifier, load_verifier, ver
 @dataclass(frozen=True)
 class Singlish:
     """What hears the target words, loaded once: the dictionary, the verifier for the
-    second listen (None when ``SINGLISH_VERIFY`` is off or the recogniser has none), and the
-    rating of each occurrence (the confidence calibration and ``COUNT_MIN_CONFIDENCE``)."""
+    second listen (None when ``SINGLISH_VERIFY`` is off or the recogniser has none), the
+    rating of each occurrence (the confidence calibration and ``COUNT_MIN_CONFIDENCE``), and
+    the words the decoder was prompted with, which the verifier listens to again without the
+    prompt (none when ``SINGLISH_CROSS_CHECK`` or the hotwords are off)."""
 
     corrections: Corrections
-    verifier: Verifier | None = None
+    verifier: Verifier | Listener | None = None
     rating: Rating = field(default_factory=Rating)
+    prompted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -59,10 +65,12 @@ class Reading:
 def load_singlish(settings: Settings, transcriber: object | None = None) -> Singlish:
     """The dictionary (``CORRECTIONS_FILE`` or the shipped one), the verifier, which
     scores with the model ``transcriber`` already holds, and the rating."""
+    checks = settings.singlish_cross_check and settings.singlish_hotwords
     return Singlish(
         load_corrections(settings.corrections_file),
         load_verifier(settings, transcriber),
         load_rating(settings),
+        decoding_targets() if checks else (),
     )
 
 
@@ -81,17 +89,31 @@ def listen_again(
     on_progress: ProgressCallback = no_progress,
 ) -> tuple[Verdict, ...]:
     """The verifier's verdicts on every stretch of ``utterances`` where a verify rule would
-    fire (none without a verifier); 16 kHz ``audio`` of the whole session."""
-    if singlish.verifier is None:
+    fire, then on every prompted word found with them (none without a verifier); 16 kHz
+    ``audio`` of the whole session."""
+    verifier = singlish.verifier
+    if verifier is None:
         return ()
-    return verify(
+    verdicts = verify(
         audio,
         utterances,
         singlish.corrections,
-        singlish.verifier,
-        on_progress,
+        verifier,
+        lambda done: on_progress(done / 2),
         prompt=hotword_prompt(),
     )
+    if not singlish.prompted or not isinstance(verifier, Listener):
+        return verdicts
+    found = detect_occurrences(utterances, singlish.corrections, verdicts)
+    crossed = cross_check(
+        audio,
+        utterances,
+        found,
+        verifier,
+        singlish.prompted,
+        lambda done: on_progress(0.5 + done / 2),
+    )
+    return verdicts + crossed
 
 
 def read(

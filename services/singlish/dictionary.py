@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +50,9 @@ SPEC_CORRECTIONS: dict[str, str] = {
     "low": "lor",
 }
 # nats: how much likelier the verifier must find the Singlish reading than the heard one
-DEFAULT_VERIFY_MARGINS = {"plain": 1.25, "biased": 4.0}
+# ("unprompted": how much less likely, at most, the prompted reading of a target word may be
+# than the unprompted one: services.singlish.crosscheck)
+DEFAULT_VERIFY_MARGINS = {"plain": 1.25, "biased": 4.0, "unprompted": -math.inf}
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,12 @@ def decoding_hotwords() -> str:
     """What ``SINGLISH_HOTWORDS`` decodes with: the target words but the English ones (what
     that costs in Singlish counts and saves on plain English: README.md, "Singlish target
     words")."""
-    return hotword_prompt([w for w in TARGET_WORDS if w not in ENGLISH_TARGETS])
+    return hotword_prompt(decoding_targets())
+
+
+def decoding_targets() -> tuple[str, ...]:
+    """The target words in the decoder's prompt."""
+    return tuple(w for w in TARGET_WORDS if w not in ENGLISH_TARGETS)
 
 
 def hotword_prompt(targets: Sequence[str] = TARGET_WORDS) -> str:

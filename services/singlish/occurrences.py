@@ -27,7 +27,7 @@ from services.singlish.dictionary import (
     find_rewrites,
 )
 from services.singlish.text import tokenize, tokens
-from services.singlish.verification import Verdict, span_times, word_spans
+from services.singlish.verification import UNPROMPTED, Verdict, span_times, word_spans
 from services.singlish.words import TARGET_WORDS
 
 SOURCE_ASR = "asr"  # the recogniser wrote the target word itself
@@ -69,12 +69,21 @@ def detect_occurrences(
 ) -> tuple[Occurrence, ...]:
     """The target words in ``utterances``, in utterance order then text order. A verify rule
     fires where a verdict on the same words gives it at least its verifier's margin
-    (``corrections.verify_margins``)."""
+    (``corrections.verify_margins``); a word that the unprompted second listen
+    (:mod:`services.singlish.crosscheck`) found below ``verify_margins["unprompted"]`` is
+    dropped."""
     wanted = frozenset(targets)
+    verdicts = tuple(verdicts)
     margins = _margins(verdicts)
+    floor = corrections.verify_margins[UNPROMPTED]
+    doubted = {key for key, margin in _margins(verdicts, UNPROMPTED).items() if margin < floor}
     found: list[Occurrence] = []
     for utterance in utterances:
-        found.extend(_in_utterance(utterance, corrections, margins, wanted))
+        found.extend(
+            o
+            for o in _in_utterance(utterance, corrections, margins, wanted)
+            if (o.speaker, round(o.start, 3), round(o.end, 3), o.word) not in doubted
+        )
     return tuple(found)
 
 
@@ -110,8 +119,14 @@ def count_occurrences(occurrences: Iterable[Occurrence]) -> dict[str, Counter[st
 _VerdictKey = tuple[str, float, float, str]
 
 
-def _margins(verdicts: Iterable[Verdict]) -> dict[_VerdictKey, float]:
-    return {(v.speaker, round(v.start, 3), round(v.end, 3), v.says): v.margin for v in verdicts}
+def _margins(verdicts: Iterable[Verdict], kind: str = "") -> dict[_VerdictKey, float]:
+    """The margins of the dictionary's verify rules (``kind`` ""), or of one other kind of
+    verdict (``UNPROMPTED``)."""
+    return {
+        (v.speaker, round(v.start, 3), round(v.end, 3), v.says): v.margin
+        for v in verdicts
+        if (v.verifier == UNPROMPTED) == (kind == UNPROMPTED)
+    }
 
 
 def _confirmation(

@@ -41,6 +41,10 @@ CONTEXT_BEFORE_S = 15.0  # words of context read before a candidate
 CONTEXT_AFTER_S = 3.0
 AUDIO_PAD_S = 0.3  # audio kept either side of the first and last context word
 _FLOOR = 1e-12  # probability floor before the log
+# The verdicts of services.singlish.crosscheck: its own kind, beside the dictionary's verify
+# rules ("plain", "biased"); its margin in the dictionary's verify_margins too.
+UNPROMPTED = "unprompted"
+UNPROMPTED_BEAM = 5
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,20 @@ class WhisperVerifier:
             [features.shape[-1]] * len(texts),
         )
         return [sum(math.log(max(p, _FLOOR)) for p in r.text_token_probs) for r in results]
+
+    def transcribe(self, audio: Audio) -> str:
+        """The text of a short stretch of ``audio``, decoded with no prompt, no VAD and no
+        previous text (the cross-check's second listen)."""
+        segments, _info = self.whisper.transcribe(
+            audio.samples,
+            language="en",
+            beam_size=UNPROMPTED_BEAM,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            without_timestamps=True,
+            temperature=[0.0],
+        )
+        return "".join(s.text for s in segments).strip()
 
 
 def load_verifier(settings: Settings, transcriber: object | None = None) -> WhisperVerifier | None:
