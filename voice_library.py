@@ -9,12 +9,12 @@ whose claim is gone. The API (claims, deletion) and the job (suggestions) both u
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session as DbSession
 
@@ -92,11 +92,12 @@ def centroid(
     vectors: Sequence[Sequence[float]], seconds: Sequence[float]
 ) -> tuple[tuple[float, ...], float]:
     """The seconds-weighted mean of unit ``vectors``, scaled to unit length, and the seconds
-    behind it."""
-    weights = np.asarray(seconds, dtype=np.float64)
-    mean = (np.asarray(vectors, dtype=np.float64) * weights[:, None]).sum(axis=0)
-    mean /= max(float(np.linalg.norm(mean)), 1e-12)
-    return tuple(round(float(x), 6) for x in mean), float(weights.sum())
+    behind it. Plain Python: the API image has no numpy, and these are a few hundred floats."""
+    mean = [
+        sum(w * v[i] for v, w in zip(vectors, seconds, strict=True)) for i in range(len(vectors[0]))
+    ]
+    norm = max(math.sqrt(sum(x * x for x in mean)), 1e-12)
+    return tuple(round(x / norm, 6) for x in mean), float(sum(seconds))
 
 
 def group_voiceprints(

@@ -136,12 +136,21 @@ def _embed_pieces(
         chunk = features[:frames] - features[:frames].mean(axis=0, keepdims=True)
         buckets.setdefault(frames, []).append((chunk, end - start))
     total = np.zeros(192, dtype=np.float32)
-    with torch.inference_mode():
-        for members in buckets.values():
-            batch = torch.from_numpy(np.stack([chunk for chunk, _ in members]))
-            vectors = embedder.model(batch.to(embedder.device)).cpu().numpy()
-            for vector, (_, seconds) in zip(vectors, members, strict=True):
-                total += seconds * unit(vector.astype(np.float32))
+    threads = torch.get_num_threads()
+    # One intra-op thread while CAM++ runs: on a busy 2-core machine the second thread's
+    # spinning made it ~10x slower (measured: 0.55 vs 7 CPU-s for 8 x 3 s); a quiet many-core
+    # machine loses some speed, bounded by VOICEPRINT_MAX_SECONDS. Stages run one at a time,
+    # so the setting is restored before anything else uses torch.
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            for members in buckets.values():
+                batch = torch.from_numpy(np.stack([chunk for chunk, _ in members]))
+                vectors = embedder.model(batch.to(embedder.device)).cpu().numpy()
+                for vector, (_, seconds) in zip(vectors, members, strict=True):
+                    total += seconds * unit(vector.astype(np.float32))
+    finally:
+        torch.set_num_threads(threads)
     return unit(total)
 
 
