@@ -65,6 +65,8 @@ def _valid_bodies(group_id: str, session_id: str, user_id: str) -> dict[tuple[st
         ("post", "/groups"): {"name": "Kopi kakis"},
         ("post", "/groups/{group_id}/members"): {"user_id": user_id, "display_name": "Ah Beng"},
         ("patch", "/me"): {"display_name": "Wei Ling"},
+        ("patch", "/me/voiceprint"): {"remember_voice": False},
+        ("patch", "/groups/{group_id}"): {"auto_claim_voices": True},
         ("post", "/sessions/start"): {"group_id": group_id},
         ("post", "/sessions/{session_id}/end"): {"webhook_url": "https://8.8.8.8/hook"},
         ("post", "/sessions/{session_id}/claim"): {
