@@ -34,7 +34,7 @@ from processing.clips import delete_clips, store_clips
 from processing.lease import held_lease
 from processing.progress import ProgressReporter, Stage, StageProgress
 from processing.retrying import is_transient
-from processing.stopping import JobStopped, StopRequests
+from processing.stopping import StopRequests
 from processing.suggestions import Matching
 from services.analysis import analyse
 from services.assignment import assign_speakers
@@ -192,16 +192,17 @@ def run(session_id: uuid.UUID, pipeline: Pipeline) -> None:
 def _record_failure(
     pipeline: Pipeline, attempt: rows.Attempt, progress: ProgressReporter, exc: Exception
 ) -> None:
-    """A stopped job whose session was deleted only cleans up after itself (one stopped by an
-    operator fails its session, saying so); a transient failure leaves the session for a retry;
-    any other fails it."""
-    if isinstance(exc, JobStopped) and _deleted_meanwhile(pipeline, attempt):
-        JOBS_FAILED.labels(kind="stopped").inc()
-        log.info("processor.stopped", stage=progress.stage.value)
-    elif is_transient(exc):
+    """A transient failure leaves the session for a retry; a job whose session was deleted
+    (stopped for it, as a rule: :class:`~processing.stopping.JobStopped`, however a stage
+    wrapped it) only cleans up after itself; any other failure fails the session (a job an
+    operator stopped too, saying so)."""
+    if is_transient(exc):
         JOBS_FAILED.labels(kind="transient").inc()
         log.warning("processor.transient_failure", stage=progress.stage.value, error=str(exc))
         rows.release(pipeline.session_factory, attempt)
+    elif _deleted_meanwhile(pipeline, attempt):
+        JOBS_FAILED.labels(kind="deleted").inc()
+        log.info("processor.stopped", stage=progress.stage.value, error=str(exc))
     else:
         JOBS_FAILED.labels(kind="permanent").inc()
         pipeline.notify(rows.fail(pipeline.session_factory, attempt, progress.stage, exc))

@@ -69,8 +69,13 @@ class LahStatsWorker(SimpleWorker):
         processed) kills a forking worker's child. This worker has none: RQ's command thread
         names the job in ``_stopped_job_id``, and the job stops itself at its next progress
         report; RQ then marks it stopped (never retried) and the worker takes the next job."""
-        if self.pipeline is not None and self._stopped_job_id:
-            self.pipeline.stops.request(uuid.UUID(self._stopped_job_id))
+        if self.pipeline is None or not self._stopped_job_id:
+            return
+        try:
+            session_id = uuid.UUID(self._stopped_job_id)
+        except ValueError:  # a webhook delivery: short, it runs to its end
+            return
+        self.pipeline.stops.request(session_id)
 
     def _sweep_storage(self) -> None:
         """Delete stray chunk objects of recently ended sessions: hourly, one worker at a
