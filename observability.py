@@ -59,7 +59,7 @@ JOBS_STARTED = Counter("lahstats_jobs_started_total", "Processing attempts start
 JOBS_FINISHED = Counter("lahstats_jobs_finished_total", "Sessions processed successfully")
 JOBS_FAILED = Counter(
     "lahstats_jobs_failed_total", "Processing attempts that failed", ["kind"]
-)  # kind: permanent | transient
+)  # kind: permanent | transient | deleted (its session was deleted under it)
 STAGE_SECONDS = Histogram(
     "lahstats_stage_seconds",
     "Wall time of each pipeline stage",

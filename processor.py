@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
@@ -34,6 +34,7 @@ from processing.clips import delete_clips, store_clips
 from processing.lease import held_lease
 from processing.progress import ProgressReporter, Stage, StageProgress
 from processing.retrying import is_transient
+from processing.stopping import StopRequests
 from processing.suggestions import Matching
 from services.analysis import analyse
 from services.assignment import assign_speakers
@@ -82,6 +83,8 @@ class Pipeline:
     engines: Engines
     # Redis, for webhook events; None where there is no queue (``lahstats process``)
     connection: redis.Redis | None = None
+    # Jobs asked to stop (RQ's stop-job command, which DELETE /sessions/{id} sends)
+    stops: StopRequests = field(default_factory=StopRequests)
 
     def notify(self, notice: lifecycle.Notice | None) -> None:
         """After a commit: the session's webhook event, if it asked for one."""
@@ -168,7 +171,11 @@ def run(session_id: uuid.UUID, pipeline: Pipeline) -> None:
             return
         JOBS_STARTED.inc()
         progress = ProgressReporter(
-            pipeline.session_factory, session_id, attempt.number, settings.progress_min_interval_s
+            pipeline.session_factory,
+            session_id,
+            attempt.number,
+            settings.progress_min_interval_s,
+            pipeline.stops,
         )
         with held_lease(pipeline.session_factory, session_id, attempt.number, lease):
             try:
@@ -176,6 +183,8 @@ def run(session_id: uuid.UUID, pipeline: Pipeline) -> None:
             except Exception as exc:
                 _record_failure(pipeline, attempt, progress, exc)
                 raise
+            finally:
+                pipeline.stops.forget(session_id)
         _record_success(progress, duration)
         pipeline.notify(notice)
 
@@ -183,10 +192,17 @@ def run(session_id: uuid.UUID, pipeline: Pipeline) -> None:
 def _record_failure(
     pipeline: Pipeline, attempt: rows.Attempt, progress: ProgressReporter, exc: Exception
 ) -> None:
+    """A transient failure leaves the session for a retry; a job whose session was deleted
+    (stopped for it, as a rule: :class:`~processing.stopping.JobStopped`, however a stage
+    wrapped it) only cleans up after itself; any other failure fails the session (a job an
+    operator stopped too, saying so)."""
     if is_transient(exc):
         JOBS_FAILED.labels(kind="transient").inc()
         log.warning("processor.transient_failure", stage=progress.stage.value, error=str(exc))
         rows.release(pipeline.session_factory, attempt)
+    elif _deleted_meanwhile(pipeline, attempt):
+        JOBS_FAILED.labels(kind="deleted").inc()
+        log.info("processor.stopped", stage=progress.stage.value, error=str(exc))
     else:
         JOBS_FAILED.labels(kind="permanent").inc()
         pipeline.notify(rows.fail(pipeline.session_factory, attempt, progress.stage, exc))

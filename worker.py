@@ -9,6 +9,7 @@ still loads the models anew in each spawned process. So jobs run in this process
 loaded at start. The cost: a job that crashes the interpreter (OOM kill, segfault) takes the
 worker with it — which is why sessions carry a lease in Postgres and the reconciler re-enqueues
 a session whose worker vanished. SIGTERM is a warm shutdown: RQ lets the current job finish.
+RQ's stop-job command stops the current job at its next progress report (``kill_horse``).
 The worker also serves the webhook queue, whose short delivery jobs run between sessions.
 Several workers may share one queue: RQ hands each job to one worker, the job id is the session
 id, and ``processing.rows.take`` refuses a session another worker holds a live lease on.
@@ -17,6 +18,8 @@ id, and ``processing.rows.take`` refuses a session another worker holds a live l
 from __future__ import annotations
 
 import json
+import signal
+import uuid
 from datetime import UTC, datetime
 
 import redis
@@ -60,6 +63,19 @@ class LahStatsWorker(SimpleWorker):
             log.exception("worker.reconcile_failed")
         self._sweep_storage()
         self._apply_retention()
+
+    def kill_horse(self, sig: signal.Signals = signal.SIGKILL) -> None:
+        """RQ's stop-job command (``DELETE /sessions/{id}`` sends it for a session being
+        processed) kills a forking worker's child. This worker has none: RQ's command thread
+        names the job in ``_stopped_job_id``, and the job stops itself at its next progress
+        report; RQ then marks it stopped (never retried) and the worker takes the next job."""
+        if self.pipeline is None or not self._stopped_job_id:
+            return
+        try:
+            session_id = uuid.UUID(self._stopped_job_id)
+        except ValueError:  # a webhook delivery: short, it runs to its end
+            return
+        self.pipeline.stops.request(session_id)
 
     def _sweep_storage(self) -> None:
         """Delete stray chunk objects of recently ended sessions: hourly, one worker at a

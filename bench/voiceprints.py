@@ -14,8 +14,16 @@ The threshold and margin are chosen on the two **tune** groups pooled (the highe
 with precision >= 99 %, the middle of the flat optimum: :func:`choose`) and reported on the
 **report** group (voices, texts and recordings the choice never used) and the **holdout** group
 (generated voices no run had heard before this operating point was chosen; BENCHMARKS.md tells
-the three runs). Speaker turns are the reference turns, so the figures measure the
-embedder and the matching, not the diarizer (whose errors the job adds in real rooms).
+the three runs). With ``--turns diarized`` (the default) the later sessions' speakers are
+what the product's default diarizer (``services.diarization.load_diarizer`` with the settings'
+backend, no speaker-count hint) hears, as users get them: a hypothesised speaker *is* the
+reference voice it overlaps most, a suggestion is right when it names that voice's member, and
+coverage counts the claimed members' voices that end with a right suggestion. ``--turns
+reference`` uses the reference turns instead, so the figures measure only the embedder and the
+matching. The claim sessions use the reference turns either way (a claim is a person
+confirming their own clip). Every group is reported at the product's defaults
+(``VOICEPRINT_MIN_SCORE`` / ``VOICEPRINT_MIN_MARGIN``) and, where the tune groups ran, at the
+point they would choose.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from scipy.signal import resample_poly
 
 from bench.report import BenchError, console
 from config import Settings
+from services.diarization import Diarizer, diarize, load_diarizer
 from services.domain import SAMPLE_RATE, Audio, SpeakerTurn, SpeakerVoice
 from services.voiceprints import VoiceEmbedder, embed_speakers, load_voice_embedder, match_voices
 from voice_library import centroid
@@ -197,11 +206,35 @@ class Voice:
     later: tuple[Samples, ...] = ()
 
 
+@dataclass(frozen=True)
+class Heard:
+    """One later session as the matcher sees it: the voices of the speakers heard, which
+    reference voice each of them truly is (the one it overlaps most; absent: none), and the
+    reference voices present."""
+
+    voices: tuple[SpeakerVoice, ...]
+    truth: dict[str, str]
+    present: frozenset[str]
+
+
+GROUPS = ("tune", "tune-synthetic", "report", "holdout", "holdout-2")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=2.0, help="length of each session")
     parser.add_argument("--claim-sessions", type=int, default=2)
     parser.add_argument("--later-sessions", type=int, default=8)
     parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument(
+        "--turns",
+        choices=("reference", "diarized"),
+        default="diarized",
+        help="the later sessions' speakers: the product's default diarizer (as users get "
+        "them) or the reference turns (the embedder and the matching alone)",
+    )
+    parser.add_argument(
+        "--groups", nargs="+", choices=GROUPS, default=list(GROUPS), help="the groups to run"
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -210,53 +243,60 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     # one intra-op thread: on a shared 2-core machine torch's second thread spins and made
     # CAM++ ~10x slower here (measured: 0.55 vs 7 CPU-s for a batch of 8 x 3 s)
     torch.set_num_threads(1)
-    embedder = load_voice_embedder(Settings(device="cpu"))
-    real = real_voices()
-    tune_real, report_real = (
-        [real["librivox"], real["sb_spk1"]],
-        [
-            real["sb_spk2"],
-            real["diane"],
-            real["sheila"],
-        ],
-    )
-    groups = {
-        "tune": _espeak_voices(TUNE_ESPEAK) + tune_real,
-        "tune-synthetic": _espeak_voices(TUNE_SYNTHETIC_ESPEAK),
-        "report": _espeak_voices(REPORT_ESPEAK) + report_real,
-        "holdout": _espeak_voices(HOLDOUT_ESPEAK),
-        "holdout-2": _espeak_voices(HOLDOUT2_ESPEAK),
-    }
+    settings = Settings(device="cpu")
+    embedder = load_voice_embedder(settings)
+    diarizer = load_diarizer(settings) if args.turns == "diarized" else None
+    groups = {name: voices for name, voices in _groups().items() if name in args.groups}
     scored = {}
-    for n, (split, voices) in enumerate(groups.items()):
-        rng = np.random.default_rng(args.seed + n)
-        scored[split] = score_group(voices, embedder, args, rng)
+    for split, voices in groups.items():
+        rng = np.random.default_rng(args.seed + GROUPS.index(split))
+        scored[split] = score_group(voices, embedder, diarizer, args, rng)
         console.print(f"{split}: {len(scored[split]['sessions'])} later sessions embedded")
-    threshold, margin = choose(curve(*(scored[split] for split in TUNE_GROUPS)))
     curves = {split: curve(scored[split]) for split in groups}
+    defaults = (settings.voiceprint_min_score, settings.voiceprint_min_margin)
+    tune = [scored[split] for split in TUNE_GROUPS if split in scored]
+    chosen = choose(curve(*tune)) if len(tune) == len(TUNE_GROUPS) else None
 
-    def at_chosen(split: str) -> dict[str, Any]:
-        return next(
-            p for p in curves[split] if (p["threshold"], p["margin"]) == (threshold, margin)
-        )
+    def at(point: tuple[float, float]) -> dict[str, Any]:
+        return {split: evaluate(scored[split], *point) for split in groups}
 
     return {
         "embedder": embedder.name,
+        "turns": args.turns,
+        "diarization_backend": settings.diarization_backend if diarizer else None,
         "max_seconds_per_speaker": embedder.max_seconds,
         "minutes_per_session": args.minutes,
         "groups": {s: [v.name for v in voices] for s, voices in groups.items()},
-        "chosen": {"threshold": threshold, "margin": margin},
-        "at_chosen": {split: at_chosen(split) for split in groups},
+        "defaults": {"threshold": defaults[0], "margin": defaults[1]},
+        "at_defaults": at(defaults),
+        "chosen": None if chosen is None else {"threshold": chosen[0], "margin": chosen[1]},
+        "at_chosen": None if chosen is None else at(chosen),
         "curves": curves,
         "scores": {s: _score_summary(scored[s]) for s in scored},
     }
 
 
+def _groups() -> dict[str, list[Voice]]:
+    real = real_voices()
+    return {
+        "tune": [*_espeak_voices(TUNE_ESPEAK), real["librivox"], real["sb_spk1"]],
+        "tune-synthetic": _espeak_voices(TUNE_SYNTHETIC_ESPEAK),
+        "report": [*_espeak_voices(REPORT_ESPEAK), real["sb_spk2"], real["diane"], real["sheila"]],
+        "holdout": _espeak_voices(HOLDOUT_ESPEAK),
+        "holdout-2": _espeak_voices(HOLDOUT2_ESPEAK),
+    }
+
+
 def score_group(
-    voices: list[Voice], embedder: VoiceEmbedder, args: argparse.Namespace, rng: np.random.Generator
+    voices: list[Voice],
+    embedder: VoiceEmbedder,
+    diarizer: Diarizer | None,
+    args: argparse.Namespace,
+    rng: np.random.Generator,
 ) -> dict[str, Any]:
-    """Claim sessions → voiceprints; later sessions → each speaker's voice. The last two
-    voices are the member who never claims and the outsider."""
+    """Claim sessions → voiceprints; later sessions → each speaker's voice, the speakers
+    the reference turns' or, with a ``diarizer``, those it hears. The last two voices are
+    the member who never claims and the outsider."""
     members, never_claims, outsider = voices[:-2], voices[-2], voices[-1]
     claimed: dict[str, list[SpeakerVoice]] = {}
     for _ in range(args.claim_sessions):
@@ -272,9 +312,38 @@ def score_group(
         picked = rng.choice(len(members), size=min(4, len(members)), replace=False)
         present = [members[i] for i in picked]
         present += [never_claims, outsider]
-        audio, turns = build_session(present, args.minutes, rng, phase="later")
-        sessions.append(list(embed_speakers(audio, turns, embedder)))
+        audio, reference = build_session(present, args.minutes, rng, phase="later")
+        sessions.append(hear(audio, reference, embedder, diarizer))
     return {"voiceprints": voiceprints, "sessions": sessions}
+
+
+def hear(
+    audio: Audio,
+    reference: list[SpeakerTurn],
+    embedder: VoiceEmbedder,
+    diarizer: Diarizer | None,
+) -> Heard:
+    """The session's voices as the product makes them (its diarizer's turns, or the
+    reference turns), each speaker's truth the reference voice it overlaps most."""
+    turns = reference if diarizer is None else list(diarize(audio, diarizer))
+    return Heard(
+        voices=embed_speakers(audio, turns, embedder),
+        truth=truly(turns, reference),
+        present=frozenset(t.speaker for t in reference),
+    )
+
+
+def truly(turns: list[SpeakerTurn], reference: list[SpeakerTurn]) -> dict[str, str]:
+    """Each hypothesised speaker → the reference speaker whose turns it overlaps most
+    (seconds); a speaker overlapping nobody is left out."""
+    overlap: dict[str, dict[str, float]] = {}
+    for turn in turns:
+        for ref in reference:
+            shared = min(turn.end, ref.end) - max(turn.start, ref.start)
+            if shared > 0:
+                by = overlap.setdefault(turn.speaker, {})
+                by[ref.speaker] = by.get(ref.speaker, 0.0) + shared
+    return {speaker: max(by, key=lambda r: by[r]) for speaker, by in overlap.items()}
 
 
 def build_session(
@@ -385,24 +454,26 @@ def _pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def evaluate(scored: dict[str, Any], threshold: float, margin: float) -> dict[str, Any]:
-    """Suggestions made, wrong ones (naming another member, or naming anyone for a speaker
-    with no voiceprint), precision, and coverage: the claimed members' speakers that got the
-    right suggestion."""
+    """Suggestions made, wrong ones (naming a member other than the one the speaker truly
+    is, or anyone for a speaker who has no voiceprint or is nobody), precision, and coverage:
+    the claimed members present whose voice ended with the right suggestion."""
     voiceprints = scored["voiceprints"]
     made = wrong = eligible = right = 0
-    for voices in scored["sessions"]:
-        eligible += sum(v.speaker in voiceprints for v in voices)
-        for match in match_voices(voices, voiceprints, threshold, margin):
+    for heard in scored["sessions"]:
+        eligible += len(heard.present & voiceprints.keys())
+        covered = set()
+        for match in match_voices(heard.voices, voiceprints, threshold, margin):
             made += 1
-            if match.user == match.speaker:
-                right += 1
+            if heard.truth.get(match.speaker) == match.user:
+                covered.add(match.user)
             else:
                 wrong += 1
+        right += len(covered)
     return {
         "suggestions": made,
         "wrong": wrong,
         "eligible": eligible,
-        "precision": right / made if made else 1.0,
+        "precision": (made - wrong) / made if made else 1.0,
         "coverage": right / eligible if eligible else 0.0,
     }
 
@@ -425,14 +496,14 @@ def choose(points: list[dict[str, Any]]) -> tuple[float, float]:
 def _score_summary(scored: dict[str, Any]) -> dict[str, Any]:
     """How a speaker scores against their own voiceprint, and the best impostor score."""
     own, impostor = [], []
-    for voices in scored["sessions"]:
-        for v in voices:
+    for heard in scored["sessions"]:
+        for v in heard.voices:
             scores = {
                 name: float(np.dot(v.embedding, print_))
                 for name, print_ in scored["voiceprints"].items()
             }
-            if v.speaker in scores:
-                own.append(scores.pop(v.speaker))
+            if heard.truth.get(v.speaker) in scores:
+                own.append(scores.pop(heard.truth[v.speaker]))
             if scores:
                 impostor.append(max(scores.values()))
 
@@ -447,15 +518,25 @@ def _score_summary(scored: dict[str, Any]) -> dict[str, Any]:
 
 
 def render(result: dict[str, Any]) -> None:
-    chosen = result["chosen"]
+    defaults, chosen = result["defaults"], result["chosen"]
     console.print(
-        f"{result['embedder']}: threshold {chosen['threshold']}, margin {chosen['margin']} "
-        "(chosen on the tune group)"
+        f"{result['embedder']}, {result['turns']} turns: the defaults, threshold "
+        f"{defaults['threshold']}, margin {defaults['margin']}"
     )
-    for split, p in result["at_chosen"].items():
+    _render_points(result["at_defaults"])
+    if chosen is not None:
         console.print(
-            f"{split}: precision {p['precision']:.3f} ({p['wrong']} wrong of "
-            f"{p['suggestions']}), coverage {p['coverage']:.3f} of {p['eligible']} speakers"
+            f"what the tune groups choose on these turns: threshold {chosen['threshold']}, "
+            f"margin {chosen['margin']}"
         )
+        _render_points(result["at_chosen"])
     for split, summary in result["scores"].items():
         console.print(f"{split} scores: {summary}")
+
+
+def _render_points(points: dict[str, dict[str, Any]]) -> None:
+    for split, p in points.items():
+        console.print(
+            f"  {split}: precision {p['precision']:.3f} ({p['wrong']} wrong of "
+            f"{p['suggestions']}), coverage {p['coverage']:.3f} of {p['eligible']} speakers"
+        )

@@ -14,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from lifecycle import Stage, announce, status_snapshot
 from models import Session, SessionStatus
+from processing.stopping import StopRequests
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +56,9 @@ class ProgressReporter:
     """Maps a stage's own fraction (0.0-1.0) onto its band and writes it, at most once per
     ``min_interval_s`` (stage changes always), never lowering the stored value. Writes are
     fenced by the attempt number, so a stale worker cannot move a newer attempt's progress.
-    Progress is advisory: a failed write (database briefly down) is logged and skipped."""
+    Progress is advisory: a failed write (database briefly down) is logged and skipped.
+    Every report is also where the job stops when it was asked to (``stops``): it raises
+    :class:`~processing.stopping.JobStopped`."""
 
     def __init__(
         self,
@@ -63,9 +66,11 @@ class ProgressReporter:
         session_id: uuid.UUID,
         attempt: int,
         min_interval_s: float,
+        stops: StopRequests | None = None,
     ) -> None:
         self._factory, self._session_id, self._attempt = session_factory, session_id, attempt
         self._min_interval_s = min_interval_s
+        self._stops = stops
         self._last_write = 0.0
         self.stage = Stage.QUEUED
         self._stage_started = time.perf_counter()
@@ -73,6 +78,7 @@ class ProgressReporter:
 
     def enter(self, stage: Stage) -> None:
         """Close the current stage (its duration is logged and kept) and start ``stage``."""
+        self._check_stop()
         self._close_stage()
         self.stage = stage
         structlog.contextvars.bind_contextvars(stage=stage.value)
@@ -93,10 +99,15 @@ class ProgressReporter:
         self._stage_started = now
 
     def report(self, fraction: float) -> None:
+        self._check_stop()
         if time.monotonic() - self._last_write < self._min_interval_s:
             return
         low, high = BANDS[self.stage]
         self._write(int(low + min(max(fraction, 0.0), 1.0) * (high - low)))
+
+    def _check_stop(self) -> None:
+        if self._stops is not None:
+            self._stops.check(self._session_id)
 
     def _write(self, percent: int) -> None:
         self._last_write = time.monotonic()

@@ -11,13 +11,16 @@ import math
 import uuid
 
 import redis
+import structlog
 from rq import Queue
-from rq.exceptions import NoSuchJobError
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
 from config import Settings
 
+log = structlog.get_logger(__name__)
 PROCESS_SESSION = "processor.process_session"
 # Statuses in which a job will still run (or is running) without anyone's help.
 LIVE_STATUSES = {
@@ -27,6 +30,8 @@ LIVE_STATUSES = {
     JobStatus.DEFERRED,
     JobStatus.CREATED,
 }
+# Statuses in which a job has not begun: cancelling it keeps it from ever running.
+WAITING_STATUSES = LIVE_STATUSES - {JobStatus.STARTED}
 
 
 def job_timeout(settings: Settings, audio_seconds: float) -> int:
@@ -80,3 +85,23 @@ def requeue_processing(
     if stale:
         connection.zrem(started.key, *stale)
     return enqueue_processing(connection, settings, session_id, audio_seconds)
+
+
+def cancel_processing(connection: redis.Redis, session_id: uuid.UUID) -> JobStatus | None:
+    """Stop the session's job, after the commit that deleted the session: a job still waiting
+    is cancelled (it never runs); a running one is sent RQ's stop-job command (the worker stops
+    it at its next progress report). Returns the status the job was found in, None when Redis
+    has no job for it. Best effort: a job that slips through finds the session gone and
+    writes nothing."""
+    try:
+        job = Job.fetch(str(session_id), connection=connection)
+        status = job.get_status()
+        if status in WAITING_STATUSES:
+            job.cancel()
+        elif status is JobStatus.STARTED:
+            send_stop_job_command(connection, job.id)
+    except NoSuchJobError:
+        return None
+    except InvalidJobOperation as exc:  # it finished or was cancelled between the two calls
+        log.info("jobs.cancel_skipped", session_id=str(session_id), reason=str(exc))
+    return status

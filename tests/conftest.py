@@ -4,6 +4,8 @@ Alembic), a real Redis database flushed around each test, real files on disk."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from backend.main import create_app
 from config import Settings
 from db import create_db_engine, create_session_factory
 from migrations.runner import upgrade
-from tests.paths import CORPUS, PG_ADMIN, REDIS_TEST_URL, SINGLISH
+from tests.paths import CORPUS, PG_ADMIN, REDIS_TEST_URL, REPO, SINGLISH
 
 TEMPLATE_DB = f"lahstats_tmpl_{os.getpid()}"
 PYANNOTE_CALIBRATION = CORPUS / "diarization/nemo_an4_diarize_test/an4_diarize_test.wav"
@@ -182,3 +184,43 @@ def pyannote_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         style: build_pyannote_pipeline(root / style, calibration, style, segmentation_step=1.0)
         for style in ("community-1", "3.1")
     }
+
+
+@pytest.fixture
+def worker_env(settings) -> dict[str, str]:
+    """The environment of a real ``lahstats worker`` on this test's database, Redis and
+    storage, with a short lease and a reconciler that runs every second."""
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "QUEUE_NAME": settings.queue_name,
+        "DATA_DIR": str(settings.data_dir),
+        "ENVIRONMENT": "test",
+        "LEASE_S": "10",
+        "RECONCILE_INTERVAL_S": "1",
+        "PROGRESS_MIN_INTERVAL_S": "0.2",
+    }
+
+
+@pytest.fixture
+def spawn_worker(worker_env) -> Iterator:
+    """Start real worker processes (``spawn()``); any still running at the end are killed."""
+    started: list[subprocess.Popen] = []
+
+    def spawn() -> subprocess.Popen:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cli", "worker"],
+            env=worker_env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        started.append(proc)
+        return proc
+
+    yield spawn
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

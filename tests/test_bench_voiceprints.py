@@ -1,5 +1,6 @@
 """The voiceprint benchmark's own arithmetic (seconds): sessions are built as described, a
-wrong suggestion costs precision, and the operating point is chosen for precision first."""
+wrong suggestion costs precision, the operating point is chosen for precision first, and a
+diarized speaker is judged as the reference voice it overlaps most."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 
 from bench.report import BenchError
-from bench.voiceprints import TUNE_ESPEAK, Voice, build_session, choose, evaluate
-from services.domain import SpeakerVoice
+from bench.voiceprints import TUNE_ESPEAK, Heard, Voice, build_session, choose, evaluate, truly
+from services.domain import SpeakerTurn, SpeakerVoice
 from tests.factories import heard_again, voice_vectors
 
 
@@ -32,11 +33,15 @@ def test_wrong_suggestions_cost_precision_and_the_choice_puts_precision_first():
     scored = {
         "voiceprints": {"ana": ana, "bo": bo},
         "sessions": [
-            [
-                SpeakerVoice("bo", tuple(heard_again(bo, noise=0.3, seed=2)), "e", 20),
-                # Cy never claimed, and sounds rather like Ana
-                SpeakerVoice("cy", tuple(heard_again(ana, noise=0.8, seed=3)), "e", 20),
-            ]
+            Heard(
+                voices=(
+                    SpeakerVoice("bo", tuple(heard_again(bo, noise=0.3, seed=2)), "e", 20),
+                    # Cy never claimed, and sounds rather like Ana
+                    SpeakerVoice("cy", tuple(heard_again(ana, noise=0.8, seed=3)), "e", 20),
+                ),
+                truth={"bo": "bo", "cy": "cy"},
+                present=frozenset({"bo", "cy"}),
+            )
         ],
     }
     loose = evaluate(scored, threshold=-1.0, margin=0.0)
@@ -62,3 +67,51 @@ def test_wrong_suggestions_cost_precision_and_the_choice_puts_precision_first():
     assert choose(points) == (0.9, 0.0)
     with pytest.raises(BenchError):
         choose(points[:1])
+
+
+def test_a_diarized_speaker_is_the_voice_it_overlaps_most_and_is_judged_as_such():
+    reference = [
+        SpeakerTurn(0, 10, "ana"),
+        SpeakerTurn(10, 20, "bo"),
+        SpeakerTurn(20, 30, "ana"),
+        SpeakerTurn(30, 34, "cy"),
+    ]
+    # the diarizer merged Cy into Ana's second turn, split Bo, and heard a noise nobody made
+    turns = [
+        SpeakerTurn(0, 9, "SPEAKER_00"),
+        SpeakerTurn(9.5, 14, "SPEAKER_01"),
+        SpeakerTurn(14, 20, "SPEAKER_02"),
+        SpeakerTurn(20, 34, "SPEAKER_00"),
+        SpeakerTurn(40, 41, "SPEAKER_03"),
+    ]
+    truth = truly(turns, reference)
+    assert truth == {"SPEAKER_00": "ana", "SPEAKER_01": "bo", "SPEAKER_02": "bo"}
+    ana, bo = voice_vectors(2, seed=5)
+    heard = Heard(
+        voices=(
+            SpeakerVoice("SPEAKER_00", tuple(ana), "e", 20),
+            SpeakerVoice("SPEAKER_01", tuple(heard_again(bo, noise=0.2, seed=1)), "e", 4),
+            SpeakerVoice("SPEAKER_02", tuple(bo), "e", 6),
+            SpeakerVoice("SPEAKER_03", tuple(heard_again(ana, noise=0.1, seed=2)), "e", 1),
+        ),
+        truth=truth,
+        present=frozenset({"ana", "bo", "cy"}),
+    )
+    scored = {"voiceprints": {"ana": ana, "bo": bo}, "sessions": [heard]}
+    # Ana goes to SPEAKER_00 (most like her), Bo to one of his halves: both right; the noise
+    # gets nobody (each member is suggested once); coverage is of the two claimed voices
+    assert evaluate(scored, threshold=0.5, margin=0.0) == {
+        "suggestions": 2,
+        "wrong": 0,
+        "eligible": 2,
+        "precision": 1.0,
+        "coverage": 1.0,
+    }
+    lost = Heard(heard.voices[3:], truth, heard.present)  # only the noise was heard
+    assert evaluate({**scored, "sessions": [lost]}, threshold=0.5, margin=0.0) == {
+        "suggestions": 1,
+        "wrong": 1,
+        "eligible": 2,
+        "precision": 0.0,
+        "coverage": 0.0,
+    }

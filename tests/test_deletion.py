@@ -5,9 +5,13 @@ no storage object lies under the session's prefix and no row references it."""
 from __future__ import annotations
 
 import io
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from rq import Queue
+from rq.job import Job, JobStatus
 from sqlalchemy import Column, create_engine, func, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
@@ -31,10 +35,13 @@ from tests.factories import (
     give_voices,
     ready_session,
     voice_vectors,
+    wav_chunks,
 )
-from tests.paths import CORPUS
+from tests.paths import CORPUS, REPO
 
 SPEECH = CORPUS / "diarization" / "nemo_an4_diarize_test" / "an4_diarize_test.wav"
+SHORT = REPO / "samples" / "chunk_002.wav"  # 10 s
+LONG = "d1_bto_renovation.wav"  # in singlish_dev: 115 s, three voices
 WORDS = {"SPEAKER_00": {"lah": 2}, "SPEAKER_01": {"meh": 1}}
 
 
@@ -190,6 +197,78 @@ def test_deleting_while_processing_recreates_nothing(
     assert storage.deleted  # the deletion did land mid-job, as the clips were being written
     assert _rows_referencing(session_factory, session_id) == {}
     assert _files_under(settings, session_id) == []
+
+
+def _job_status(redis_conn, session_id: str) -> JobStatus:
+    return Job.fetch(session_id, connection=redis_conn).get_status()
+
+
+def _wait(check, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"never happened within {timeout} s: {what}")
+
+
+def _progress(settings, session_id: str) -> int:
+    engine = create_engine(settings.sqlalchemy_url)
+    with DbSession(engine) as db:
+        session = db.get(Session, uuid.UUID(session_id))
+        progress = 0 if session is None else session.progress
+    engine.dispose()
+    return progress
+
+
+def test_deleting_a_queued_session_cancels_its_job(
+    client, settings, make_user, session_factory, redis_conn
+):
+    owner = make_user()
+    phone = Phone(client, owner.headers)
+    queued = phone.record([SHORT])  # no worker: its job waits on the queue
+    assert client.delete(f"/sessions/{queued}", headers=owner.headers).status_code == 204
+    assert _job_status(redis_conn, queued) is JobStatus.CANCELED
+    assert Queue(settings.queue_name, connection=redis_conn).count == 0
+    assert _rows_referencing(session_factory, queued) == {}
+    assert _files_under(settings, queued) == []
+
+
+@pytest.mark.slow
+def test_deleting_stops_the_running_job_of_a_real_worker(
+    client, settings, make_user, session_factory, redis_conn, singlish_dev, tmp_path, spawn_worker
+):
+    owner = make_user()
+    phone = Phone(client, owner.headers)
+    running = phone.record(wav_chunks(singlish_dev / LONG, tmp_path), num_speakers=3)
+    worker = spawn_worker()
+    _wait(lambda: _progress(settings, running) >= 15, 180, "the job got into diarizing")
+    assert client.delete(f"/sessions/{running}", headers=owner.headers).status_code == 204
+    # RQ's stop-job command reached the job, which stopped at its next progress report
+    # (STOPPED is only ever set for a job stopped on request; it is never retried)
+    _wait(lambda: _job_status(redis_conn, running) is JobStatus.STOPPED, 60, "the job stopped")
+
+    assert _rows_referencing(session_factory, running) == {}
+    assert _files_under(settings, running) == []
+    assert worker.poll() is None  # the worker lives on and takes the next session
+    following = phone.record([SHORT])
+    _wait(
+        lambda: _row_status(session_factory, following) is not SessionStatus.PROCESSING,
+        180,
+        "the next session was processed",
+    )
+    assert _row_status(session_factory, following) is SessionStatus.READY_FOR_CLAIMING
+    time.sleep(2)  # the reconciler runs every second: nothing brings the deleted ones back
+    assert _rows_referencing(session_factory, running) == {}
+    assert _files_under(settings, running) == []
+    assert _job_status(redis_conn, running) is JobStatus.STOPPED
+
+
+def _row_status(factory: sessionmaker[DbSession], session_id: str) -> SessionStatus | None:
+    with factory() as db:
+        session = db.get(Session, uuid.UUID(session_id))
+        return None if session is None else session.status
 
 
 def test_leaving_a_group_and_forget_me(client, settings, make_user, session_factory):

@@ -4,13 +4,9 @@ queued. Each ends with the session processed exactly once, or failed saying why.
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -29,43 +25,6 @@ from tests.tcp_proxy import TcpProxy
 
 CHUNK = REPO / "samples" / "chunk_002.wav"
 D1 = "d1_bto_renovation.wav"  # in singlish_dev: 115 s, three voices
-
-
-@pytest.fixture
-def worker_env(settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "QUEUE_NAME": settings.queue_name,
-        "DATA_DIR": str(settings.data_dir),
-        "ENVIRONMENT": "test",
-        "LEASE_S": "10",
-        "RECONCILE_INTERVAL_S": "1",
-        "PROGRESS_MIN_INTERVAL_S": "0.2",
-    }
-
-
-@pytest.fixture
-def spawn_worker(worker_env) -> Iterator:
-    started: list[subprocess.Popen] = []
-
-    def spawn() -> subprocess.Popen:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "cli", "worker"],
-            env=worker_env,
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        started.append(proc)
-        return proc
-
-    yield spawn
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def _row(settings, session_id: str) -> Session:

@@ -1,6 +1,7 @@
 """``processing.progress.ProgressReporter`` against real Postgres: each stage writes its band
 of 0-100, the stored number only moves forward, reports are rate limited (stage changes are
-not), a stale attempt writes nothing, and a failed write is skipped."""
+not), a stale attempt writes nothing, a failed write is skipped, and a job asked to stop
+stops at its next report."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import itertools
 import time
 import uuid
 
+import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from models import Session, SessionStatus
 from processing.progress import BANDS, ProgressReporter, Stage
+from processing.stopping import JobStopped, StopRequests
 from tests.factories import stored_session
 
 
@@ -107,3 +110,21 @@ def test_a_failed_write_is_skipped(session_factory):
     reporter.report(0.5)
     assert reporter.stage is Stage.DIARIZING
     engine.dispose()
+
+
+def test_a_job_asked_to_stop_stops_at_its_next_report_even_a_rate_limited_one(session_factory):
+    session_id = stored_session(session_factory, SessionStatus.PROCESSING, attempts=1)
+    other = stored_session(session_factory, SessionStatus.PROCESSING, attempts=1)
+    stops = StopRequests()
+    reporter = ProgressReporter(session_factory, session_id, 1, 3600, stops)
+    reporter.enter(Stage.DIARIZING)
+    stops.request(other)  # another job's request is not this one's
+    reporter.report(0.5)
+    stops.request(session_id)
+    with pytest.raises(JobStopped):
+        reporter.report(0.6)
+    with pytest.raises(JobStopped):
+        reporter.enter(Stage.TRANSCRIBING)
+    assert _progress(session_factory, session_id) == (BANDS[Stage.DIARIZING][0], "diarizing")
+    stops.forget(session_id)  # the job is over: a later job of this session runs on
+    reporter.enter(Stage.TRANSCRIBING)

@@ -65,7 +65,7 @@ from models import (
     SessionStatus,
     WordOccurrence,
 )
-from queueing.jobs import enqueue_processing
+from queueing.jobs import cancel_processing, enqueue_processing
 from queueing.status_cache import StatusSnapshot, forget_status
 from queueing.webhooks import UnsafeWebhookTarget, require_https, vet_webhook_url
 from storage import chunk_key, delete_session_objects
@@ -573,16 +573,31 @@ def delete_session(
     """Delete the session and everything made from it: chunks, clips, evidence clips,
     transcript, speakers, occurrences, and its share of any voiceprint; the leaderboard no
     longer counts it. Only whoever started it or a group admin may. Idempotent (a session
-    already gone answers 204). A session being processed is deleted all the same: its job
-    finds the session gone and writes nothing more (it removes any clip it had stored)."""
+    already gone answers 204). A session being processed is deleted all the same, then its
+    job is cancelled (queued) or stopped (running); one that slips through finds the session
+    gone and writes nothing more (it removes any clip it had stored)."""
     session = crud.session_to_delete(db, session_id, user.id)
+    processing = session is not None and session.status is SessionStatus.PROCESSING
     if session is not None:
         voice_library.forget_session(db, session_id)
         crud.delete_session(db, session_id)
         db.commit()
         log.info("session.deleted", session_id=str(session_id), by=str(user.id))
+    if processing:
+        _stop_job(connection, session_id)
     deleted = delete_session_objects(storage, session_id)
     forget_status(connection, session_id)
     if deleted:
         log.info("session.objects_deleted", session_id=str(session_id), objects=len(deleted))
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _stop_job(connection: RedisDep, session_id: uuid.UUID) -> None:
+    """After the commit: cancel or stop the deleted session's job. Redis being down loses
+    nothing: the job then finds the session gone before it writes its results."""
+    try:
+        found = cancel_processing(connection, session_id)
+    except RedisError as exc:
+        log.warning("session.job_not_stopped", session_id=str(session_id), error=str(exc))
+    else:
+        log.info("session.job_stopped", session_id=str(session_id), found=found)
