@@ -265,8 +265,9 @@ export interface paths {
          * @description Delete the session and everything made from it: chunks, clips, evidence clips,
          *     transcript, speakers, occurrences, and its share of any voiceprint; the leaderboard no
          *     longer counts it. Only whoever started it or a group admin may. Idempotent (a session
-         *     already gone answers 204). A session being processed is deleted all the same: its job
-         *     finds the session gone and writes nothing more (it removes any clip it had stored).
+         *     already gone answers 204). A session being processed is deleted all the same, then its
+         *     job is cancelled (queued) or stopped (running); one that slips through finds the session
+         *     gone and writes nothing more (it removes any clip it had stored).
          */
         delete: operations["delete_session_sessions__session_id__delete"];
         options?: never;
