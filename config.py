@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # how often each worker runs the reconciler between jobs, seconds
     reconcile_interval_s: int = Field(default=60, ge=1)
     skip_bad_chunks: bool = False
+    # live sessions: hear each chunk as it is uploaded (a job on QUEUE_NAME-chunks), so `end`
+    # only finishes; false = every session is heard whole after `end` (the batch path)
+    live_processing: bool = True
     # HMAC key for webhook signatures; unset = derived from SUPABASE_JWT_SECRET
     webhook_secret: SecretStr | None = None
     # delays between webhook delivery retries, seconds (JSON list)

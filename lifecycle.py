@@ -46,6 +46,7 @@ class Stage(enum.StrEnum):
 
     QUEUED = "queued"
     CONCATENATING = "concatenating"  # decoding the chunks into one 16 kHz recording
+    HEARING = "hearing"  # live sessions: hearing the chunks no chunk job has heard yet
     DIARIZING = "diarizing"
     TRANSCRIBING = "transcribing"
     VERIFYING = "verifying"  # the second listen at English that may be Singlish
@@ -93,6 +94,20 @@ def end_recording(
     session.ended_at = now
     _queue(session)
     _status_changed(session)
+
+
+def chunk_uploaded(session: Session) -> None:
+    """One more chunk stored while recording (a status poll shows how many)."""
+    assert session.status is SessionStatus.RECORDING, session.status
+    session.chunks_uploaded = (session.chunks_uploaded or 0) + 1
+    _status_changed(session)
+
+
+def chunks_heard(session: Session, *, heard: int) -> None:
+    """``heard`` of the session's chunks have a stored hearing now."""
+    if session.chunks_heard != heard:
+        session.chunks_heard = heard
+        _status_changed(session)
 
 
 def take(session: Session, *, lease: timedelta, now: datetime) -> None:
@@ -186,6 +201,8 @@ def status_snapshot(session: Session) -> StatusSnapshot:
         stage=session.stage,
         error_message=session.error_message,
         warnings=list(session.warnings or []),
+        chunks_uploaded=session.chunks_uploaded or 0,
+        chunks_heard=session.chunks_heard or 0,
     )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -164,6 +165,9 @@ class Session(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # live sessions: chunks stored, and chunks whose hearing is stored (status polls show both)
+    chunks_uploaded: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    chunks_heard: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     chunks: Mapped[list[AudioChunk]] = relationship(
         back_populates="session", order_by="AudioChunk.chunk_number"
@@ -190,6 +194,38 @@ class AudioChunk(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     session: Mapped[Session] = relationship(back_populates="chunks")
+
+
+class ChunkHearingRow(Base):
+    """What a chunk job heard of one chunk's stretch (``services.hearing.ChunkHearing``): the
+    finish clusters and analyses these instead of decoding the whole recording again.
+
+    Valid for the chunk with ``chunk_sha256`` after the chunk ``previous_number`` with
+    ``previous_sha256`` (whose tail it carries; None: the first chunk), heard by ``hearer``
+    (the models and settings); ``final``: heard to the chunk's end (the session's last chunk).
+    ``samples``: the chunk's decoded length at 16 kHz, from which session times follow.
+    A chunk that could not be decoded has ``error`` and nothing heard."""
+
+    __tablename__ = "chunk_hearings"
+    __table_args__ = (UniqueConstraint("session_id", "chunk_number"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    session_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    chunk_number: Mapped[int] = mapped_column(Integer)
+    chunk_sha256: Mapped[str] = mapped_column(String(64))
+    previous_number: Mapped[int | None] = mapped_column(Integer)
+    previous_sha256: Mapped[str | None] = mapped_column(String(64))
+    final: Mapped[bool] = mapped_column(Boolean, default=False)
+    hearer: Mapped[str] = mapped_column(String(255))
+    samples: Mapped[int] = mapped_column(BigInteger, default=0)
+    start_s: Mapped[float] = mapped_column(Float, default=0.0)
+    end_s: Mapped[float] = mapped_column(Float, default=0.0)
+    segments: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    verdicts: Mapped[list[Any]] = mapped_column(JsonType, default=list)
+    room: Mapped[dict[str, Any]] = mapped_column(JsonType, default=dict)
+    voices: Mapped[bytes | None] = mapped_column(LargeBinary)
+    error: Mapped[str | None] = mapped_column(Text)
+    heard_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class SessionSpeaker(Base):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
@@ -28,11 +28,11 @@ from observability import (
     REAL_TIME_FACTOR,
     STAGE_SECONDS,
 )
-from processing import rows
-from processing.chunks import concatenate_chunks
+from processing import hearings, rows
+from processing.chunks import ChunkAudio, ChunkedRecording, concatenate_chunks
 from processing.clips import delete_clips, store_clips
 from processing.lease import held_lease
-from processing.progress import ProgressReporter, Stage, StageProgress
+from processing.progress import BANDS, LIVE_BANDS, ProgressReporter, Stage, StageProgress
 from processing.retrying import is_transient
 from processing.stopping import StopRequests
 from processing.suggestions import Matching
@@ -42,14 +42,28 @@ from services.audio import AudioSpool
 from services.device import resolve_device
 from services.diarization import (
     FAR_FIELD_WARNING,
+    Diarization,
     Diarizer,
+    PlacedVoices,
+    SpanDiarizer,
+    diarize_spans,
     hear_speakers,
     load_diarizer,
     sounds_distant,
+    span_diarizer,
 )
-from services.domain import Audio, SpeakerHints
+from services.domain import Audio, Recording, SpeakerHints, Utterance
 from services.emotion import EmotionClassifier, load_emotion_classifier
+from services.hearing import (
+    ChunkHearing,
+    Placed,
+    place,
+    session_room,
+    session_segments,
+    session_verdicts,
+)
 from services.singlish import Singlish, listen_again, load_singlish
+from services.singlish.verification import Verdict
 from services.speech_emotion import SpeechEmotionClassifier, load_speech_emotion_classifier
 from services.transcription import Transcriber, load_transcriber, transcribe
 from services.voiceprints import VoiceEmbedder, embed_speakers, load_voice_embedder
@@ -89,6 +103,16 @@ class Pipeline:
     def notify(self, notice: lifecycle.Notice | None) -> None:
         """After a commit: the session's webhook event, if it asked for one."""
         lifecycle.notify(self.connection, self.settings, notice)
+
+    def ears(self) -> hearings.Ears:
+        """What chunks are heard with (live sessions)."""
+        engines = self.engines
+        return hearings.Ears(
+            engines.transcriber,
+            engines.singlish,
+            engines.diarizer,
+            hearings.hearer_of(self.settings, engines.singlish),
+        )
 
 
 def load_engines(
@@ -138,12 +162,14 @@ def _timed(
 
 
 _installed: Pipeline | None = None
+_chunk_audio: ChunkAudio | None = None  # the chunks the worker's last chunk jobs decoded
 
 
 def install(pipeline: Pipeline) -> None:
     """Make ``pipeline`` the one :func:`process_session` uses (the worker calls this once).
     With Redis, every commit of its session factory publishes the statuses it changed."""
-    global _installed
+    global _installed, _chunk_audio
+    _chunk_audio = ChunkAudio(pipeline.storage)
     if pipeline.connection is not None:
         lifecycle.publish_status(
             pipeline.session_factory, pipeline.connection, pipeline.settings.status_cache_ttl_s
@@ -158,6 +184,28 @@ def process_session(session_id: str) -> None:
     run(uuid.UUID(session_id), _installed)
 
 
+def hear_chunk(session_id: str, chunk_number: int) -> None:
+    """The RQ chunk job of a live session, enqueued by dotted path with ids only after the
+    upload's commit: hear that chunk's stretch and store it (nothing, when it is stored)."""
+    if _installed is None:
+        raise RuntimeError("no pipeline installed: start workers with `lahstats worker`")
+    with structlog.contextvars.bound_contextvars(session_id=session_id, chunk=chunk_number):
+        started = time.perf_counter()
+        outcome = hearings.hear_chunk(
+            _installed.session_factory,
+            _installed.storage,
+            _installed.ears(),
+            uuid.UUID(session_id),
+            chunk_number,
+            audio=_chunk_audio,
+        )
+        log.info(
+            "processor.chunk_heard",
+            outcome=outcome.value,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+
+
 def run(session_id: uuid.UUID, pipeline: Pipeline) -> None:
     """Process one session. A permanent error fails the session with a message naming the
     stage; a transient one (database or storage briefly down) leaves it ``processing`` for a
@@ -170,16 +218,22 @@ def run(session_id: uuid.UUID, pipeline: Pipeline) -> None:
             pipeline.notify(attempt)  # it used up its attempts and was failed (or: nothing)
             return
         JOBS_STARTED.inc()
+        # live: the finish reads what chunk jobs heard, and hears the rest chunk by chunk
+        # itself (so memory stays flat even for a session no chunk job heard); else the batch
+        # path decodes and hears the whole recording at once
+        live = settings.live_processing
         progress = ProgressReporter(
             pipeline.session_factory,
             session_id,
             attempt.number,
             settings.progress_min_interval_s,
             pipeline.stops,
+            LIVE_BANDS if live else BANDS,
         )
         with held_lease(pipeline.session_factory, session_id, attempt.number, lease):
             try:
-                duration, notice = _process(attempt, pipeline, progress)
+                process = _finish if live else _process
+                duration, notice = process(attempt, pipeline, progress)
             except Exception as exc:
                 _record_failure(pipeline, attempt, progress, exc)
                 raise
@@ -241,33 +295,75 @@ def _process(
         audio = spool.audio()
         started = time.perf_counter()
         heard = process_audio(audio, attempt.hints, pipeline.engines, progress)
-        if _deleted_meanwhile(pipeline, attempt):
-            return audio.duration, None
+        notice = _store_results(attempt, pipeline, progress, audio, heard, warnings, started)
+    return audio.duration, notice
 
-        progress.enter(Stage.CLIPS)
-        clips = store_clips(audio, heard, attempt.session_id, storage, settings, progress.report)
 
-        progress.enter(Stage.SAVING)
-        saved = rows.save(
-            pipeline.session_factory,
-            attempt,
-            rows.Outcome(
-                heard=heard,
-                clips=clips,
-                duration_s=audio.duration,
-                warnings=[*warnings, *heard.warnings],
-                processing_time_s=time.perf_counter() - started,
-                corrections_version=pipeline.engines.singlish.corrections.version,
-                rating=pipeline.engines.singlish.rating,
-                matching=_matching(pipeline),
-            ),
-        )
+def _finish(
+    attempt: rows.Attempt, pipeline: Pipeline, progress: ProgressReporter
+) -> tuple[float, lifecycle.Notice | None]:
+    """A live session's end: hear the chunks no chunk job heard (the last one at least), then
+    the stages that need the whole session, from the stored hearings; the audio is read back
+    from the chunks only where a clip or a voice needs it."""
+    started = time.perf_counter()
+    progress.enter(Stage.HEARING)
+    heard_chunks = hearings.hear_remaining(
+        pipeline.session_factory,
+        pipeline.storage,
+        pipeline.ears(),
+        attempt.session_id,
+        [c.number for c in attempt.chunks],
+        skip_bad_chunks=pipeline.settings.skip_bad_chunks,
+        on_progress=progress.report,
+    )
+    recording = ChunkedRecording(heard_chunks.lengths, ChunkAudio(pipeline.storage))
+    heard = finish_hearings(
+        heard_chunks.hearings, recording, attempt.hints, pipeline.engines, progress
+    )
+    warnings = list(heard_chunks.warnings)
+    notice = _store_results(attempt, pipeline, progress, recording, heard, warnings, started)
+    return recording.duration, notice
+
+
+def _store_results(
+    attempt: rows.Attempt,
+    pipeline: Pipeline,
+    progress: ProgressReporter,
+    recording: Recording,
+    heard: rows.Heard,
+    warnings: list[str],
+    started: float,
+) -> lifecycle.Notice | None:
+    """Both paths' end: the clips, then the results in one transaction; what to tell the
+    outside once saved (None: nothing was saved, by this attempt)."""
+    settings, storage = pipeline.settings, pipeline.storage
+    if _deleted_meanwhile(pipeline, attempt):
+        return None
+
+    progress.enter(Stage.CLIPS)
+    clips = store_clips(recording, heard, attempt.session_id, storage, settings, progress.report)
+
+    progress.enter(Stage.SAVING)
+    saved = rows.save(
+        pipeline.session_factory,
+        attempt,
+        rows.Outcome(
+            heard=heard,
+            clips=clips,
+            duration_s=recording.duration,
+            warnings=[*warnings, *heard.warnings],
+            processing_time_s=time.perf_counter() - started,
+            corrections_version=pipeline.engines.singlish.corrections.version,
+            rating=pipeline.engines.singlish.rating,
+            matching=_matching(pipeline),
+        ),
+    )
     if saved is None:  # another attempt owns the session now (it saves, it notifies), or
         _deleted_meanwhile(pipeline, attempt)  # the session was deleted: clean up after us
-        return audio.duration, None
+        return None
     delete_clips(storage, saved.stale_clips)
     progress.finish()
-    return audio.duration, saved.notice
+    return saved.notice
 
 
 def _deleted_meanwhile(pipeline: Pipeline, attempt: rows.Attempt) -> bool:
@@ -292,11 +388,7 @@ def process_audio(
     caller stores clips and results). The benchmarks time the product through this."""
     progress.enter(Stage.DIARIZING)
     diarization = hear_speakers(audio, engines.diarizer, hints, progress.report)
-    turns = diarization.turns
-    doubts: tuple[str, ...] = ()
-    if not engines.diarizer.hears_far_field and sounds_distant(audio):
-        log.warning("far-field audio on a diarizer not built for it", seconds=audio.duration)
-        doubts = (FAR_FIELD_WARNING,)
+    doubts = _doubts(engines.diarizer.hears_far_field, lambda: sounds_distant(audio))
 
     progress.enter(Stage.TRANSCRIBING)
     segments = transcribe(audio, engines.transcriber, progress.report)
@@ -304,7 +396,66 @@ def process_audio(
 
     progress.enter(Stage.VERIFYING)  # a second listen at English that may be Singlish
     verdicts = listen_again(audio, utterances, engines.singlish, progress.report)
+    return _understood(audio, utterances, verdicts, diarization, engines, progress, doubts)
 
+
+def finish_hearings(
+    heard_chunks: Sequence[tuple[float, ChunkHearing]],
+    recording: Recording,
+    hints: SpeakerHints,
+    engines: Engines,
+    progress: StageProgress,
+) -> rows.Heard:
+    """:func:`process_audio` of a live session, from its chunks' hearings ((session second
+    each chunk starts, its hearing)): the stored window embeddings are clustered once
+    (speaker-count hints honoured), words given to speakers, then the same analysis."""
+    placed = place(heard_chunks)
+    room = session_room(placed)
+    progress.enter(Stage.DIARIZING)
+    chosen = span_diarizer(engines.diarizer, room)
+    if chosen is None:  # a backend that hears whole recordings (pyannote): decode it all
+        diarizer: Diarizer | SpanDiarizer = engines.diarizer
+        whole = recording.slice(0.0, recording.duration)
+        diarization = hear_speakers(whole, engines.diarizer, hints, progress.report)
+    else:
+        diarizer = chosen
+        spans = [_voices_for(p, chosen, recording) for p in placed]
+        diarization = diarize_spans(spans, recording.duration, chosen, hints, progress.report)
+    doubts = _doubts(diarizer.hears_far_field, lambda: room.distant)
+    utterances = assign_speakers(session_segments(placed), diarization.exclusive)
+    verdicts = session_verdicts(placed, utterances)
+    return _understood(recording, utterances, verdicts, diarization, engines, progress, doubts)
+
+
+def _voices_for(placed: Placed, diarizer: SpanDiarizer, recording: Recording) -> PlacedVoices:
+    """What ``diarizer`` keeps of the stretch: stored, or taken again from the chunks when the
+    chunk job chose the other backend (the room it heard so far sounded otherwise)."""
+    hearing = placed.hearing
+    if hearing.voices is not None and hearing.voices.backend == diarizer.name:
+        return placed.offset, hearing.voices
+    stretch = recording.slice(placed.offset, placed.offset + hearing.end - hearing.start)
+    log.info("processor.voices_taken_again", offset=round(placed.offset, 2))
+    return placed.offset, diarizer.hear_span(stretch)
+
+
+def _doubts(hears_far_field: bool, distant: Callable[[], bool]) -> tuple[str, ...]:
+    if hears_far_field or not distant():
+        return ()
+    log.warning("far-field audio on a diarizer not built for it")
+    return (FAR_FIELD_WARNING,)
+
+
+def _understood(
+    recording: Recording,
+    utterances: Sequence[Utterance],
+    verdicts: Sequence[Verdict],
+    diarization: Diarization,
+    engines: Engines,
+    progress: StageProgress,
+    doubts: tuple[str, ...],
+) -> rows.Heard:
+    """Both paths' last stages: corrections, counts and emotions, then each speaker's voice."""
+    turns = diarization.turns
     progress.enter(Stage.ANALYSING)
     analysis = analyse(
         utterances,
@@ -316,10 +467,10 @@ def process_audio(
         engines.singlish.rating,
         speech=None
         if engines.speech_emotion_classifier is None
-        else (audio, engines.speech_emotion_classifier),
+        else (recording, engines.speech_emotion_classifier),
     )
     voices = diarization.voices
     if engines.voice_embedder is not None:
         progress.enter(Stage.VOICES)
-        voices += embed_speakers(audio, turns, engines.voice_embedder, progress.report)
+        voices += embed_speakers(recording, turns, engines.voice_embedder, progress.report)
     return rows.Heard(analysis=analysis, turns=turns, warnings=doubts, voices=voices)

@@ -10,7 +10,8 @@ loaded at start. The cost: a job that crashes the interpreter (OOM kill, segfaul
 worker with it — which is why sessions carry a lease in Postgres and the reconciler re-enqueues
 a session whose worker vanished. SIGTERM is a warm shutdown: RQ lets the current job finish.
 RQ's stop-job command stops the current job at its next progress report (``kill_horse``).
-The worker also serves the webhook queue, whose short delivery jobs run between sessions.
+The worker also serves live sessions' chunk queue (each chunk heard as it is uploaded; a
+session's finish goes first) and the webhook queue, whose short jobs run between sessions.
 Several workers may share one queue: RQ hands each job to one worker, the job id is the session
 id, and ``processing.rows.take`` refuses a session another worker holds a live lease on.
 """
@@ -35,6 +36,7 @@ from observability import configure_logging
 from processing.reconcile import reconcile
 from processing.retention import RETENTION_EVERY_S, apply_retention
 from processing.sweep import SWEEP_EVERY_S, SWEEP_WINDOW, sweep_orphan_chunks
+from queueing.jobs import chunk_queue
 from queueing.webhooks import webhook_queue
 from services.device import resolve_device
 from storage import create_storage
@@ -148,8 +150,10 @@ def build_worker(settings: Settings, connection: redis.Redis) -> LahStatsWorker:
         connection=connection,
     )
     processor.install(pipeline)
+    # finishes first (someone waits for them), then live sessions' chunks, then webhooks
     queues = [
         Queue(settings.queue_name, connection=connection),
+        chunk_queue(connection, settings),
         webhook_queue(connection, settings),
     ]
     # worker_ttl bounds how long an idle worker blocks on the queue, hence how often it

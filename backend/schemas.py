@@ -207,6 +207,8 @@ class SessionStatusPublic(BaseModel):
                     "stage": "transcribing",
                     "error_message": None,
                     "warnings": [],
+                    "chunks_uploaded": 12,
+                    "chunks_heard": 11,
                 }
             ]
         }
@@ -220,6 +222,15 @@ class SessionStatusPublic(BaseModel):
     stage: str | None
     error_message: str | None
     warnings: list[str] = []
+    chunks_uploaded: int = Field(
+        default=0, ge=0, description="Chunks stored for this session (live while recording)"
+    )
+    chunks_heard: int = Field(
+        default=0,
+        ge=0,
+        description="Chunks already heard (transcribed, their voices embedded) while recording: "
+        "what is left to hear after `end` is chunks_uploaded - chunks_heard",
+    )
 
 
 class SessionSummary(BaseModel):

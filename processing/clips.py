@@ -14,7 +14,7 @@ import structlog
 
 from config import Settings
 from services.audio import encode_clip, sample_clip_window
-from services.domain import Audio, ProgressCallback, SpeakerTurn, no_progress
+from services.domain import ProgressCallback, Recording, SpeakerTurn, no_progress
 from storage import Storage, StorageError, clip_key, evidence_clip_key
 
 if TYPE_CHECKING:  # rows imports Clips from here
@@ -36,7 +36,7 @@ class Clips:
 
 
 def store_clips(
-    audio: Audio,
+    audio: Recording,
     heard: Heard,
     session_id: uuid.UUID,
     storage: Storage,
@@ -56,7 +56,7 @@ def store_clips(
 
 
 def store_sample_clips(
-    audio: Audio,
+    audio: Recording,
     turns: Sequence[SpeakerTurn],
     session_id: uuid.UUID,
     storage: Storage,
@@ -76,7 +76,7 @@ def store_sample_clips(
 
 
 def store_evidence_clips(
-    audio: Audio,
+    audio: Recording,
     spans: Iterable[tuple[float, float]],
     session_id: uuid.UUID,
     storage: Storage,

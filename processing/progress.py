@@ -32,6 +32,16 @@ BANDS: dict[Stage, tuple[int, int]] = {
     Stage.CLIPS: (85, 95),
     Stage.SAVING: (95, 100),
 }
+# A live session's finish: most chunks were heard while it was recorded; hearing the rest
+# (the last chunk at least) comes first, then the stages that need the whole session.
+LIVE_BANDS: dict[Stage, tuple[int, int]] = {
+    Stage.HEARING: (0, 50),
+    Stage.DIARIZING: (50, 65),
+    Stage.ANALYSING: (65, 80),
+    Stage.VOICES: (80, 85),
+    Stage.CLIPS: (85, 95),
+    Stage.SAVING: (95, 100),
+}
 
 
 class StageProgress(Protocol):
@@ -67,8 +77,10 @@ class ProgressReporter:
         attempt: int,
         min_interval_s: float,
         stops: StopRequests | None = None,
+        bands: dict[Stage, tuple[int, int]] = BANDS,
     ) -> None:
         self._factory, self._session_id, self._attempt = session_factory, session_id, attempt
+        self._bands = bands
         self._min_interval_s = min_interval_s
         self._stops = stops
         self._last_write = 0.0
@@ -82,7 +94,7 @@ class ProgressReporter:
         self._close_stage()
         self.stage = stage
         structlog.contextvars.bind_contextvars(stage=stage.value)
-        self._write(BANDS[stage][0])
+        self._write(self._bands[stage][0])
 
     def finish(self) -> None:
         self._close_stage()
@@ -102,7 +114,7 @@ class ProgressReporter:
         self._check_stop()
         if time.monotonic() - self._last_write < self._min_interval_s:
             return
-        low, high = BANDS[self.stage]
+        low, high = self._bands[self.stage]
         self._write(int(low + min(max(fraction, 0.0), 1.0) * (high - low)))
 
     def _check_stop(self) -> None:

@@ -1,6 +1,8 @@
 """The reconciler: Postgres is the source of truth, Redis only carries work. A session that is
 ``processing`` with no live job and no live lease lost its job (worker killed, Redis restarted
 or flushed, enqueue failed): enqueue it again, or fail it once it has used up its attempts.
+Likewise a chunk of a live session still recording that has no hearing, can be heard (the
+chunk before it is uploaded) and has no job: its hearing is enqueued again.
 
 Run periodically by every worker between jobs, and by ``lahstats reconcile``.
 """
@@ -9,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import redis
 import structlog
@@ -20,8 +22,14 @@ from sqlalchemy.orm import sessionmaker
 
 import lifecycle
 from config import Settings
-from models import AudioChunk, Session, SessionStatus
-from queueing.jobs import LIVE_STATUSES, job_status, requeue_processing
+from models import AudioChunk, ChunkHearingRow, Session, SessionStatus
+from queueing.jobs import (
+    LIVE_STATUSES,
+    enqueue_hearing,
+    hearing_alive,
+    job_status,
+    requeue_processing,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +39,13 @@ class ReconcileReport:
     requeued: list[uuid.UUID] = field(default_factory=list)
     failed: list[uuid.UUID] = field(default_factory=list)
     alive: int = 0
+    # live sessions' chunks whose hearing was enqueued again: (session, chunk number)
+    rehearing: list[tuple[uuid.UUID, int]] = field(default_factory=list)
+
+
+# A chunk uploaded this recently may still be on its way to the queue (the upload enqueues it
+# right after its commit): not the reconciler's to enqueue.
+UPLOAD_GRACE = timedelta(seconds=30)
 
 
 def reconcile(
@@ -64,11 +79,14 @@ def reconcile(
         db.commit()
     for notice in notices:
         lifecycle.notify(connection, settings, notice)
-    if report.requeued or report.failed:
+    if settings.live_processing:
+        report.rehearing = _enqueue_lost_hearings(session_factory, connection, settings, now)
+    if report.requeued or report.failed or report.rehearing:
         log.warning(
             "reconcile.acted",
             requeued=[str(s) for s in report.requeued],
             failed=[str(s) for s in report.failed],
+            rehearing=[f"{s}:{n}" for s, n in report.rehearing],
         )
     return report
 
@@ -92,3 +110,38 @@ def _give_up(db: DbSession, session_id: uuid.UUID) -> lifecycle.Notice | None:
 def _estimated_seconds(db: DbSession, session_id: uuid.UUID, settings: Settings) -> float:
     chunks = db.scalar(select(func.count()).where(AudioChunk.session_id == session_id)) or 0
     return chunks * settings.expected_chunk_seconds
+
+
+def _enqueue_lost_hearings(
+    session_factory: sessionmaker[DbSession],
+    connection: redis.Redis,
+    settings: Settings,
+    now: datetime,
+) -> list[tuple[uuid.UUID, int]]:
+    """Enqueue the hearing of every chunk of a recording session that has none, could be
+    heard, and has no job (Redis flushed, an enqueue failed, a job gave up its retries)."""
+    with session_factory() as db:
+        uploaded = db.execute(
+            select(AudioChunk.session_id, AudioChunk.chunk_number, AudioChunk.created_at)
+            .join(Session, Session.id == AudioChunk.session_id)
+            .where(Session.status == SessionStatus.RECORDING)
+        ).all()
+        heard = set(
+            db.execute(
+                select(ChunkHearingRow.session_id, ChunkHearingRow.chunk_number)
+                .join(Session, Session.id == ChunkHearingRow.session_id)
+                .where(Session.status == SessionStatus.RECORDING)
+            ).all()
+        )
+    present = {(s, n) for s, n, _ in uploaded}
+    lost = [
+        (s, n)
+        for s, n, created in sorted(uploaded)
+        if (s, n) not in heard
+        and (n == 0 or (s, n - 1) in present)
+        and created < now - UPLOAD_GRACE
+        and not hearing_alive(connection, s, n)
+    ]
+    for session_id, number in lost:
+        enqueue_hearing(connection, settings, session_id, number)
+    return lost

@@ -12,7 +12,7 @@ import uuid
 
 import redis
 import structlog
-from rq import Queue
+from rq import Queue, Retry
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -22,6 +22,7 @@ from config import Settings
 
 log = structlog.get_logger(__name__)
 PROCESS_SESSION = "processor.process_session"
+HEAR_CHUNK = "processor.hear_chunk"
 # Statuses in which a job will still run (or is running) without anyone's help.
 LIVE_STATUSES = {
     JobStatus.QUEUED,
@@ -60,6 +61,55 @@ def enqueue_processing(
         description=f"process session {session_id}",
     )
     return str(job.id)
+
+
+def chunk_queue(connection: redis.Redis, settings: Settings) -> Queue:
+    """The live sessions' chunk jobs (``QUEUE_NAME-chunks``)."""
+    return Queue(f"{settings.queue_name}-chunks", connection=connection)
+
+
+def hearing_job_id(session_id: uuid.UUID, chunk_number: int) -> str:
+    return f"hear-{session_id}-{chunk_number}"
+
+
+# A chunk job that failed (storage or the database briefly down) is tried again this many times
+# at once; after that the reconciler, or the finish, hears the chunk.
+HEARING_RETRIES = 2
+
+
+def enqueue_hearing(
+    connection: redis.Redis, settings: Settings, session_id: uuid.UUID, chunk_number: int
+) -> bool:
+    """Put the chunk's hearing on the chunk queue (after the commit that stored the chunk),
+    unless a job for it is already waiting; returns whether one was enqueued. A duplicate
+    delivery is harmless: the job does nothing when the chunk's hearing is stored and valid."""
+    job_id = hearing_job_id(session_id, chunk_number)
+    try:
+        if Job.fetch(job_id, connection=connection).get_status() in WAITING_STATUSES:
+            return False
+    except NoSuchJobError:
+        pass
+    chunk_queue(connection, settings).enqueue(
+        HEAR_CHUNK,
+        str(session_id),
+        chunk_number,
+        job_id=job_id,
+        job_timeout=job_timeout(settings, settings.expected_chunk_seconds),
+        result_ttl=3600,
+        failure_ttl=7 * 24 * 3600,
+        retry=Retry(max=HEARING_RETRIES),
+        description=f"hear chunk {chunk_number} of session {session_id}",
+    )
+    return True
+
+
+def hearing_alive(connection: redis.Redis, session_id: uuid.UUID, chunk_number: int) -> bool:
+    """Whether a job for the chunk's hearing is waiting or running."""
+    try:
+        job = Job.fetch(hearing_job_id(session_id, chunk_number), connection=connection)
+    except NoSuchJobError:
+        return False
+    return job.get_status() in LIVE_STATUSES
 
 
 def job_status(connection: redis.Redis, session_id: uuid.UUID) -> JobStatus | None:

@@ -59,6 +59,8 @@ class StatusSnapshot:
         stage: str | None,
         error_message: str | None,
         warnings: list[str],
+        chunks_uploaded: int = 0,
+        chunks_heard: int = 0,
     ) -> StatusSnapshot:
         fields = {
             "status": status,
@@ -66,6 +68,8 @@ class StatusSnapshot:
             "stage": stage,
             "error_message": error_message,
             "warnings": list(warnings),
+            "chunks_uploaded": chunks_uploaded,
+            "chunks_heard": chunks_heard,
         }
         body = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
         return cls(session_id, group_id, version, body)

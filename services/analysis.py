@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from services import singlish
 from services.domain import (
-    Audio,
     Emotion,
     ProgressCallback,
+    Recording,
     SpeakerTurn,
     Utterance,
     Word,
@@ -74,7 +74,7 @@ def analyse(
     on_progress: ProgressCallback = no_progress,
     verdicts: Sequence[Verdict] = (),
     rating: Rating | None = None,
-    speech: tuple[Audio, SpeechEmotionClassifier] | None = None,
+    speech: tuple[Recording, SpeechEmotionClassifier] | None = None,
 ) -> SessionAnalysis:
     """Correct, count and tag every utterance; summarise every speaker found in ``turns``
     (a speaker who said no recognisable word still appears, with zero counts). Counts come

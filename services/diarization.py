@@ -24,6 +24,7 @@ view for word assignment and each speaker's voice embedding.
 from __future__ import annotations
 
 import inspect
+import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -224,6 +225,13 @@ def hear_speakers(
         raise ValueError(f"diarization needs {SAMPLE_RATE} Hz audio, got {audio.sample_rate}")
     speakers = speaker_range(hints, diarizer.max_speakers_default)
     answer = diarizer.find_turns(audio, speakers, on_progress)
+    return _canonical(answer, on_progress)
+
+
+def _canonical(
+    answer: Sequence[SpeakerTurn] | FoundSpeakers, on_progress: ProgressCallback
+) -> Diarization:
+    """A backend's answer with its labels made canonical in all three views."""
     found = answer if isinstance(answer, FoundSpeakers) else FoundSpeakers(answer)
     first = first_appearance_names(found.turns)
     found_turns = _merged(_renamed(found.turns, first))
@@ -234,6 +242,91 @@ def hear_speakers(
     voices = tuple(replace(v, speaker=names[v.speaker]) for v in found.voices if v.speaker in names)
     on_progress(1.0)
     return Diarization(turns, exclusive, voices)
+
+
+# --- a session heard a stretch at a time (live sessions) ---------------------------------
+
+
+@dataclass(frozen=True)
+class SpanVoices:
+    """What a span-wise backend keeps of one stretch of a session (a chunk job's share):
+    its arrays (times in seconds from the stretch's start) under the backend's ``backend``
+    name. Stored as bytes (:meth:`to_bytes`) and clustered with the session's other stretches
+    at the end (:func:`diarize_spans`), so no audio is needed then."""
+
+    backend: str
+    arrays: Mapping[str, npt.NDArray[Any]]
+
+    def __getitem__(self, name: str) -> npt.NDArray[Any]:
+        return self.arrays[name]
+
+    def to_bytes(self) -> bytes:
+        buffer = io.BytesIO()
+        arrays: dict[str, Any] = {"__backend__": np.array(self.backend), **self.arrays}
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SpanVoices:
+        with np.load(io.BytesIO(data), allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files if name != "__backend__"}
+            return cls(str(stored["__backend__"]), arrays)
+
+
+# (offset of the stretch in session seconds, what the backend kept of it)
+PlacedVoices = tuple[float, SpanVoices]
+
+
+class SpanDiarizer(Protocol):
+    """A backend that can look at a session one stretch at a time and decide at the end."""
+
+    name: str  # SpanVoices.backend of what it keeps
+    max_speakers_default: int
+    hears_far_field: bool
+
+    def hear_span(self, audio: Audio) -> SpanVoices:
+        """Everything clustering needs of ``audio`` (one stretch)."""
+        ...
+
+    def turns_from_spans(
+        self,
+        spans: Sequence[PlacedVoices],
+        duration: float,
+        speakers: SpeakerRange,
+        on_progress: ProgressCallback,
+    ) -> Sequence[SpeakerTurn] | FoundSpeakers:
+        """Turns of the whole session (``duration`` seconds) from its stretches."""
+        ...
+
+
+def span_diarizer(diarizer: Diarizer, room: RoomStats) -> SpanDiarizer | None:
+    """The backend that hears a session of this ``room`` a stretch at a time: the room-aware
+    default's choice for the room, resemblyzer or bundled themselves; None for a backend
+    that needs the whole recording at once (pyannote)."""
+    if isinstance(diarizer, RoomAwareDiarizer):
+        return span_diarizer(diarizer.distant if room.distant else diarizer.close, room)
+    from services.bundled_diarizer import BundledDiarizer
+
+    if isinstance(diarizer, ResemblyzerDiarizer | BundledDiarizer):
+        return diarizer
+    return None
+
+
+def diarize_spans(
+    spans: Sequence[PlacedVoices],
+    duration: float,
+    diarizer: SpanDiarizer,
+    hints: SpeakerHints = SpeakerHints(),
+    on_progress: ProgressCallback = no_progress,
+) -> Diarization:
+    """:func:`hear_speakers` of a session from what ``diarizer`` kept of each of its stretches
+    (all of them ``diarizer.name``'s), with no audio: labels canonical, minor speakers dropped."""
+    wrong = {v.backend for _, v in spans} - {diarizer.name}
+    if wrong:
+        raise ValueError(f"stretches heard by {sorted(wrong)} given to {diarizer.name}")
+    speakers = speaker_range(hints, diarizer.max_speakers_default)
+    answer = diarizer.turns_from_spans(spans, duration, speakers, on_progress)
+    return _canonical(answer, on_progress)
 
 
 # The share of speech frames (Silero VAD probability above 0.2) that the VAD is unsure of
@@ -250,22 +343,46 @@ FAR_FIELD_WARNING = (
 )
 
 
+VAD_FRAME = 512  # Silero's window at 16 kHz
+
+
+@dataclass(frozen=True)
+class RoomStats:
+    """How sure Silero VAD was of the speech in some audio, in its 32 ms frames: enough to
+    tell a distant or noisy room (:attr:`distant`), and to add up over a session's chunks."""
+
+    speech_frames: int = 0  # probability above 0.2
+    unsure_frames: int = 0  # of those, below 0.8
+
+    def __add__(self, other: RoomStats) -> RoomStats:
+        return RoomStats(
+            self.speech_frames + other.speech_frames, self.unsure_frames + other.unsure_frames
+        )
+
+    @property
+    def distant(self) -> bool:
+        if self.speech_frames * VAD_FRAME / SAMPLE_RATE < MIN_SPEECH_FOR_ROOM_S:
+            return False
+        return self.unsure_frames / self.speech_frames > DISTANT_UNSURE_SHARE
+
+
+def room_of(audio: Audio) -> RoomStats:
+    """:class:`RoomStats` of ``audio``, from Silero VAD (bundled with faster-whisper)."""
+    from faster_whisper.vad import get_vad_model
+
+    samples = np.ascontiguousarray(audio.samples, np.float32)
+    if len(samples) < VAD_FRAME:
+        return RoomStats()
+    padded = np.pad(samples, (0, -len(samples) % VAD_FRAME))
+    probability = np.asarray(get_vad_model()(padded)).reshape(-1)
+    speech = probability > 0.2
+    return RoomStats(int(speech.sum()), int((speech & (probability < 0.8)).sum()))
+
+
 def sounds_distant(audio: Audio) -> bool:
     """Whether the recording's speech sounds distant or noisy, judged by how unsure Silero VAD
     (bundled with faster-whisper) is of it; needs MIN_SPEECH_FOR_ROOM_S of speech."""
-    from faster_whisper.vad import get_vad_model
-
-    window = 512
-    samples = np.ascontiguousarray(audio.samples, np.float32)
-    if len(samples) < window:
-        return False
-    padded = np.pad(samples, (0, -len(samples) % window))
-    probability = np.asarray(get_vad_model()(padded)).reshape(-1)
-    speech = probability > 0.2
-    if speech.sum() * window / SAMPLE_RATE < MIN_SPEECH_FOR_ROOM_S:
-        return False
-    unsure = (speech & (probability < 0.8)).sum() / speech.sum()
-    return bool(unsure > DISTANT_UNSURE_SHARE)
+    return room_of(audio).distant
 
 
 def without_minor_speakers(
@@ -352,6 +469,7 @@ class ResemblyzerDiarizer:
 
     def __init__(self, encoder: Any, max_speakers_default: int) -> None:
         self.encoder = encoder  # resemblyzer.VoiceEncoder, weights bundled in the wheel
+        self.name = f"resemblyzer@{_version('resemblyzer')}"
         self.max_speakers_default = max_speakers_default
         self.hears_far_field = False  # BENCHMARKS.md "Far-field": 55 % DER on unseen AMI
 
@@ -377,6 +495,54 @@ class ResemblyzerDiarizer:
         labels = cluster_windows(embeddings, speakers)
         on_progress(_CLUSTER_DONE)
         frame_labels = _frame_labels(windows, embeddings, labels, len(mel))
+        return _turns_in_regions(frame_labels, regions)
+
+    def hear_span(self, audio: Audio) -> SpanVoices:
+        """Speech regions (samples), windows (10 ms frames) and their d-vectors, from the
+        stretch's start: the find_turns steps before clustering."""
+        regions = speech_regions(audio.samples)
+        if not regions:
+            windows: list[tuple[int, int]] = []
+            embeddings = np.zeros((0, 256), dtype=np.float32)
+        else:
+            mel = _mel_frames(audio.samples, regions)
+            windows = _windows(regions, len(mel))
+            embeddings = self._embed(mel, windows, no_progress)
+        return SpanVoices(
+            self.name,
+            {
+                "regions": np.asarray(regions, dtype=np.int64).reshape(-1, 2),
+                "windows": np.asarray(windows, dtype=np.int64).reshape(-1, 2),
+                "embeddings": embeddings,
+            },
+        )
+
+    def turns_from_spans(
+        self,
+        spans: Sequence[PlacedVoices],
+        duration: float,
+        speakers: SpeakerRange,
+        on_progress: ProgressCallback,
+    ) -> list[SpeakerTurn]:
+        """find_turns' clustering and labelling over the stretches' windows, each moved to
+        its place in the session."""
+        regions: list[tuple[int, int]] = []
+        windows: list[tuple[int, int]] = []
+        embeddings = []
+        for offset, voices in sorted(spans, key=lambda placed: placed[0]):
+            at_sample = round(offset * SAMPLE_RATE)
+            at_frame = round(offset * FRAMES_PER_SECOND)
+            regions.extend((int(a) + at_sample, int(b) + at_sample) for a, b in voices["regions"])
+            windows.extend((int(a) + at_frame, int(b) + at_frame) for a, b in voices["windows"])
+            embeddings.append(voices["embeddings"])
+        on_progress(_VAD_DONE)
+        if not windows:
+            return []
+        n_frames = round(duration * FRAMES_PER_SECOND) + 1
+        vectors = np.concatenate(embeddings).astype(np.float32)
+        labels = cluster_windows(vectors, speakers)
+        on_progress(_CLUSTER_DONE)
+        frame_labels = _frame_labels(windows, vectors, labels, n_frames)
         return _turns_in_regions(frame_labels, regions)
 
     def _embed(
@@ -544,7 +710,7 @@ def _unit(vector: FloatArray) -> FloatArray:
 
 
 def _frame_labels(
-    windows: list[tuple[int, int]], embeddings: FloatArray, labels: IntArray, n_frames: int
+    windows: Sequence[tuple[int, int]], embeddings: FloatArray, labels: IntArray, n_frames: int
 ) -> IntArray:
     """A speaker per 10 ms frame: the centroid most similar to the covering windows,
     each window weighted by a triangle peaking at its centre; -1 where no window covers."""
@@ -560,7 +726,9 @@ def _frame_labels(
     return np.where(covered, np.argmax(score, axis=1), -1).astype(np.int64)
 
 
-def _turns_in_regions(frame_labels: IntArray, regions: list[tuple[int, int]]) -> list[SpeakerTurn]:
+def _turns_in_regions(
+    frame_labels: IntArray, regions: Sequence[tuple[int, int]]
+) -> list[SpeakerTurn]:
     """Runs of one speaker inside each speech region (given in samples); frames no window
     covers take the nearest covered frame's speaker."""
     covered = np.flatnonzero(frame_labels >= 0)
@@ -765,3 +933,12 @@ def pyannote_embedder(settings: Settings) -> str:
     from importlib.metadata import version
 
     return f"{settings.diarization_model}/embedding@pyannote.audio-{version('pyannote.audio')}"
+
+
+def _version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -40,6 +41,16 @@ class Audio:
         lo = max(0, round(start * self.sample_rate))
         hi = min(len(self.samples), round(end * self.sample_rate))
         return Audio(self.samples[lo : max(lo, hi)], self.sample_rate)
+
+
+class Recording(Protocol):
+    """A session's audio read a slice at a time: an :class:`Audio` itself, or a recording
+    still in its chunks (a live session's finish decodes only the slices it needs)."""
+
+    @property
+    def duration(self) -> float: ...
+
+    def slice(self, start: float, end: float) -> Audio: ...
 
 
 @dataclass(frozen=True)

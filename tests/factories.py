@@ -38,6 +38,7 @@ from models import (
     SessionStatus,
     WordOccurrence,
 )
+from queueing.jobs import chunk_queue
 from queueing.webhooks import webhook_queue
 from services.singlish.text import tokenize
 from services.singlish.words import TARGET_WORDS
@@ -272,7 +273,7 @@ def burst_worker(
     if models is not None:
         factory, storage = create_session_factory(engine), create_storage(settings)
         processor.install(processor.Pipeline(settings, factory, storage, models, connection))
-    queues = [Queue(settings.queue_name, connection=connection)]
+    queues = [Queue(settings.queue_name, connection=connection), chunk_queue(connection, settings)]
     if webhooks:
         queues.append(webhook_queue(connection, settings))
     try:

@@ -65,7 +65,7 @@ from models import (
     SessionStatus,
     WordOccurrence,
 )
-from queueing.jobs import cancel_processing, enqueue_processing
+from queueing.jobs import cancel_processing, enqueue_hearing, enqueue_processing
 from queueing.status_cache import StatusSnapshot, forget_status
 from queueing.webhooks import UnsafeWebhookTarget, require_https, vet_webhook_url
 from storage import chunk_key, delete_session_objects
@@ -126,21 +126,44 @@ async def upload_chunk(
     user: CurrentUser,
     storage: StorageDep,
     settings: SettingsDep,
+    connection: RedisDep,
 ) -> ChunkStored:
     """Store one chunk. Idempotent: the same bytes again → 200; other bytes → 409.
 
     The body is multipart (``file``, ``chunk_number``). It is read only after the caller is
     authenticated and the session is known to be theirs and still recording, so a stranger's
-    upload costs no disk; its size is capped by the body limit as it streams in."""
+    upload costs no disk; its size is capped by the body limit as it streams in. Once stored
+    (live sessions), the chunk's hearing is queued, and the next chunk's if it came first."""
     await run_in_threadpool(_check_can_upload, db, session_id, user.id)
     form = await _read_form(request)
     try:
         file, chunk_number = _chunk_fields(form, settings)
-        return await run_in_threadpool(
+        stored = await run_in_threadpool(
             _store_chunk, db, storage, settings, session_id, user.id, chunk_number, file, response
         )
     finally:
         await form.close()
+    if settings.live_processing and response.status_code != status.HTTP_200_OK:
+        await run_in_threadpool(_enqueue_hearings, db, connection, settings, stored)
+    return stored
+
+
+def _enqueue_hearings(
+    db: DbDep, connection: RedisDep, settings: SettingsDep, stored: ChunkStored
+) -> None:
+    """After the commit: hear the new chunk, and the one after it if it arrived first (it
+    waited for this one's tail). A Redis error loses nothing: the reconciler enqueues later."""
+    numbers = [stored.chunk_number]
+    if crud.chunk_by_number(db, stored.session_id, stored.chunk_number + 1) is not None:
+        numbers.append(stored.chunk_number + 1)
+    db.rollback()
+    try:
+        for number in numbers:
+            enqueue_hearing(connection, settings, stored.session_id, number)
+    except RedisError:
+        log.warning(
+            "upload.enqueue_failed", session_id=str(stored.session_id), left_to="reconciler"
+        )
 
 
 def _check_can_upload(db: DbDep, session_id: uuid.UUID, user_id: uuid.UUID) -> None:
@@ -184,13 +207,15 @@ def _store_chunk(
     size, digest = _measure(file.file, settings.max_upload_bytes)
     # The session's row lock, which `end` also takes, is held from the check to the commit:
     # no chunk slips in after `end`, and an upload refused for that never reaches storage.
-    _require_recording(crud.session_for_member(db, session_id, user_id, for_update=True))
+    session = crud.session_for_member(db, session_id, user_id, for_update=True)
+    _require_recording(session)
     existing = crud.chunk_by_number(db, session_id, chunk_number)
     if existing is not None:
         return _same_or_conflict(existing, digest, response)
     key = chunk_key(session_id, chunk_number, digest)
     file.file.seek(0)
     storage.put(key, file.file, content_type)
+    lifecycle.chunk_uploaded(session)
     chunk = AudioChunk(
         session_id=session_id,
         chunk_number=chunk_number,

@@ -519,7 +519,8 @@ export interface paths {
          *
          *     The body is multipart (``file``, ``chunk_number``). It is read only after the caller is
          *     authenticated and the session is known to be theirs and still recording, so a stranger's
-         *     upload costs no disk; its size is capped by the body limit as it streams in.
+         *     upload costs no disk; its size is capped by the body limit as it streams in. Once stored
+         *     (live sessions), the chunk's hearing is queued, and the next chunk's if it came first.
          */
         post: operations["upload_chunk_sessions__session_id__upload_post"];
         delete?: never;
@@ -1012,6 +1013,8 @@ export interface components {
         /**
          * SessionStatusPublic
          * @example {
+         *       "chunks_heard": 11,
+         *       "chunks_uploaded": 12,
          *       "progress": 45,
          *       "stage": "transcribing",
          *       "status": "processing",
@@ -1019,6 +1022,18 @@ export interface components {
          *     }
          */
         SessionStatusPublic: {
+            /**
+             * Chunks Heard
+             * @description Chunks already heard (transcribed, their voices embedded) while recording: what is left to hear after `end` is chunks_uploaded - chunks_heard
+             * @default 0
+             */
+            chunks_heard: number;
+            /**
+             * Chunks Uploaded
+             * @description Chunks stored for this session (live while recording)
+             * @default 0
+             */
+            chunks_uploaded: number;
             /** Error Message */
             error_message: string | null;
             /** Progress */

@@ -1,0 +1,201 @@
+"""A session heard one chunk at a time while it is being recorded (live sessions).
+
+A chunk job hears one *stretch*: the unfinished tail of the previous chunk (from that chunk's
+cut) followed by its own audio up to its own cut (to its end, when it is the last chunk).
+The cut of a chunk depends on that chunk's audio alone (:func:`cut_point`: the middle of its
+last pause near the end), so the jobs of chunk n and chunk n+1 agree on it whatever order they
+run in: every moment of the session is heard exactly once, and a word or a turn that the
+phone's chunk boundary cut through is heard whole, in the stretch that carries it.
+
+:func:`hear_stretch` is the verb: transcription with word times, the verifier's second listen,
+the diarizer's window embeddings and how sure the VAD was of the speech (the room), all in
+seconds from the stretch's start. Nothing here reads storage or the database; times become
+session times at the finish (:func:`place`), from the chunks' decoded lengths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from services.diarization import (
+    Diarizer,
+    RoomStats,
+    SpanVoices,
+    room_of,
+    span_diarizer,
+)
+from services.domain import SAMPLE_RATE, Audio, TranscriptSegment, Utterance, Word
+from services.singlish import Singlish, listen_again
+from services.singlish.verification import Verdict
+from services.transcription import Transcriber, transcribe
+
+# A chunk's unfinished tail is looked for in its last MAX_CARRY_S seconds: the longest stretch
+# of one chunk a job may carry into the next.
+MAX_CARRY_S = 8.0
+MIN_PAUSE_S = 0.3  # a pause at least this long is where a stretch may end
+PAUSE_VAD_THRESHOLD = 0.35  # below Silero's 0.5: soft speech is not taken for a pause
+QUIET_FRAME_S = 0.1  # no pause at all: cut at the quietest 100 ms
+UNASSIGNED = ""  # a verdict's speaker until the finish knows who spoke
+
+
+def cut_point(audio: Audio) -> float:
+    """Where the part of a chunk heard with that chunk ends and its tail (carried into the
+    next chunk's stretch) begins, in seconds from the chunk's start: the middle of the last
+    pause of at least MIN_PAUSE_S in the chunk's last MAX_CARRY_S (a pause at its very end
+    included); the quietest 100 ms there when the VAD hears no pause (or no speech: soft speech
+    it misses may still run on). Depends on ``audio`` alone."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    duration = audio.duration
+    begin = max(0.0, duration - MAX_CARRY_S)
+    tail = np.ascontiguousarray(audio.slice(begin, duration).samples, np.float32)
+    options = VadOptions(
+        threshold=PAUSE_VAD_THRESHOLD,
+        min_silence_duration_ms=int(MIN_PAUSE_S * 1000),
+        speech_pad_ms=0,
+        min_speech_duration_ms=100,
+    )
+    stamps = get_speech_timestamps(tail, options) if len(tail) >= 512 else []
+    if not stamps:  # the VAD heard nobody, yet soft speech may run on into the next chunk
+        return begin + _quietest(tail)
+    edges = [0, *(x for s in stamps for x in (s["start"], s["end"])), len(tail)]
+    pauses = [
+        (a, b)
+        for a, b in zip(edges[::2], edges[1::2], strict=True)
+        if (b - a) / SAMPLE_RATE >= MIN_PAUSE_S
+    ]
+    if pauses:
+        a, b = pauses[-1]
+        return begin + (a + b) / 2 / SAMPLE_RATE
+    return begin + _quietest(tail)
+
+
+def _quietest(samples: np.ndarray) -> float:
+    """The middle of the quietest QUIET_FRAME_S frame of ``samples``, in seconds."""
+    frame = int(QUIET_FRAME_S * SAMPLE_RATE)
+    usable = len(samples) // frame * frame
+    if usable == 0:
+        return len(samples) / SAMPLE_RATE
+    energy = np.square(samples[:usable]).reshape(-1, frame).sum(axis=1)
+    return (int(np.argmin(energy)) + 0.5) * QUIET_FRAME_S
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """The audio one chunk job hears, and where it lies in the chunk's own seconds: from
+    ``start`` (negative: the previous chunk's carried tail) to ``end``."""
+
+    audio: Audio
+    start: float
+    end: float
+
+
+def stretch_of(previous: Audio | None, own: Audio, *, final: bool) -> Stretch:
+    """The stretch of chunk ``own``: the tail of ``previous`` (the chunk before it, None for
+    the first) from its cut, then ``own`` up to its cut, or to its end when ``final``."""
+    carried = (
+        Audio(np.zeros(0, np.float32))
+        if previous is None
+        else previous.slice(cut_point(previous), previous.duration)
+    )
+    end = own.duration if final else cut_point(own)
+    own_part = own.slice(0.0, end)
+    samples = np.concatenate([carried.samples, own_part.samples]).astype(np.float32, copy=False)
+    return Stretch(Audio(samples), -carried.duration, own_part.duration)
+
+
+@dataclass(frozen=True)
+class ChunkHearing:
+    """What a chunk job heard of its stretch; times in seconds from the stretch's start.
+
+    ``start``/``end``: the stretch in the chunk's own seconds (see :class:`Stretch`);
+    ``verdicts``: the verifier's, their speaker :data:`UNASSIGNED` until the finish;
+    ``voices``: what the diarizer keeps for clustering (None: the diarizer needs the whole
+    recording); ``room``: how sure the VAD was of the speech (for the room-aware default)."""
+
+    start: float
+    end: float
+    segments: tuple[TranscriptSegment, ...]
+    verdicts: tuple[Verdict, ...]
+    voices: SpanVoices | None
+    room: RoomStats
+
+
+def hear_stretch(
+    stretch: Stretch,
+    *,
+    transcriber: Transcriber,
+    singlish: Singlish,
+    diarizer: Diarizer,
+    room_before: RoomStats = RoomStats(),
+) -> ChunkHearing:
+    """Hear one stretch: words with times and probabilities (hotwords as the transcriber
+    has them), the verifier's verdicts on them, and the embeddings of the diarizer chosen for
+    the room heard so far (``room_before``: the session's other stretches) and in this one."""
+    audio = stretch.audio
+    room = room_of(audio)
+    segments = transcribe(audio, transcriber)
+    utterances = [Utterance(UNASSIGNED, s.start, s.end, s.words) for s in segments]
+    verdicts = listen_again(audio, utterances, singlish)
+    chosen = span_diarizer(diarizer, room_before + room)
+    voices = None if chosen is None else chosen.hear_span(audio)
+    return ChunkHearing(stretch.start, stretch.end, segments, verdicts, voices, room)
+
+
+# --- the finish: stretches placed on the session's timeline -----------------------------
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A chunk's hearing at its place: ``offset`` = the session second its stretch starts."""
+
+    offset: float
+    hearing: ChunkHearing
+
+
+def place(hearings: Sequence[tuple[float, ChunkHearing]]) -> tuple[Placed, ...]:
+    """Each hearing with its stretch's session offset, from ``(chunk's session start,
+    hearing)`` pairs (the chunk's start: the decoded lengths of the chunks before it)."""
+    return tuple(Placed(start + h.start, h) for start, h in sorted(hearings, key=_by_start))
+
+
+def _by_start(pair: tuple[float, ChunkHearing]) -> float:
+    return pair[0]
+
+
+def session_segments(placed: Sequence[Placed]) -> tuple[TranscriptSegment, ...]:
+    """Every stretch's segments in session seconds, in time order."""
+    return tuple(_moved_segment(s, p.offset) for p in placed for s in p.hearing.segments)
+
+
+def session_verdicts(
+    placed: Sequence[Placed], utterances: Sequence[Utterance]
+) -> tuple[Verdict, ...]:
+    """Every stretch's verdicts in session seconds, each given the speaker of the utterance
+    that holds it (one split between two speakers holds in neither, and decides nothing)."""
+    verdicts = []
+    for p in placed:
+        for v in p.hearing.verdicts:
+            start, end = v.start + p.offset, v.end + p.offset
+            holder = next(
+                (u for u in utterances if u.start - 1e-6 <= start and end <= u.end + 1e-6), None
+            )
+            speaker = UNASSIGNED if holder is None else holder.speaker
+            verdicts.append(replace(v, start=start, end=end, speaker=speaker))
+    return tuple(verdicts)
+
+
+def session_room(placed: Sequence[Placed]) -> RoomStats:
+    return sum((p.hearing.room for p in placed), RoomStats())
+
+
+def _moved_segment(segment: TranscriptSegment, by: float) -> TranscriptSegment:
+    return TranscriptSegment(
+        segment.start + by,
+        segment.end + by,
+        segment.text,
+        tuple(Word(w.start + by, w.end + by, w.text, w.probability) for w in segment.words),
+    )
