@@ -35,8 +35,12 @@ from services.transcription import Transcriber, transcribe
 # A chunk's unfinished tail is looked for in its last MAX_CARRY_S seconds: the longest stretch
 # of one chunk a job may carry into the next.
 MAX_CARRY_S = 8.0
-MIN_PAUSE_S = 0.3  # a pause at least this long is where a stretch may end
-PAUSE_VAD_THRESHOLD = 0.35  # below Silero's 0.5: soft speech is not taken for a pause
+MIN_PAUSE_S = 0.3  # a pause at least this long (beyond the padding) is where a stretch may end
+# Silero's onsets come 0.2-0.4 s after Whisper's first word times on the corpus (a soft
+# "Hello?" at 6.38 s is speech from 6.75 s at 0.35): a low threshold and padding either side
+# keep the cut out of a word's soft edges.
+PAUSE_VAD_THRESHOLD = 0.25
+PAUSE_PAD_MS = 150
 QUIET_FRAME_S = 0.1  # no pause at all: cut at the quietest 100 ms
 UNASSIGNED = ""  # a verdict's speaker until the finish knows who spoke
 
@@ -55,7 +59,7 @@ def cut_point(audio: Audio) -> float:
     options = VadOptions(
         threshold=PAUSE_VAD_THRESHOLD,
         min_silence_duration_ms=int(MIN_PAUSE_S * 1000),
-        speech_pad_ms=0,
+        speech_pad_ms=PAUSE_PAD_MS,
         min_speech_duration_ms=100,
     )
     stamps = get_speech_timestamps(tail, options) if len(tail) >= 512 else []
