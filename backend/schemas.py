@@ -193,6 +193,25 @@ class SessionEnd(BaseModel):
         return self
 
 
+class SessionReprocess(BaseModel):
+    """Process again with other speaker-count hints (all optional: none = estimate anew)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_speakers: int | None = SpeakerCount
+    min_speakers: int | None = SpeakerCount
+    max_speakers: int | None = SpeakerCount
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SessionReprocess:
+        lo, hi, n = self.min_speakers, self.max_speakers, self.num_speakers
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError("min_speakers must not exceed max_speakers")
+        if n is not None and ((lo is not None and n < lo) or (hi is not None and n > hi)):
+            raise ValueError("num_speakers must lie between min_speakers and max_speakers")
+        return self
+
+
 class SessionEnded(BaseModel):
     status: SessionStatus
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 import lifecycle
 from config import Settings
-from models import AudioChunk, Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
+from models import AudioChunk, Segment, Session, SessionStatus, WordOccurrence
 from processing.chunks import ChunkError, concatenate_chunks
 from processing.clips import delete_clips, store_evidence_clips
 from processing.evidence import (
@@ -111,21 +111,15 @@ def reprocess(
     num_speakers: int | None,
 ) -> None:
     """Run a processed (or failed) session again, e.g. with a fixed speaker count — the usual
-    fix for bad diarization. Refused once someone has claimed a speaker: the new speakers
-    would not be the ones they claimed."""
+    fix for bad diarization. A live session's chunks are not heard again: the stored window
+    embeddings are clustered anew and the transcript's words kept. Claims on speakers still in
+    the same place are kept, the others released with a warning (``processing.claims``)."""
     with session_factory() as db:
         session = db.get(Session, session_id, with_for_update=True)
         if session is None:
             raise OperationError(f"no session {session_id}")
         if session.status in (SessionStatus.RECORDING, SessionStatus.PROCESSING):
             raise OperationError(f"session is {session.status.value}; nothing to reprocess")
-        claimed = db.scalar(
-            select(func.count()).where(
-                SessionSpeaker.session_id == session_id, SessionSpeaker.claimed_by.is_not(None)
-            )
-        )
-        if claimed:
-            raise OperationError("speakers of this session are claimed; unclaim them first")
         if not db.scalar(select(func.count()).where(AudioChunk.session_id == session_id)):
             raise OperationError("its raw audio was deleted (AUDIO_RETENTION_DAYS); nothing to run")
         if num_speakers is not None:

@@ -27,6 +27,7 @@ from models import (
     SpeakerVoiceRow,
     WordOccurrence,
 )
+from processing.claims import carry_claims, held_claims
 from processing.clips import Clips
 from processing.evidence import (
     carry_decisions,
@@ -181,23 +182,35 @@ def save(
         # and its members' decisions go to the same words heard again
         rating = replace(outcome.rating, feedback=group_feedback_of(db, session.group_id))
         decisions = decisions_of(db, attempt.session_id)
+        claims = held_claims(db, attempt.session_id)  # a session processed again keeps them
         db.execute(delete(SessionSpeaker).where(SessionSpeaker.session_id == attempt.session_id))
-        rows = _insert_results(db, attempt.session_id, outcome.heard, outcome.clips, rating)
+        speakers, rows = _insert_results(
+            db, attempt.session_id, outcome.heard, outcome.clips, rating
+        )
         if decisions:
             db.flush()
             carry_decisions(db, decisions, rows)
+        released = (
+            carry_claims(db, attempt.session_id, claims, speakers, _spans(outcome.heard))
+            if claims
+            else []
+        )
         session.duration_s, session.processing_time_s = (
             outcome.duration_s,
             outcome.processing_time_s,
         )
         session.corrections_version = outcome.corrections_version
         analysis = outcome.heard.analysis
-        warnings = list(outcome.warnings)
+        warnings = [*outcome.warnings, *released]
         if analysis.speakers and not analysis.segments:
             warnings.append(NO_WORDS_WARNING)
         notice = lifecycle.mark_ready(
             session, speakers=len(analysis.speakers), warnings=warnings, now=datetime.now(UTC)
         )
+        if len(claims) > len(released):
+            lifecycle.claimed(
+                session, unclaimed_left=sum(s.claimed_by is None for s in speakers.values())
+            )
         if outcome.matching is not None:
             db.flush()
             refresh_suggestions(db, session, outcome.matching)
@@ -205,10 +218,19 @@ def save(
     return Saved(notice, stale)
 
 
+def _spans(heard: Heard) -> dict[str, list[tuple[float, float]]]:
+    """Each speaker's segment spans (where their words are)."""
+    spans: dict[str, list[tuple[float, float]]] = {s.label: [] for s in heard.analysis.speakers}
+    for segment in heard.analysis.segments:
+        spans.setdefault(segment.speaker, []).append((segment.start, segment.end))
+    return spans
+
+
 def _insert_results(
     db: DbSession, session_id: uuid.UUID, heard: Heard, clips: Clips, rating: Rating
-) -> list[WordOccurrence]:
-    """Add the speakers, segments and occurrence rows of ``heard``; returns the occurrences."""
+) -> tuple[dict[str, SessionSpeaker], list[WordOccurrence]]:
+    """Add the speakers, segments and occurrence rows of ``heard``; returns the speakers by
+    label and the occurrences."""
     # Keys are made here, not at flush, so the whole result goes in one flush (insert order
     # follows the foreign keys).
     speakers = [
@@ -259,7 +281,7 @@ def _insert_results(
         )
         db.add_all(found)
         occurrences.extend(found)
-    return occurrences
+    return {s.label: s for s in speakers}, occurrences
 
 
 @database_retry

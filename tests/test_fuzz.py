@@ -69,6 +69,7 @@ def _valid_bodies(group_id: str, session_id: str, user_id: str) -> dict[tuple[st
         ("patch", "/groups/{group_id}"): {"auto_claim_voices": True},
         ("post", "/sessions/start"): {"group_id": group_id},
         ("post", "/sessions/{session_id}/end"): {"webhook_url": "https://8.8.8.8/hook"},
+        ("post", "/sessions/{session_id}/reprocess"): {"num_speakers": 3},
         ("post", "/sessions/{session_id}/claim"): {
             "speaker_id": speaker,
             "claim_type": "guest",

@@ -170,6 +170,44 @@ def test_a_live_session_is_heard_while_recording_and_finished_from_its_hearings(
     speakers = client.get(f"/sessions/{session_id}/speakers", headers=user.headers).json()
     assert len(speakers["speakers"]) == 2
 
+    # processed again with a speaker count: no chunk heard again, the words kept, the claim
+    # on a speaker still in its place kept
+    first = speakers["speakers"][0]
+    claimed = client.post(
+        f"/sessions/{session_id}/claim",
+        json={"speaker_id": first["id"], "claim_type": "self"},
+        headers=user.headers,
+    )
+    assert claimed.status_code == 200, claimed.text
+    with session_factory() as db:
+        heard_before = {r.chunk_number: r.heard_at for r in db.scalars(select(ChunkHearingRow))}
+    again = client.post(
+        f"/sessions/{session_id}/reprocess", json={"num_speakers": 2}, headers=user.headers
+    )
+    assert again.status_code == 202 and again.json()["status"] == "processing", again.text
+    drain_queues(settings, redis_conn, models)
+    status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
+    assert status["status"] in ("ready_for_claiming", "completed"), status
+    with session_factory() as db:
+        heard_after = {r.chunk_number: r.heard_at for r in db.scalars(select(ChunkHearingRow))}
+        text_again = " ".join(s.text for s in db.scalars(select(Segment).order_by(Segment.start_s)))
+    assert heard_after == heard_before  # nothing heard again
+    assert text_again == text
+    after = client.get(f"/sessions/{session_id}/speakers", headers=user.headers).json()
+    kept = [s for s in after["speakers"] if s["claimed_by"] == str(user.id)]
+    assert [s["speaker_label"] for s in kept] == [first["speaker_label"]]
+    # one speaker only: the claimed speaker is no longer in its own place, or is (then kept)
+    again = client.post(
+        f"/sessions/{session_id}/reprocess", json={"num_speakers": 1}, headers=user.headers
+    )
+    assert again.status_code == 202
+    drain_queues(settings, redis_conn, models)
+    status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
+    one = client.get(f"/sessions/{session_id}/speakers", headers=user.headers).json()["speakers"]
+    assert len(one) == 1
+    released = [w for w in status["warnings"] if "was released" in w]
+    assert bool(released) == (one[0]["claimed_by"] is None), (status, one)
+
     # against what was said, the batch path on the same chunks does no better (10 s chunks
     # here: three times the cuts a phone's 30 s chunks make)
     batch = settings.model_copy(update={"live_processing": False})

@@ -48,6 +48,7 @@ from backend.schemas import (
     SegmentPublic,
     SessionEnd,
     SessionEnded,
+    SessionReprocess,
     SessionStart,
     SessionStarted,
     SessionStatusPublic,
@@ -65,7 +66,12 @@ from models import (
     SessionStatus,
     WordOccurrence,
 )
-from queueing.jobs import cancel_processing, enqueue_hearing, enqueue_processing
+from queueing.jobs import (
+    cancel_processing,
+    enqueue_hearing,
+    enqueue_processing,
+    requeue_processing,
+)
 from queueing.status_cache import StatusSnapshot, forget_status
 from queueing.webhooks import UnsafeWebhookTarget, require_https, vet_webhook_url
 from storage import chunk_key, delete_session_objects
@@ -334,6 +340,50 @@ def end_session(
         )
     except RedisError:
         # The session is durably `processing` in Postgres; the reconciler enqueues it later.
+        log.warning("session.enqueue_failed", session_id=str(session_id), left_to="reconciler")
+    return SessionEnded(status=session.status)
+
+
+@router.post(
+    "/{session_id}/reprocess",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=errors(401, 404, 409, 422),
+)
+def reprocess_session(
+    session_id: uuid.UUID,
+    db: DbDep,
+    user: CurrentUser,
+    connection: RedisDep,
+    settings: SettingsDep,
+    body: SessionReprocess | None = None,
+) -> SessionEnded:
+    """Process a processed (or failed) session again with other speaker-count hints: the
+    usual fix for speakers split or merged. A live session's words are kept (its chunks are
+    not heard again), so this takes seconds. Claims on speakers still in the same place are
+    kept; the others are released, and the status's ``warnings`` say which."""
+    session = crud.session_for_member(db, session_id, user.id, for_update=True)
+    if session.status in (SessionStatus.RECORDING, SessionStatus.PROCESSING):
+        raise Conflict(
+            f"session is {session.status.value}; nothing to process again yet",
+            code="session_not_processed",
+        )
+    if crud.chunk_count(db, session_id) == 0:
+        raise Conflict(
+            "its recording was deleted (audio retention); it cannot be processed again",
+            code="no_audio",
+        )
+    hints = body or SessionReprocess()
+    session.num_speakers, session.min_speakers, session.max_speakers = (
+        hints.num_speakers,
+        hints.min_speakers,
+        hints.max_speakers,
+    )
+    lifecycle.reset(session)
+    duration = session.duration_s or 0.0
+    db.commit()
+    try:
+        requeue_processing(connection, settings, session_id, duration)
+    except RedisError:
         log.warning("session.enqueue_failed", session_id=str(session_id), left_to="reconciler")
     return SessionEnded(status=session.status)
 

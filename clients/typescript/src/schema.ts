@@ -445,6 +445,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions/{session_id}/reprocess": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reprocess Session
+         * @description Process a processed (or failed) session again with other speaker-count hints: the
+         *     usual fix for speakers split or merged. A live session's words are kept (its chunks are
+         *     not heard again), so this takes seconds. Claims on speakers still in the same place are
+         *     kept; the others are released, and the status's ``warnings`` say which.
+         */
+        post: operations["reprocess_session_sessions__session_id__reprocess_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sessions/{session_id}/speakers": {
         parameters: {
             query?: never;
@@ -982,6 +1005,18 @@ export interface components {
         SessionEnded: {
             status: components["schemas"]["SessionStatus"];
         };
+        /**
+         * SessionReprocess
+         * @description Process again with other speaker-count hints (all optional: none = estimate anew).
+         */
+        SessionReprocess: {
+            /** Max Speakers */
+            max_speakers?: number | null;
+            /** Min Speakers */
+            min_speakers?: number | null;
+            /** Num Speakers */
+            num_speakers?: number | null;
+        };
         /** SessionStart */
         SessionStart: {
             /**
@@ -1216,6 +1251,7 @@ export type ProfileUpdate = components['schemas']['ProfileUpdate'];
 export type SegmentPublic = components['schemas']['SegmentPublic'];
 export type SessionEnd = components['schemas']['SessionEnd'];
 export type SessionEnded = components['schemas']['SessionEnded'];
+export type SessionReprocess = components['schemas']['SessionReprocess'];
 export type SessionStart = components['schemas']['SessionStart'];
 export type SessionStarted = components['schemas']['SessionStarted'];
 export type SessionStatus = components['schemas']['SessionStatus'];
@@ -2487,6 +2523,68 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+        };
+    };
+    reprocess_session_sessions__session_id__reprocess_post: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["SessionReprocess"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SessionEnded"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not in one of your groups */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid request body or parameters */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
             };
         };
     };
