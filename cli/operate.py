@@ -123,7 +123,9 @@ def reprocess(
     session_id: uuid.UUID,
     num_speakers: Annotated[int | None, typer.Option(min=1, max=20)] = None,
 ) -> None:
-    """Run SESSION again, e.g. with a fixed speaker count (the usual fix for diarization)."""
+    """Run SESSION again, e.g. with a fixed speaker count (the usual fix for diarization). A
+    live session's words are kept (its stored embeddings are clustered anew, no chunk heard
+    again); claims on speakers still in the same place are kept, the others released."""
     settings, factory, connection = _operator_context()
     try:
         operations.reprocess(factory, connection, settings, session_id, num_speakers)

@@ -12,7 +12,7 @@ import uuid
 
 import redis
 import structlog
-from rq import Queue, Retry
+from rq import Queue, Retry, Worker
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
@@ -104,12 +104,20 @@ def enqueue_hearing(
 
 
 def hearing_alive(connection: redis.Redis, session_id: uuid.UUID, chunk_number: int) -> bool:
-    """Whether a job for the chunk's hearing is waiting or running."""
+    """Whether a job for the chunk's hearing is waiting, or running on a worker that is still
+    there (a SIGKILLed worker's registration expires with its ``worker_ttl``; its job would
+    otherwise look started until RQ's own clean-up, a job timeout later)."""
     try:
         job = Job.fetch(hearing_job_id(session_id, chunk_number), connection=connection)
     except NoSuchJobError:
         return False
-    return job.get_status() in LIVE_STATUSES
+    status = job.get_status()
+    if status is JobStatus.STARTED:
+        name = job.worker_name
+        return bool(name) and bool(
+            connection.exists(f"{Worker.redis_worker_namespace_prefix}{name}")
+        )
+    return status in LIVE_STATUSES
 
 
 def job_status(connection: redis.Redis, session_id: uuid.UUID) -> JobStatus | None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session as DbSession
 from backend import crud
 from backend.main import create_app
 from db import create_session_factory
-from models import Session, SessionSpeaker, SessionStatus
+from models import Segment, Session, SessionSpeaker, SessionStatus
 from processing.reconcile import reconcile
 from tests.factories import Phone, drain_queues, wav_chunks
 from tests.paths import REPO
@@ -163,3 +163,59 @@ def test_a_job_rides_out_a_database_blip(client, make_user, settings, redis_conn
     proxy.close()
     session = _row(settings, session_id)
     assert session.status is SessionStatus.READY_FOR_CLAIMING, session.error_message
+
+
+def _transcript(settings, session_id: str) -> list[str]:
+    engine = create_engine(settings.sqlalchemy_url)
+    with DbSession(engine) as db:
+        texts = list(
+            db.scalars(
+                select(Segment.text)
+                .where(Segment.session_id == uuid.UUID(session_id))
+                .order_by(Segment.start_s)
+            )
+        )
+    engine.dispose()
+    return texts
+
+
+@pytest.mark.slow
+def test_a_live_session_survives_kills_in_a_chunk_job_and_in_its_finish(
+    client, make_user, settings, singlish_dev, tmp_path, spawn_worker
+):
+    """SIGKILL a worker while it hears a chunk during recording, and another in the middle of
+    the finish: the session still completes once, with the same results as an undisturbed
+    run of the same chunks."""
+    user = make_user()
+    chunks = wav_chunks(singlish_dev / D1, tmp_path)
+    phone = Phone(client, user.headers)
+    _, disturbed = phone.session()
+    for number, path in enumerate(chunks):
+        assert phone.upload(disturbed, number, path).status_code == 201
+
+    first = spawn_worker()
+    _wait_for(settings, disturbed, lambda s: s.chunks_heard >= 1, timeout=180)
+    first.send_signal(signal.SIGKILL)  # the next chunk's job was under way
+    first.wait()
+    assert _row(settings, disturbed).chunks_heard < len(chunks)
+
+    assert phone.end(disturbed, num_speakers=3).status_code == 202
+    second = spawn_worker()
+    _wait_for(settings, disturbed, lambda s: s.stage == "hearing", timeout=180)
+    second.send_signal(signal.SIGKILL)
+    second.wait()
+
+    spawn_worker()  # its reconciler finds the finish's lease run out and enqueues it again
+    done = _wait_for(
+        settings, disturbed, lambda s: s.status is not SessionStatus.PROCESSING, timeout=300
+    )
+    assert done.status is SessionStatus.READY_FOR_CLAIMING, done.error_message
+    assert done.attempts == 2
+
+    undisturbed = phone.record(chunks, num_speakers=3)
+    _wait_for(
+        settings, undisturbed, lambda s: s.status is not SessionStatus.PROCESSING, timeout=300
+    )
+    assert _counts(settings, disturbed) == _counts(settings, undisturbed)
+    assert _transcript(settings, disturbed) == _transcript(settings, undisturbed)
+    assert _transcript(settings, disturbed)
