@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
 
+import numpy as np
 import redis
 import structlog
 from sqlalchemy.orm import Session as DbSession
@@ -45,6 +46,7 @@ from services.diarization import (
     Diarization,
     Diarizer,
     PlacedVoices,
+    RoomStats,
     SpanDiarizer,
     diarize_spans,
     hear_speakers,
@@ -57,10 +59,13 @@ from services.emotion import EmotionClassifier, load_emotion_classifier
 from services.hearing import (
     ChunkHearing,
     Placed,
+    chunk_stretches,
+    hear_stretch,
     place,
     session_room,
     session_segments,
     session_verdicts,
+    voices_as,
 )
 from services.singlish import Singlish, listen_again, load_singlish
 from services.singlish.verification import Verdict
@@ -428,14 +433,37 @@ def finish_hearings(
 
 
 def _voices_for(placed: Placed, diarizer: SpanDiarizer, recording: Recording) -> PlacedVoices:
-    """What ``diarizer`` keeps of the stretch: stored, or taken again from the chunks when the
-    chunk job chose the other backend (the room it heard so far sounded otherwise)."""
+    """What ``diarizer`` keeps of the stretch (taken again from the chunks if the chunk job
+    chose the other backend)."""
     hearing = placed.hearing
-    if hearing.voices is not None and hearing.voices.backend == diarizer.name:
-        return placed.offset, hearing.voices
-    stretch = recording.slice(placed.offset, placed.offset + hearing.end - hearing.start)
-    log.info("processor.voices_taken_again", offset=round(placed.offset, 2))
-    return placed.offset, diarizer.hear_span(stretch)
+    end = placed.offset + hearing.end - hearing.start
+    return placed.offset, voices_as(
+        hearing.voices, diarizer, lambda: recording.slice(placed.offset, end)
+    )
+
+
+def process_chunks(
+    chunks: Sequence[Audio], hints: SpeakerHints, engines: Engines, progress: StageProgress
+) -> rows.Heard:
+    """The live path on a recording's chunks in memory: each chunk's stretch heard as its
+    chunk job hears it (the room so far deciding the diarizer), then :func:`finish_hearings`.
+    The benchmarks score and time the live path through this."""
+    heard, room = [], RoomStats()
+    progress.enter(Stage.HEARING)
+    stretches = chunk_stretches(chunks)
+    for i, (start, stretch) in enumerate(stretches):
+        hearing = hear_stretch(
+            stretch,
+            transcriber=engines.transcriber,
+            singlish=engines.singlish,
+            diarizer=engines.diarizer,
+            room_before=room,
+        )
+        room += hearing.room
+        heard.append((start, hearing))
+        progress.report((i + 1) / len(stretches))
+    recording = Audio(np.concatenate([c.samples for c in chunks]).astype(np.float32))
+    return finish_hearings(heard, recording, hints, engines, progress)
 
 
 def _doubts(hears_far_field: bool, distant: Callable[[], bool]) -> tuple[str, ...]:

@@ -41,6 +41,8 @@ from services.domain import EMOTION_LABELS, Audio, SpeakerHints, SpeakerTurn
 PARTS = ("der", "wer", "emotion", "singlish")
 SINGLISH_SETS = ("dev", "unseen")  # tuned on / never tuned on (bench/singlish_unseen.py)
 SPEAKER_COUNTS = ("oracle", "auto")
+PATHS = ("live", "batch")
+PHONE_CHUNK_S = 30.0  # the app uploads a chunk about every 30 s
 COLLARS = {"±0.25 s": 0.5, "none": 0.0}  # label -> pyannote collar (total width, seconds)
 ONE_SPEAKER = "one speaker"  # the baseline's "speaker count": perfect speech regions, one label
 ASR_DIR = CORPUS / "asr_en"
@@ -75,23 +77,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=list(SPEAKER_COUNTS),
         help="singlish: with the true speaker count, the estimated one, or both (default)",
     )
+    parser.add_argument(
+        "--path",
+        choices=PATHS,
+        default="live",
+        help="live (default, the product's: each 30 s chunk heard as its chunk job hears it, "
+        "then the finish) or batch (the whole recording at once, LIVE_PROCESSING=false)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings()
     results: dict[str, Any] = {"load_average_start": load_average()}
-    runners = {"wer": _wer, "emotion": _emotion}
+    results["path"] = args.path
     for part in args.parts:
         console.print(f"[bold]{part}[/bold]: load {load_average()}")
         with Stopwatch() as sw:
             if part == "der":
-                results[part] = _der(settings, args.limit, args.groups)
+                results[part] = _der(settings, args.limit, args.groups, args.path)
             elif part == "singlish":
                 results[part] = _singlish(
-                    settings, args.limit, args.singlish_sets, args.speaker_counts
+                    settings, args.limit, args.singlish_sets, args.speaker_counts, args.path
                 )
+            elif part == "wer":
+                results[part] = _wer(settings, args.limit, args.path)
             else:
-                results[part] = runners[part](settings, args.limit)
+                results[part] = _emotion(settings, args.limit)
         results[part]["seconds"] = round(sw.seconds, 1)
     results["load_average_end"] = load_average()
     return results
@@ -100,7 +111,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 # --- diarization ------------------------------------------------------------------------------
 
 
-def _der(settings: Settings, limit: int | None, groups: list[str] | None) -> dict[str, Any]:
+def chunks_of(audio: Audio, seconds: float = PHONE_CHUNK_S) -> list[Audio]:
+    """A recording as a phone uploads it: consecutive chunks of ``seconds``."""
+    step = round(seconds * audio.sample_rate)
+    return [Audio(audio.samples[i : i + step]) for i in range(0, len(audio.samples), step)]
+
+
+def _der(
+    settings: Settings, limit: int | None, groups: list[str] | None, path: str = "live"
+) -> dict[str, Any]:
     from services.diarization import load_diarizer
 
     with Stopwatch() as build:  # the synthetic rooms, on first use (then read from the cache)
@@ -110,7 +129,7 @@ def _der(settings: Settings, limit: int | None, groups: list[str] | None) -> dic
         _warm_up(diarizer, next(c for cs in sets.values() for c in cs))
     tally = DerTally()
     files = [
-        _der_file(conversation, diarizer, tally)
+        _der_file(conversation, diarizer, tally, path)
         for conversations in sets.values()
         for conversation in conversations
     ]
@@ -143,11 +162,14 @@ def _warm_up(diarizer: Any, conversation: SessionInput) -> None:
     diarize(decode_audio(conversation.chunks[0]).slice(0.0, 10.0), diarizer, SpeakerHints())
 
 
-def _der_file(conversation: SessionInput, diarizer: Any, tally: DerTally) -> dict[str, Any]:
+def _der_file(
+    conversation: SessionInput, diarizer: Any, tally: DerTally, path: str = "live"
+) -> dict[str, Any]:
     """Diarize one conversation with the true count and without; score both and the
     one-speaker baseline into ``tally`` under all, its group and its group / source."""
     from services.audio import decode_audio
     from services.diarization import diarize
+    from services.hearing import diarize_chunks
 
     group, source = conversation.tags["group"], conversation.tags["source"]
     scopes = ("all", group, f"{group} / {source}")
@@ -161,7 +183,10 @@ def _der_file(conversation: SessionInput, diarizer: Any, tally: DerTally) -> dic
         ("auto", SpeakerHints()),
     ):
         with Stopwatch() as sw:
-            turns = diarize(audio, diarizer, hints)
+            if path == "live":
+                turns = diarize_chunks(chunks_of(audio), diarizer, hints).turns
+            else:
+                turns = diarize(audio, diarizer, hints)
         diarize_s += sw.seconds
         row[f"{count}_speakers_found"] = len({t.speaker for t in turns})
         row |= tally.score(scopes, count, reference, _annotation(turns, conversation.name), uem)
@@ -271,17 +296,23 @@ def _annotation(turns: Sequence[SpeakerTurn], uri: str) -> Any:
 # --- ASR --------------------------------------------------------------------------------------
 
 
-def _wer(settings: Settings, limit: int | None) -> dict[str, Any]:
+def _wer(settings: Settings, limit: int | None, path: str = "live") -> dict[str, Any]:
     import jiwer
 
     from services.audio import decode_audio
+    from services.hearing import chunk_stretches
     from services.transcription import load_transcriber, transcribe
 
     transcriber = load_transcriber(settings)
     by_folder: dict[str, tuple[list[str], list[str]]] = defaultdict(lambda: ([], []))
     files = []
     for wav, reference in asr_pairs()[:limit]:
-        segments = transcribe(decode_audio(wav), transcriber)
+        audio = decode_audio(wav)
+        if path == "live":  # the words each chunk job hears, in order
+            pieces = [s.audio for _, s in chunk_stretches(chunks_of(audio))]
+        else:
+            pieces = [audio]
+        segments = [s for piece in pieces for s in transcribe(piece, transcriber)]
         hypothesis = normalise(" ".join(s.text for s in segments))
         refs, hyps = by_folder[wav.parent.name]
         refs.append(normalise(reference))
@@ -395,7 +426,11 @@ def goemotions_dev() -> list[tuple[str, str]]:
 
 
 def _singlish(
-    settings: Settings, limit: int | None, names: Sequence[str], counts: Sequence[str]
+    settings: Settings,
+    limit: int | None,
+    names: Sequence[str],
+    counts: Sequence[str],
+    path: str = "live",
 ) -> dict[str, Any]:
     """Both Singlish sets, each scored on its own (never pooled): ``dev`` (what the dictionary
     and rules are tuned on) and ``unseen`` (what they never are)."""
@@ -406,7 +441,7 @@ def _singlish(
     results: dict[str, Any] = {}
     for name in names:
         with Stopwatch() as sw:
-            results[name] = _singlish_set(settings, models, sets[name](), limit, counts)
+            results[name] = _singlish_set(settings, models, sets[name](), limit, counts, path)
         results[name]["seconds"] = round(sw.seconds, 1)
     return {"sets": results}
 
@@ -418,7 +453,12 @@ def _singlish_models(settings: Settings) -> Any:
 
 
 def _singlish_set(
-    settings: Settings, models: Any, ref_dir: Path, limit: int | None, counts: Sequence[str]
+    settings: Settings,
+    models: Any,
+    ref_dir: Path,
+    limit: int | None,
+    counts: Sequence[str],
+    path: str = "live",
 ) -> dict[str, Any]:
     conversations = list(json.loads((ref_dir / "manifest.json").read_text())["conversations"])
     conversations = conversations[:limit]
@@ -426,7 +466,7 @@ def _singlish_set(
     for folder in hyp_dirs.values():
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
-    audio_s = _process_singlish(settings, models, ref_dir, conversations, hyp_dirs)
+    audio_s = _process_singlish(settings, models, ref_dir, conversations, hyp_dirs, path)
     return {
         "conversations": conversations,
         "audio_s": round(audio_s, 1),
@@ -461,6 +501,7 @@ def _process_singlish(
     ref_dir: Path,
     conversations: list[str],
     hyp_dirs: dict[str, Path],
+    path: str = "live",
 ) -> float:
     """Each conversation through the worker's own sequence (``processor.process_audio``:
     diarization, ASR with its Singlish options, the verifier, analysis, clips into a scratch
@@ -472,7 +513,7 @@ def _process_singlish(
     from processing.clips import store_clips
     from processing.progress import Unwatched
     from processing.results import heard_result
-    from processor import process_audio
+    from processor import process_audio, process_chunks
     from services.audio import decode_audio
     from storage import LocalStorage
 
@@ -485,7 +526,12 @@ def _process_singlish(
             speakers = len(rttm_speakers(ref_dir / f"{name}.rttm"))
             hints_by_count = {"oracle": SpeakerHints(num_speakers=speakers), "auto": SpeakerHints()}
             for count in hyp_dirs:
-                heard = process_audio(audio, hints_by_count[count], models, Unwatched())
+                hints = hints_by_count[count]
+                heard = (
+                    process_chunks(chunks_of(audio), hints, models, Unwatched())
+                    if path == "live"
+                    else process_audio(audio, hints, models, Unwatched())
+                )
                 clips = store_clips(audio, heard, uuid.uuid4(), storage, settings)
                 result = heard_result(heard, clips, audio.duration, storage)
                 (hyp_dirs[count] / f"{name}.json").write_text(json.dumps(result))

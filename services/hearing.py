@@ -15,19 +15,24 @@ session times at the finish (:func:`place`), from the chunks' decoded lengths.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
 from services.diarization import (
+    Diarization,
     Diarizer,
     RoomStats,
+    SpanDiarizer,
     SpanVoices,
+    diarize_spans,
+    hear_speakers,
     room_of,
     span_diarizer,
 )
-from services.domain import SAMPLE_RATE, Audio, TranscriptSegment, Utterance, Word
+from services.domain import SAMPLE_RATE, Audio, SpeakerHints, TranscriptSegment, Utterance, Word
 from services.singlish import Singlish, listen_again
 from services.singlish.verification import Verdict
 from services.transcription import Transcriber, transcribe
@@ -140,13 +145,65 @@ def hear_stretch(
     has them), the verifier's verdicts on them, and the embeddings of the diarizer chosen for
     the room heard so far (``room_before``: the session's other stretches) and in this one."""
     audio = stretch.audio
-    room = room_of(audio)
     segments = transcribe(audio, transcriber)
     utterances = [Utterance(UNASSIGNED, s.start, s.end, s.words) for s in segments]
     verdicts = listen_again(audio, utterances, singlish)
-    chosen = span_diarizer(diarizer, room_before + room)
-    voices = None if chosen is None else chosen.hear_span(audio)
+    room, voices = listen_for_voices(audio, diarizer, room_before)
     return ChunkHearing(stretch.start, stretch.end, segments, verdicts, voices, room)
+
+
+def listen_for_voices(
+    audio: Audio, diarizer: Diarizer, room_before: RoomStats = RoomStats()
+) -> tuple[RoomStats, SpanVoices | None]:
+    """The room of one stretch, and what the diarizer chosen for the room heard so far
+    (``room_before``) and in it keeps for clustering (None: it needs whole recordings)."""
+    room = room_of(audio)
+    chosen = span_diarizer(diarizer, room_before + room)
+    return room, None if chosen is None else chosen.hear_span(audio)
+
+
+def voices_as(
+    voices: SpanVoices | None, diarizer: SpanDiarizer, audio: Callable[[], Audio]
+) -> SpanVoices:
+    """A stretch's voices as ``diarizer`` keeps them: the stored ones, or taken again from
+    its ``audio`` when the chunk job chose the other backend for the room it had heard."""
+    if voices is not None and voices.backend == diarizer.name:
+        return voices
+    return diarizer.hear_span(audio())
+
+
+def chunk_stretches(chunks: Sequence[Audio]) -> list[tuple[float, Stretch]]:
+    """A recording's chunks as its chunk jobs hear them: (session second the chunk starts,
+    its stretch), the last one to its end."""
+    out, start = [], 0.0
+    for i, chunk in enumerate(chunks):
+        previous = chunks[i - 1] if i else None
+        out.append((start, stretch_of(previous, chunk, final=i == len(chunks) - 1)))
+        start += chunk.duration
+    return out
+
+
+def diarize_chunks(
+    chunks: Sequence[Audio], diarizer: Diarizer, hints: SpeakerHints = SpeakerHints()
+) -> Diarization:
+    """Who spoke when in a recording heard a chunk at a time, as a live session's chunk jobs
+    and finish do it (the benchmarks score this against the whole-recording diarization)."""
+    stretches = chunk_stretches(chunks)
+    room, heard = RoomStats(), []
+    for start, stretch in stretches:
+        stretch_room, voices = listen_for_voices(stretch.audio, diarizer, room)
+        room += stretch_room
+        heard.append((start + stretch.start, stretch, voices))
+    chosen = span_diarizer(diarizer, room)
+    if chosen is None:
+        whole = Audio(np.concatenate([c.samples for c in chunks]).astype(np.float32))
+        return hear_speakers(whole, diarizer, hints)
+    spans = [
+        (offset, voices_as(voices, chosen, partial(_audio_of, stretch)))
+        for offset, stretch, voices in heard
+    ]
+    duration = sum(c.duration for c in chunks)
+    return diarize_spans(spans, duration, chosen, hints)
 
 
 # --- the finish: stretches placed on the session's timeline -----------------------------
@@ -203,3 +260,7 @@ def _moved_segment(segment: TranscriptSegment, by: float) -> TranscriptSegment:
         segment.text,
         tuple(Word(w.start + by, w.end + by, w.text, w.probability) for w in segment.words),
     )
+
+
+def _audio_of(stretch: Stretch) -> Audio:
+    return stretch.audio
