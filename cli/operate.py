@@ -77,7 +77,8 @@ def status() -> None:
     report = operations.system_status(factory, connection, settings)
     console.print(
         f"queue {settings.queue_name!r}: {report.queued} waiting, {report.started} running, "
-        f"{report.failed_jobs} failed jobs"
+        f"{report.failed_jobs} failed jobs; chunk jobs: {report.chunks_queued} waiting, "
+        f"{report.chunks_started} running"
     )
     workers = Table("worker", "state", "device", "diarization", "asr", "emotion")
     for w in report.workers:

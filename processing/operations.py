@@ -30,7 +30,7 @@ from processing.evidence import (
     stored_verdicts,
 )
 from processing.rows import ChunkRef
-from queueing.jobs import processing_queue, requeue_processing
+from queueing.jobs import chunk_queue, processing_queue, requeue_processing
 from services import singlish
 from services.audio import AudioSpool
 from services.singlish.confidence import Rating, counts
@@ -53,12 +53,15 @@ class SystemStatus:
     workers: list[dict[str, str]]
     sessions: dict[str, int]
     stuck: list[uuid.UUID]
+    chunks_queued: int = 0  # live sessions' chunk jobs waiting
+    chunks_started: int = 0
 
 
 def system_status(
     session_factory: sessionmaker[DbSession], connection: redis.Redis, settings: Settings
 ) -> SystemStatus:
     queue = processing_queue(connection, settings)
+    chunks = chunk_queue(connection, settings)
     workers = []
     for worker in Worker.all(queue=queue):
         info = connection.get(f"lahstats:worker:{worker.name}")
@@ -79,6 +82,8 @@ def system_status(
         workers=workers,
         sessions={status.value: count for status, count in counts},
         stuck=list(stuck),
+        chunks_queued=chunks.count,
+        chunks_started=StartedJobRegistry(queue=chunks).count,
     )
 
 
