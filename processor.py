@@ -346,7 +346,10 @@ def _store_results(
         return None
 
     progress.enter(Stage.CLIPS)
-    clips = store_clips(recording, heard, attempt.session_id, storage, settings, progress.report)
+    stored = rows.evidence_clips(pipeline.session_factory, attempt.session_id)
+    clips = store_clips(
+        recording, heard, attempt.session_id, storage, settings, progress.report, stored
+    )
 
     progress.enter(Stage.SAVING)
     saved = rows.save(

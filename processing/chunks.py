@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
@@ -58,17 +59,19 @@ class ChunkAudio:
         self.storage = storage
         self.keep = keep
         self._decoded: OrderedDict[str, Audio] = OrderedDict()
+        self._lock = threading.Lock()  # the clip encoders slice from several threads
 
     def get(self, storage_key: str) -> Audio:
         """The chunk's 16 kHz audio; raises :class:`AudioDecodeError` when it has none."""
-        if storage_key in self._decoded:
-            self._decoded.move_to_end(storage_key)
-            return self._decoded[storage_key]
-        audio = _decode_key(self.storage, storage_key)
-        self._decoded[storage_key] = audio
-        while len(self._decoded) > self.keep:
-            self._decoded.popitem(last=False)
-        return audio
+        with self._lock:
+            if storage_key in self._decoded:
+                self._decoded.move_to_end(storage_key)
+                return self._decoded[storage_key]
+            audio = _decode_key(self.storage, storage_key)
+            self._decoded[storage_key] = audio
+            while len(self._decoded) > self.keep:
+                self._decoded.popitem(last=False)
+            return audio
 
 
 class ChunkedRecording:

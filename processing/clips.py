@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -42,15 +42,17 @@ def store_clips(
     storage: Storage,
     settings: Settings,
     on_progress: ProgressCallback = no_progress,
+    stored: Collection[str] = (),
 ) -> Clips:
     """Encode (Ogg/Opus) and store a sample clip per speaker and an evidence clip per
-    counted word of what the stages heard."""
+    counted word of what the stages heard; an evidence clip among ``stored`` (the session's
+    clips from its last processing: the same word at the same time) is kept as it is."""
     samples = store_sample_clips(
         audio, heard.turns, session_id, storage, settings.sample_clip_seconds
     )
     on_progress(0.5)
     spans = [(o.start, o.end) for o in heard.analysis.occurrences]
-    evidence = store_evidence_clips(audio, spans, session_id, storage)
+    evidence = store_evidence_clips(audio, spans, session_id, storage, stored)
     on_progress(1.0)
     return Clips(samples, evidence)
 
@@ -80,14 +82,18 @@ def store_evidence_clips(
     spans: Iterable[tuple[float, float]],
     session_id: uuid.UUID,
     storage: Storage,
+    stored: Collection[str] = (),
 ) -> dict[tuple[float, float], str]:
     """(start, end) of each counted word → storage key of its clip (the span padded by
-    :data:`EVIDENCE_PAD_S`, Ogg/Opus). One clip per distinct span."""
+    :data:`EVIDENCE_PAD_S`, Ogg/Opus). One clip per distinct span; one already ``stored``
+    under its key is not made again."""
     unique = sorted(set(spans))
 
     def store(span: tuple[float, float]) -> str:
         start, end = span
         key = evidence_clip_key(session_id, start, end)
+        if key in stored:
+            return key
         data = encode_clip(audio.slice(start - EVIDENCE_PAD_S, end + EVIDENCE_PAD_S))
         storage.put(key, io.BytesIO(data), "audio/ogg")
         return key

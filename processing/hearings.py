@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
+from typing import Any
 
 import structlog
 from sqlalchemy import func, select, text
@@ -204,9 +205,9 @@ def _task(
         else:
             return Outcome.WAITING
         final = ended and i == len(chunks) - 1
-        rows = db.scalars(
-            select(ChunkHearingRow).where(ChunkHearingRow.session_id == session_id)
-        ).all()
+        # the columns validity and the room need, not the words and voices (a finish asks
+        # this of every chunk of the session)
+        rows = db.execute(select(*_HEADER).where(ChunkHearingRow.session_id == session_id)).all()
         task = _Task(chunks[i], previous, final, RoomStats())
         mine = next((r for r in rows if r.chunk_number == number), None)
         if mine is not None and _valid(mine, task, hearer):
@@ -215,7 +216,19 @@ def _task(
         return _Task(chunks[i], previous, final, room)
 
 
-def _valid(row: ChunkHearingRow, task: _Task, hearer: str) -> bool:
+_HEADER = (
+    ChunkHearingRow.chunk_number,
+    ChunkHearingRow.chunk_sha256,
+    ChunkHearingRow.previous_number,
+    ChunkHearingRow.previous_sha256,
+    ChunkHearingRow.hearer,
+    ChunkHearingRow.final,
+    ChunkHearingRow.error,
+    ChunkHearingRow.room,
+)
+
+
+def _valid(row: Any, task: _Task, hearer: str) -> bool:
     """Whether ``row`` is the hearing ``task`` would make (an undecodable chunk's only needs
     the same bytes)."""
     if row.chunk_sha256 != task.chunk.sha256:
@@ -307,7 +320,7 @@ def _columns(hearing: ChunkHearing | None) -> dict[str, object]:
     }
 
 
-def _room(row: ChunkHearingRow) -> RoomStats:
+def _room(row: Any) -> RoomStats:
     return RoomStats(**row.room) if row.room else RoomStats()
 
 

@@ -285,6 +285,18 @@ def _insert_results(
 
 
 @database_retry
+def evidence_clips(session_factory: sessionmaker[DbSession], session_id: uuid.UUID) -> set[str]:
+    """The evidence clips the session's results point at (a reprocess keeps those it needs)."""
+    with session_factory() as db:
+        keys = db.scalars(
+            select(WordOccurrence.clip_key).where(
+                WordOccurrence.session_id == session_id, WordOccurrence.clip_key.is_not(None)
+            )
+        )
+        return {key for key in keys if key}
+
+
+@database_retry
 def gone(session_factory: sessionmaker[DbSession], session_id: uuid.UUID) -> bool:
     """Whether the session's row was deleted (``DELETE /sessions/{id}``)."""
     with session_factory() as db:
