@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -284,3 +285,48 @@ def test_chunk_audio_keeps_the_last_few_decoded(settings, tmp_path):
     audio = ChunkAudio(storage, keep=1)
     first = audio.get("a/x.wav")
     assert audio.get("a/x.wav") is first
+
+
+@pytest.mark.slow
+def test_a_chunk_being_heard_is_left_to_its_job_and_the_finish_waits_instead_of_redoing_it(
+    client, make_user, settings, models, session_factory
+):
+    """Two jobs on one chunk (a chunk job still running when the finish reaches its chunk):
+    one hears it, the other does not hear it again — a chunk job leaves it (busy), the finish
+    waits for the holder and then finds it heard."""
+    import threading
+
+    from processing.hearings import Ears, Outcome, hear_chunk, hearer_of
+    from storage import create_storage
+
+    user = make_user()
+    phone = Phone(client, user.headers)
+    _, session_id = phone.session()
+    assert phone.upload(session_id, 0, SAMPLES[2]).status_code == 201
+    ears = Ears(
+        models.transcriber, models.singlish, models.diarizer, hearer_of(settings, models.singlish)
+    )
+    storage = create_storage(settings)
+    sid = uuid.UUID(session_id)
+    outcomes: list[Outcome] = []
+    first = threading.Thread(
+        target=lambda: outcomes.append(hear_chunk(session_factory, storage, ears, sid, 0))
+    )
+    first.start()
+    deadline = 50
+    while deadline and not _locked(session_factory):
+        time.sleep(0.1)
+        deadline -= 1
+    assert _locked(session_factory), "the first job never took the chunk"
+    assert hear_chunk(session_factory, storage, ears, sid, 0) is Outcome.BUSY
+    waited = hear_chunk(session_factory, storage, ears, sid, 0, wait=True)
+    first.join()
+    assert outcomes == [Outcome.HEARD] and waited is Outcome.VALID
+
+
+def _locked(session_factory) -> bool:
+    """Whether some job holds a chunk's advisory lock."""
+    from sqlalchemy import text
+
+    with session_factory() as db:
+        return bool(db.scalar(text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")))
