@@ -276,6 +276,8 @@ def _reprocess(
     found = len(phone.speakers(session_id))
     speakers = args.reprocess_speakers or found + 1
     version = _status_version(phone, session_id)[1]
+    worker = phone.stack.workers[0].pid
+    cpu_start = _cpu(worker)
     sent = time.monotonic()
     resp = phone.http.post(f"/sessions/{session_id}/reprocess", json={"num_speakers": speakers})
     if resp.status_code in (404, 405):
@@ -283,6 +285,7 @@ def _reprocess(
     if resp.status_code >= 300:
         raise BenchError(f"POST /sessions/{session_id}/reprocess: {resp.status_code} {resp.text}")
     ready_s, how = _wait_reprocessed(phone, session_id, version, sent, poll_s, args.timeout)
+    worker_cpu_s = round(_cpu(worker) - cpu_start, 2)
     after_text = transcript_text(phone.transcript(session_id))
     return {
         "available": True,
@@ -292,6 +295,7 @@ def _reprocess(
         "speakers_after": len(phone.speakers(session_id)),
         "to_ready_s": ready_s,
         "timed_by": how,
+        "worker_cpu_s": worker_cpu_s,
         "transcript_unchanged": before_text == after_text,
         "transcript_words_changed": words_changed(before_text, after_text),
         "transcript_words": len(before_text.split()),
