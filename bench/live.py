@@ -146,7 +146,7 @@ def _measure_on(
     api_cpu_start = _cpu(stack.api.pid)
     recording = Recording(phone, phone.start(group), poll_s)
     stack.job_ids.append(recording.session_id)  # chunk jobs name the session too
-    recording.upload_all(session, args.pace, args.keep_up_cap, args.timeout)
+    recording.upload_all(session, args.pace, args.keep_up_cap)
     ended = recording.end_and_wait(args.timeout)
     measured = {
         "session": session.name,
@@ -193,7 +193,7 @@ class Recording:
     cap_hits: int = 0
     last_status: dict[str, Any] = field(default_factory=dict)
 
-    def upload_all(self, session: SessionInput, pace: str, cap_s: float, timeout: float) -> None:
+    def upload_all(self, session: SessionInput, pace: str, cap_s: float) -> None:
         for number, chunk in enumerate(session.chunks):
             if pace == "realtime":
                 self._poll_until(lambda: False, self._chunk_end_s(session, number))
