@@ -15,6 +15,7 @@ from bench.report import BenchError, console, write_result
 SUBCOMMANDS = {
     "pipeline": ("bench.pipeline_speed", "per-stage time, RTF, load time, peak RSS vs baseline"),
     "throughput": ("bench.throughput", "sessions per hour with 1 and 2 workers, via the API"),
+    "live": ("bench.live", "live sessions: end→ready, worker peak RSS and CPU, reprocess"),
     "queue-latency": ("bench.queue_latency", "time from `end` to a worker starting the job"),
     "api": ("bench.api_load", "req/s and p50/p99 of status polls and 30 s chunk uploads"),
     "events": ("bench.events_load", "what N open /events streams cost the API (DB, CPU)"),

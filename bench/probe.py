@@ -11,7 +11,8 @@ sessions. Two modes:
   (``processing.progress.Stage``). The database writes are not part of it (the
   ``throughput`` benchmark covers the whole job).
 * ``baseline``: the obvious alternative, faster-whisper alone with the same model and the
-  same decoding options on the same chunks (decoded by faster-whisper's own PyAV reader).
+  same decoding options on the same chunks (decoded by faster-whisper's own PyAV reader);
+  each session also reports the CPU seconds its decode and ASR used (``cpu_s``).
 
 Peak memory: the process's ``VmHWM`` is reset before each session (``/proc/self/clear_refs``)
 so every session gets its own peak; where the kernel refuses the reset, the peaks are
@@ -21,6 +22,7 @@ cumulative (the output says which).
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -289,6 +291,7 @@ def _baseline_session(
     sync = _cuda_sync(spec)
     _reset_peak()
     times: dict[str, float] = {}
+    cpu_before = cpu_seconds()
     with Stopwatch() as sw:
         samples = np.concatenate(
             [fw_decode(str(c), sampling_rate=SAMPLE_RATE) for c in session["chunks"]]
@@ -298,8 +301,9 @@ def _baseline_session(
         words = recognise(samples)
         sync()
     times["transcribe"] = round(sw.seconds, 3)
+    cpu_s = round(cpu_seconds() - cpu_before, 3)
     duration = Audio(samples.astype(np.float32)).duration
-    return _session_result(session, duration, times, words=words)
+    return {**_session_result(session, duration, times, words=words), "cpu_s": cpu_s}
 
 
 # --- shared -------------------------------------------------------------------------------
@@ -318,6 +322,14 @@ def _session_result(
         "peak_rss_mib": proc_status_mib("self", "VmHWM"),
         **counts,
     }
+
+
+def cpu_seconds() -> float:
+    """CPU seconds (user + system, every thread) this process and its waited-for children
+    have used so far: decode and ASR threads all count, whatever the wall clock says."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _reset_peak() -> bool:

@@ -150,3 +150,18 @@ def proc_status_mib(pid: int | str, field: str) -> float | None:
     except (OSError, ValueError):
         pass
     return None
+
+
+def proc_cpu_seconds(pid: int | str) -> float | None:
+    """CPU seconds (user + system, all threads) of process ``pid`` and of its children that
+    it has waited for (e.g. ffmpeg decodes), from ``/proc/<pid>/stat``; None where /proc
+    cannot tell (the process is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # fields after the command name, which is in parentheses and may hold spaces:
+    # field 3 (state) is index 0, so utime, stime, cutime, cstime (14-17) are 11-14
+    fields = stat.rsplit(")", 1)[1].split()
+    ticks = sum(int(x) for x in fields[11:15])
+    return round(ticks / os.sysconf("SC_CLK_TCK"), 2)

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,10 +60,18 @@ class Stack:
 
 @contextmanager
 def running_stack(
-    *, api_workers: int, workers: int, pg_admin: str, redis_url: str
+    *,
+    api_workers: int,
+    workers: int,
+    pg_admin: str,
+    redis_url: str,
+    extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Start the backend (``workers`` may be 0), yield it, and remove every trace after:
-    the processes, the database, the data folder and the queue's keys in Redis."""
+    the processes, the database, the data folder and the queue's keys in Redis.
+
+    ``extra_env`` is added to the environment of every process of the stack (API and
+    workers alike, as a deployment sets a setting for all), e.g. ``LIVE_PROCESSING=false``."""
     tag = uuid.uuid4().hex[:10]
     database = f"lahstats_bench_{tag}"
     data_dir = Path(tempfile.mkdtemp(prefix="lahstats-bench-data-"))
@@ -82,7 +90,7 @@ def running_stack(
     job_ids: list[str] = []
     try:
         _create_database(pg_admin, database, settings.sqlalchemy_url)
-        env = _environment(settings)
+        env = {**_environment(settings), **(extra_env or {})}
         port = _free_port()
         api = _spawn(_uvicorn(port, api_workers), env, logs / "api.log")
         processes.append(api)
@@ -273,6 +281,18 @@ class PhoneClient:
         body = {"num_speakers": num_speakers} if num_speakers else None
         self.stack.job_ids.append(session_id)
         self._ok(self.http.post(f"/sessions/{session_id}/end", json=body))
+
+    def transcript(self, session_id: str) -> list[dict[str, Any]]:
+        segments: list[dict[str, Any]] = self._ok(
+            self.http.get(f"/sessions/{session_id}/transcript")
+        )["segments"]
+        return segments
+
+    def speakers(self, session_id: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._ok(self.http.get(f"/sessions/{session_id}/speakers"))[
+            "speakers"
+        ]
+        return found
 
     def status(self, session_id: str) -> dict[str, Any]:
         return self._ok(self.http.get(f"/sessions/{session_id}/status"))

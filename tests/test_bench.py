@@ -84,6 +84,45 @@ def test_queue_latency_through_the_api_and_a_real_worker(tmp_path):
     assert result["end_to_stage_change_s"]["max"] >= result["end_to_started_s"]["max"] - 1
 
 
+@pytest.mark.slow
+def test_live_session_through_the_api_at_keep_up_pace(tmp_path):
+    """A 1-minute session (two 30 s m4a chunks) uploaded at keep-up pace to a real stack on
+    whichever path the worker takes by default, then faster-whisper alone on the same chunks."""
+    result = _run(tmp_path, "live", "--minutes", "1", "--no-warmup", *STACK)
+    (run,) = result["runs"]
+    assert run["chunks"] == 2 and run["audio_s"] == 60
+    assert run["final_status"] in ("ready_for_claiming", "completed")
+    assert 0 < run["end_to_ready_s"] < 300 and run["keep_up_cap_hits"] == 0
+    if run["chunk_fields"]:  # the live path: the status counted the chunks while recording
+        assert run["chunks_uploaded_reported"] == 2 and 0 <= run["chunks_heard_at_end"] <= 2
+    assert run["worker_peak_rss_mib"] >= run["worker_peak_before_session_mib"] > 50
+    assert run["worker_cpu_s"] > 0 and run["worker_cpu_s_per_audio_h"] > 0
+    assert run["baseline"]["cpu_s"] > 0 and run["cpu_ratio"] > 0
+    reprocess = run["reprocess"]
+    if reprocess["available"]:
+        assert reprocess["to_ready_s"] > 0 and reprocess["transcript_words"] > 0
+        assert reprocess["transcript_unchanged"] == (reprocess["transcript_words_changed"] == 0)
+    else:  # the route has not landed
+        assert reprocess["http_status"] in (404, 405)
+
+
+def test_live_transcript_text_is_compared_in_time_order():
+    from bench.live import transcript_text, words_changed
+
+    segments = [
+        {"start": 2.0, "end": 3.0, "text": "can or not"},
+        {"start": 0.0, "end": 1.5, "text": " we go  makan "},
+    ]
+    assert transcript_text(segments) == "we go makan can or not"
+    # a reprocess may re-cut segments at new speaker turns: the words are what must hold
+    recut = [
+        {"start": 0.0, "end": 1.0, "text": "we go"},
+        {"start": 1.0, "end": 3.0, "text": "makan can or not"},
+    ]
+    assert transcript_text(recut) == transcript_text(segments)
+    assert words_changed("we go makan can or not", "we go eat can not") == 2
+
+
 def test_api_load_with_our_own_generator(tmp_path):
     result = _run(
         tmp_path,
