@@ -254,6 +254,19 @@ def test_a_corrupt_chunk_fails_only_its_own_hearing_then_the_session_says_which(
     assert status["status"] == "failed"
     assert "chunk 1 could not be decoded" in status["error_message"]
 
+    # SKIP_BAD_CHUNKS: the same chunks give a session without chunk 1, saying so
+    skipping = settings.model_copy(update={"skip_bad_chunks": True})
+    again = client.post(f"/sessions/{session_id}/reprocess", headers=user.headers)
+    assert again.status_code == 202, again.text
+    drain_queues(skipping, redis_conn, models)
+    status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
+    assert status["status"] == "ready_for_claiming", status
+    assert "chunk 1 skipped: could not be decoded" in status["warnings"]
+    with session_factory() as db:
+        last = max(s.end_s for s in db.scalars(select(Segment)))
+    # chunk 2's words come right after chunk 0's, on one timeline without chunk 1
+    assert decode_audio(SAMPLES[2]).duration + 1.0 < last <= 2 * decode_audio(SAMPLES[2]).duration
+
 
 def test_the_reconciler_enqueues_chunks_a_flushed_redis_lost(
     client, make_user, settings, redis_conn, session_factory
