@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     asr_beam_size: int = Field(default=1, ge=1)
     # CTranslate2 threads on CPU; 0 = min(4, cores) (its default of 4 oversubscribes 2 cores)
     asr_cpu_threads: int = Field(default=0, ge=0)
+    # torch's intra-op threads in a worker (the diarizer's, CAM++'s and the emotion models' CPU
+    # work); 0 = torch's default, one per core. Those models are small and run between
+    # CTranslate2's decodes: with two threads on a busy 2-core machine torch spent ~8x the CPU
+    # time of one thread spinning (BENCHMARKS.md, live sessions)
+    torch_cpu_threads: int = Field(default=1, ge=0)
     # batch size of the transformers ASR pipeline (a GPU wants 8-16)
     asr_batch_size: int = Field(default=1, ge=1)
     asr_vad_filter: bool = True

@@ -40,7 +40,7 @@ from processing.suggestions import Matching
 from services.analysis import analyse
 from services.assignment import assign_speakers
 from services.audio import AudioSpool
-from services.device import resolve_device
+from services.device import limit_torch_threads, resolve_device
 from services.diarization import (
     FAR_FIELD_WARNING,
     Diarization,
@@ -131,6 +131,7 @@ def load_engines(
     """Load every model once, logging how long each took and on which device;
     ``on_loaded(model, seconds)`` is told the same. The loaders default to the product's
     (the GPU benchmark swaps in its own)."""
+    limit_torch_threads(settings.torch_cpu_threads)
     transcriber = _timed("transcriber", transcriber_loader, settings, on_loaded)
     return Engines(
         diarizer=_timed("diarizer", diarizer_loader, settings, on_loaded),
