@@ -28,10 +28,13 @@ def said_there(stm: Path, start: float, end: float, says: str) -> bool:
     sys.path.insert(0, str(SHARED / "singlish"))
     from singlish_words import count_targets
 
-    wanted = set(count_targets(says))
+    def said(text: str) -> set[str]:
+        return {w for w, n in count_targets(text).items() if n}
+
+    wanted = said(says)
     for line in stm.read_text().splitlines():
         _, _, _, a, b, text = line.split(" ", 5)
-        if float(a) - 1.0 < end and float(b) + 1.0 > start and wanted & set(count_targets(text)):
+        if float(a) - 1.0 < end and float(b) + 1.0 > start and wanted & said(text):
             return True
     return False
 
