@@ -27,12 +27,12 @@ from typing import Any
 from bench.inputs import CACHE_DIR
 from bench.quality import _score_singlish
 from bench.report import console, table
-from research.singlish_recount import recount
+from research.singlish_recount import DEFAULT_RATING, recount
 from services.domain import Utterance, Word
+from services.singlish.confidence import Rating
 from services.singlish.dictionary import Corrections, load_corrections
 from services.singlish.particles import (
     PARTICLE,
-    PARTICLES,
     RULE,
     clause_ends,
     particle_margins,
@@ -133,8 +133,14 @@ def verdicts_for(ends: list[dict[str, Any]], prompt: str, only: str | None) -> l
     return out
 
 
-def score(name: str, corrections: Corrections, particles: dict[str, list[dict]]) -> dict:
-    """The recount of set ``name`` with ``particles`` (conversation → verdicts) added."""
+def score(
+    name: str,
+    corrections: Corrections,
+    particles: dict[str, list[dict]],
+    rating: Rating | None = None,
+) -> dict:
+    """The recount of set ``name`` with ``particles`` (conversation → verdicts) added (with
+    ``rating``: what counts at its threshold)."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch)
         names = []
@@ -151,7 +157,8 @@ def score(name: str, corrections: Corrections, particles: dict[str, list[dict]])
                     and segment["start"] - 1e-6 <= v["start"]
                     and v["end"] <= segment["end"] + 1e-6
                 ]
-            (out / f"{conversation}.json").write_text(json.dumps(recount(evidence, corrections)))
+            document = recount(evidence, corrections, rating)
+            (out / f"{conversation}.json").write_text(json.dumps(document))
         return _score_singlish(SETS[name], out, names)
 
 
@@ -162,12 +169,12 @@ def sweep(name: str, prompt: str, margins: list[float], only: str | None) -> Non
     rows = []
     for margin in [math.inf, *margins]:
         corrections = replace(shipped, verify_margins={**shipped.verify_margins, PARTICLE: margin})
-        scored = score(name, corrections, particles)
-        o = scored["overall"]
-        added = {w: t["tp"] for w, t in scored["per_word"].items() if w in PARTICLES}
-        rows.append([margin, o["ref"], o["hyp"], o["tp"], o["precision"], o["recall"], o["f1"]])
-        rows[-1].append(added)
-    columns = ["particle margin", "ref", "hyp", "tp", "P", "R", "F1", "tp per particle"]
+        rows.append([margin])
+        for rating in (None, DEFAULT_RATING):
+            o = score(name, corrections, particles, rating)["overall"]
+            rows[-1] += [o["hyp"], o["tp"], o["precision"], o["recall"], o["f1"]]
+    columns = ["particle margin", "hyp", "tp", "P", "R", "F1"]
+    columns += ["hyp @0.7", "tp", "P", "R", "F1"]
     console.print(table(f"{name}, {prompt}, {only or 'best particle'}", columns, rows))
 
 

@@ -70,13 +70,14 @@ def test_verify_rules_need_a_verdict_with_margin():
     assert detect_occurrences([said], LEARNED) == ()
 
     def verdict(margin: float) -> Verdict:
-        return Verdict("A", 7.0, 7.3, "there", "leh", rule.describe(), "plain", margin)
+        return Verdict("A", 7.0, 7.3, "there", "leh", rule.describe(), "biased", margin)
 
-    assert detect_occurrences([said], LEARNED, [verdict(0.5)]) == ()
+    assert LEARNED.verify_margins["biased"] == 0.0
+    assert detect_occurrences([said], LEARNED, [verdict(-0.5)]) == ()
     (leh,) = detect_occurrences([said], LEARNED, [verdict(3.3)])
     assert (leh.word, leh.source, leh.score, leh.heard) == ("leh", SOURCE_VERIFIED, 3.3, "there")
     assert corrected_text(said, LEARNED, [verdict(3.3)]).endswith("presentation leh.")
-    assert corrected_text(said, LEARNED, [verdict(0.5)]).endswith("presentation there.")
+    assert corrected_text(said, LEARNED, [verdict(-0.5)]).endswith("presentation there.")
 
 
 def test_a_prompted_word_the_unprompted_listen_doubts_is_not_counted():
