@@ -24,7 +24,7 @@ def main() -> None:
     from processor import load_engines
     from services.assignment import assign_speakers
     from services.audio import decode_audio
-    from services.diarization import diarize
+    from services.diarization import hear_speakers
     from services.domain import SpeakerHints
     from services.singlish import listen_again
     from services.singlish.dictionary import load_corrections
@@ -42,7 +42,7 @@ def main() -> None:
     rows, totals = [], [0.0, 0.0, 0.0]
     for i, name in enumerate(list(manifest["conversations"])[: args.limit]):
         audio = decode_audio(SETS[args.set] / f"{name}.wav")
-        diarization = diarize(audio, engines.diarizer, SpeakerHints())
+        diarization = hear_speakers(audio, engines.diarizer, SpeakerHints())
         started = time.perf_counter()
         segments = transcribe(audio, engines.transcriber)
         asr_s = time.perf_counter() - started
