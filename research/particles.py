@@ -42,6 +42,7 @@ SETS = {
     "dev": CACHE_DIR / "singlish",
     "train": CACHE_DIR / "singlish_train",
     "unseen": CACHE_DIR / "singlish_unseen",
+    "train_noisy": CACHE_DIR / "singlish_train_noisy",  # research/noisy_tune.py
 }
 PROMPTS = ("plain", "biased")
 
@@ -64,10 +65,12 @@ def hear(name: str) -> None:
     from processing.progress import Unwatched
     from processor import load_engines, process_audio
     from research.calibrate_confidence import train_set
+    from research.noisy_tune import noisy_train_set
     from services.audio import decode_audio
     from services.domain import SpeakerHints
 
-    ref_dir = train_set() if name == "train" else SETS[name]
+    makers = {"train": train_set, "train_noisy": noisy_train_set}
+    ref_dir = makers[name]() if name in makers else SETS[name]
     out = hyp_dir(name)
     out.mkdir(parents=True, exist_ok=True)
     engines = load_engines(Settings())
