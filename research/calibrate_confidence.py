@@ -333,7 +333,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--sets",
         nargs="+",
-        choices=("dev", "train"),
+        choices=("dev", "train", "train_noisy"),
         default=["dev", "train"],
         help="the tune sets the fit is made on",
     )
@@ -350,7 +350,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--write", action="store_true", help="store the fit as the shipped one")
     parser.add_argument("--version", default="candidate", help="the fit's version, with --write")
     args = parser.parse_args(argv)
-    makers = {"dev": singlish_dev_set, "train": train_set}
+    from research.noisy_tune import noisy_train_set
+
+    makers = {"dev": singlish_dev_set, "train": train_set, "train_noisy": noisy_train_set}
     tune = [(makers[name](), args.work / name) for name in args.sets]
     held_out = [(ref_dir, args.work / f"held-{ref_dir.name}") for ref_dir in args.held_out]
     if args.step in ("hear", "both"):

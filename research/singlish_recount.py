@@ -38,7 +38,12 @@ from services.singlish.verification import UNPROMPTED, Verdict
 
 # the product's rating: the shipped calibration at the default COUNT_MIN_CONFIDENCE (0.7)
 DEFAULT_RATING = Rating(load_calibration(), Settings().count_min_confidence)
-SETS = {"dev": CACHE_DIR / "singlish", "unseen": CACHE_DIR / "singlish_unseen"}
+SETS = {
+    "dev": CACHE_DIR / "singlish",
+    "unseen": CACHE_DIR / "singlish_unseen",
+    "train": CACHE_DIR / "singlish_train",  # research.particles hear --set train
+    "train_noisy": CACHE_DIR / "singlish_train_noisy",  # research.noisy_tune
+}
 
 
 def occurrences(
