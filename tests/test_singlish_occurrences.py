@@ -70,14 +70,30 @@ def test_verify_rules_need_a_verdict_with_margin():
     assert detect_occurrences([said], LEARNED) == ()
 
     def verdict(margin: float) -> Verdict:
-        return Verdict("A", 7.0, 7.3, "there", "leh", rule.describe(), "biased", margin)
+        return Verdict("A", 7.0, 7.3, "there", "leh", rule.describe(), "plain", margin)
 
-    assert LEARNED.verify_margins["biased"] == 0.0
-    assert detect_occurrences([said], LEARNED, [verdict(-0.5)]) == ()
+    assert detect_occurrences([said], LEARNED, [verdict(0.5)]) == ()
     (leh,) = detect_occurrences([said], LEARNED, [verdict(3.3)])
     assert (leh.word, leh.source, leh.score, leh.heard) == ("leh", SOURCE_VERIFIED, 3.3, "there")
     assert corrected_text(said, LEARNED, [verdict(3.3)]).endswith("presentation leh.")
-    assert corrected_text(said, LEARNED, [verdict(-0.5)]).endswith("presentation there.")
+    assert corrected_text(said, LEARNED, [verdict(0.5)]).endswith("presentation there.")
+
+
+def test_prompted_verify_rules_fire_from_margin_zero():
+    """singlish-3: the rules for renderings that are rarer English ("I say" for paiseh) are
+    checked with the hotword prompt and fire where the Singlish reading is at least as likely
+    (margin 0); "there" keeps the unprompted check (a verdict of its kind)."""
+    said = utterance("A", 0.0, "I say, I forgot your name.")
+    rule, first, last = candidates(said, LEARNED)[0]
+    assert (rule.says, rule.verify, first, last) == ("paiseh", "biased", 0, 2)
+    assert LEARNED.verify_margins["biased"] == 0.0
+
+    def verdict(margin: float) -> Verdict:
+        return Verdict("A", 0.0, 0.7, "I say", "paiseh", rule.describe(), "biased", margin)
+
+    assert detect_occurrences([said], LEARNED, [verdict(-0.1)]) == ()
+    (paiseh,) = detect_occurrences([said], LEARNED, [verdict(0.0)])
+    assert (paiseh.word, paiseh.heard, paiseh.source) == ("paiseh", "I say", SOURCE_VERIFIED)
 
 
 def test_a_prompted_word_the_unprompted_listen_doubts_is_not_counted():
