@@ -228,7 +228,7 @@ def apply_corrections(
     text: str,
     corrections: Corrections,
     confirmed: Confirmation = _unconfirmed,
-    inserted: Mapping[int, str] = {},
+    inserted: Mapping[int, str] | None = None,
 ) -> str:
     """``text`` lower-cased, with every rewritten phrase replaced by its Singlish word (verify
     rules only where ``confirmed``), and each word of ``inserted`` (word index → word: a
@@ -240,7 +240,7 @@ def apply_corrections(
     rewritten = {i for r in rewrites for i in range(r.first, r.last)}
     edits += [
         (words[i].end, words[i].end, " " + word)
-        for i, word in inserted.items()
+        for i, word in (inserted or {}).items()
         if i < len(words) and i not in rewritten
     ]
     pieces, cursor = [], 0
