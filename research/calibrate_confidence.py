@@ -13,7 +13,9 @@ it is calibrated.
    :func:`services.singlish.confidence.features` gives, and print the reliability table and
    the precision/recall against the threshold, **cross-validated by conversation** (each
    conversation rated by a fit on the others), plus the in-sample figures of the shipped fit.
-   ``--write`` stores the fit as ``services/data/confidence.json`` (a new version).
+   ``--write`` stores the fit as ``services/data/confidence.json`` (a new version);
+3. ``rate``: the shipped calibration, unrefitted, on the cached occurrences of the tune and
+   ``--held-out`` sets (reliability and the threshold curve), e.g. after the hearing changed.
 
 The labelled occurrences are also what ``research.dispute_simulation`` replays.
 """
@@ -41,6 +43,7 @@ from services.singlish.confidence import (
     FEATURES,
     Calibration,
     features,
+    load_calibration,
     rate,
 )
 from services.singlish.occurrences import Occurrence
@@ -326,11 +329,11 @@ def train_set(cache: Path = RESULTS_DIR / "cache" / "singlish_train") -> Path:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("hear", "fit", "both"))
+    parser.add_argument("step", choices=("hear", "fit", "both", "rate"))
     parser.add_argument(
         "--sets",
         nargs="+",
-        choices=("dev", "train"),
+        choices=("dev", "train", "train_noisy"),
         default=["dev", "train"],
         help="the tune sets the fit is made on",
     )
@@ -347,7 +350,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--write", action="store_true", help="store the fit as the shipped one")
     parser.add_argument("--version", default="candidate", help="the fit's version, with --write")
     args = parser.parse_args(argv)
-    makers = {"dev": singlish_dev_set, "train": train_set}
+    from research.noisy_tune import noisy_train_set
+
+    makers = {"dev": singlish_dev_set, "train": train_set, "train_noisy": noisy_train_set}
     tune = [(makers[name](), args.work / name) for name in args.sets]
     held_out = [(ref_dir, args.work / f"held-{ref_dir.name}") for ref_dir in args.held_out]
     if args.step in ("hear", "both"):
@@ -355,6 +360,12 @@ def main(argv: Sequence[str] | None = None) -> None:
             hear(ref_dir, work, args.limit)
     if args.step in ("fit", "both"):
         report(args.version, tune, held_out, args.l2, args.write)
+    if args.step == "rate":  # the shipped calibration, unchanged, on each set's occurrences
+        calibration = load_calibration()
+        for ref_dir, work in [*tune, *held_out]:
+            figures = _held_out(ref_dir, work, calibration)
+            _print(f"{ref_dir.name}, rated by {calibration.version}", figures["word"])
+            _print(f"{ref_dir.name}, right = word AND speaker", figures["word_and_speaker"])
 
 
 if __name__ == "__main__":

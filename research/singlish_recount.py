@@ -27,29 +27,48 @@ from typing import Any
 from bench.inputs import CACHE_DIR
 from bench.quality import _score_singlish
 from bench.report import console, table
+from config import Settings
 from services.domain import Utterance, Word
 from services.singlish import read
+from services.singlish.confidence import Rating, load_calibration
+from services.singlish.confidence import counts as counts_at
 from services.singlish.dictionary import Corrections, load_corrections
 from services.singlish.occurrences import Occurrence
 from services.singlish.verification import UNPROMPTED, Verdict
 
-SETS = {"dev": CACHE_DIR / "singlish", "unseen": CACHE_DIR / "singlish_unseen"}
+# the product's rating: the shipped calibration at the default COUNT_MIN_CONFIDENCE (0.7)
+DEFAULT_RATING = Rating(load_calibration(), Settings().count_min_confidence)
+SETS = {
+    "dev": CACHE_DIR / "singlish",
+    "unseen": CACHE_DIR / "singlish_unseen",
+    "train": CACHE_DIR / "singlish_train",  # research.particles hear --set train
+    "train_noisy": CACHE_DIR / "singlish_train_noisy",  # research.noisy_tune
+}
 
 
-def occurrences(evidence: list[dict[str, Any]], corrections: Corrections) -> list[Occurrence]:
+def occurrences(
+    evidence: list[dict[str, Any]], corrections: Corrections, rating: Rating | None = None
+) -> list[Occurrence]:
+    """The occurrences a recount finds (rated by ``rating``; unrated without)."""
     found: list[Occurrence] = []
     for segment in evidence:
         words = tuple(Word(*w) for w in segment["words"])
         utterance = Utterance(segment["speaker"], segment["start"], segment["end"], words)
         verdicts = [Verdict(**v) for v in segment["verdicts"]]
-        found.extend(read(utterance, corrections, verdicts).occurrences)
+        found.extend(read(utterance, corrections, verdicts, rating).occurrences)
     return found
 
 
-def recount(evidence: list[dict[str, Any]], corrections: Corrections) -> dict[str, Any]:
-    """The result document score.py reads: counts per speaker, and the segments' times."""
+def recount(
+    evidence: list[dict[str, Any]], corrections: Corrections, rating: Rating | None = None
+) -> dict[str, Any]:
+    """The result document score.py reads: counts per speaker (with ``rating``: only the
+    occurrences at or above its ``COUNT_MIN_CONFIDENCE``, as the product counts), and the
+    segments' times."""
     counts: dict[str, Counter[str]] = {}
-    for o in occurrences(evidence, corrections):
+    for o in occurrences(evidence, corrections, rating):
+        if rating is not None and not counts_at(o.confidence, None, rating.min_confidence):
+            continue
         counts.setdefault(o.speaker, Counter())[o.word] += 1
     speakers = {s["speaker"] for s in evidence}
     return {

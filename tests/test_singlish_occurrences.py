@@ -20,6 +20,7 @@ from services.singlish.occurrences import (
     count_occurrences,
     detect_occurrences,
 )
+from services.singlish.particles import PARTICLE, RULE, clause_ends, with_particle
 from services.singlish.verification import UNPROMPTED, Verdict, candidates
 from tests.factories import count_targets
 from tests.paths import SINGLISH
@@ -78,6 +79,23 @@ def test_verify_rules_need_a_verdict_with_margin():
     assert corrected_text(said, LEARNED, [verdict(0.5)]).endswith("presentation there.")
 
 
+def test_prompted_verify_rules_fire_from_margin_zero():
+    """singlish-3: the rules for renderings that are rarer English ("I say" for paiseh) are
+    checked with the hotword prompt and fire where the Singlish reading is at least as likely
+    (margin 0); "there" keeps the unprompted check (a verdict of its kind)."""
+    said = utterance("A", 0.0, "I say, I forgot your name.")
+    rule, first, last = candidates(said, LEARNED)[0]
+    assert (rule.says, rule.verify, first, last) == ("paiseh", "biased", 0, 2)
+    assert LEARNED.verify_margins["biased"] == 0.0
+
+    def verdict(margin: float) -> Verdict:
+        return Verdict("A", 0.0, 0.7, "I say", "paiseh", rule.describe(), "biased", margin)
+
+    assert detect_occurrences([said], LEARNED, [verdict(-0.1)]) == ()
+    (paiseh,) = detect_occurrences([said], LEARNED, [verdict(0.0)])
+    assert (paiseh.word, paiseh.heard, paiseh.source) == ("paiseh", "I say", SOURCE_VERIFIED)
+
+
 def test_a_prompted_word_the_unprompted_listen_doubts_is_not_counted():
     """The cross-check's verdict (services.singlish.crosscheck) drops a word only below the
     dictionary's "unprompted" margin; without a verdict (a session processed before it) the
@@ -90,6 +108,44 @@ def test_a_prompted_word_the_unprompted_listen_doubts_is_not_counted():
     assert detect_occurrences([said], strict, [doubt]) == ()
     assert len(detect_occurrences([said], strict, [replace(doubt, margin=-1.0)])) == 1
     assert len(detect_occurrences([said], build_corrections({}, "t"), [doubt])) == 1
+
+
+def test_a_particle_heard_at_a_clause_end_counts_at_its_margin():
+    """A particle the clause-end listen heard after "first," counts (read from that word, in
+    text order, and shown in the corrected text) where its margin reaches the dictionary's
+    "particle" margin; below it, or with no margin set (the default), nothing changes."""
+    said = utterance("A", 0.0, "You go first, then I follow.")
+    heard = Verdict("A", 0.8, 1.1, "first,", "lah", RULE, PARTICLE, 3.0)
+    listening = build_corrections({}, "t", verify_margins={PARTICLE: 2.0})
+
+    (lah,) = detect_occurrences([said], listening, [heard])
+    assert (lah.word, lah.source, lah.heard, lah.score) == ("lah", SOURCE_VERIFIED, "first", 3.0)
+    assert (lah.start, lah.end) == (0.8, 1.1) and lah.rule == f"{RULE} (verified: {PARTICLE})"
+    assert corrected_text(said, listening, [heard]) == "you go first lah, then i follow."
+    assert detect_occurrences([said], listening, [replace(heard, margin=1.9)]) == ()
+    assert detect_occurrences([said], build_corrections({}, "t"), [heard]) == ()
+    assert corrected_text(said, build_corrections({}, "t"), [heard]) == (
+        "you go first, then i follow."
+    )
+
+
+def test_a_particle_verdict_is_not_a_verify_rule_verdict():
+    """A particle verdict on a word a verify rule reads ("there" → "leh") neither confirms
+    that rule nor is doubled by it."""
+    said = utterance("A", 0.0, "Very popular there.")
+    heard = Verdict("A", 0.8, 1.1, "there.", "leh", RULE, PARTICLE, 9.0)
+    assert detect_occurrences([said], LEARNED, [heard]) == ()
+
+
+def test_clause_ends_skip_target_words_and_what_rules_read():
+    said = utterance("A", 0.0, "Okay lah, you go first. Very popular there. Cure law, then.")
+    ends = [c.words[-1].text.strip() for c in clause_ends(said, LEARNED)]
+    assert ends == ["first.", "then."]
+    first = clause_ends(said, LEARNED)[0]
+    assert first.text == "Okay lah, you go first."  # the last 2 s before its end, as written
+    assert first.end == pytest.approx(first.words[-1].end + 0.1)  # up to the next word
+    assert with_particle("You go first.", "lor") == "You go first lor."
+    assert with_particle("Okay", "lah") == "Okay lah"
 
 
 def test_recount_from_stored_evidence_equals_fresh_detection():

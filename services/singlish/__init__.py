@@ -8,6 +8,8 @@
 - ``verification``: the second listen, which scores the Singlish reading of a stretch of
   audio against the English one;
 - ``crosscheck``: the unprompted listen at each word the prompted decoder wrote;
+- ``particles``: the listen for particles dropped at clause ends (off unless the dictionary
+  sets a "particle" margin: it did not pay on the dev set, BENCHMARKS.md);
 - ``occurrences``: one :class:`~services.singlish.occurrences.Occurrence` per word heard,
   with its evidence; counts are derived from these only;
 - ``confidence``: how sure we are of each occurrence (calibrated), and which ones count.
@@ -20,6 +22,7 @@ which the analysis and the recount call.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -35,6 +38,7 @@ from services.singlish.occurrences import (
     detect_occurrences,
     verdicts_within,
 )
+from services.singlish.particles import PARTICLE, listen_for_particles
 from services.singlish.verification import Verdict, Verifier, load_verifier, verify
 
 
@@ -89,8 +93,9 @@ def listen_again(
     on_progress: ProgressCallback = no_progress,
 ) -> tuple[Verdict, ...]:
     """The verifier's verdicts on every stretch of ``utterances`` where a verify rule would
-    fire, then on every prompted word found with them (none without a verifier); 16 kHz
-    ``audio`` of the whole session."""
+    fire, at every clause end (only where the dictionary sets a "particle" margin), then on
+    every prompted word found with them (none without a verifier); 16 kHz ``audio`` of the
+    whole session."""
     verifier = singlish.verifier
     if verifier is None:
         return ()
@@ -102,6 +107,8 @@ def listen_again(
         lambda done: on_progress(done / 2),
         prompt=hotword_prompt(),
     )
+    if singlish.corrections.verify_margins[PARTICLE] < math.inf:  # off unless the dictionary asks
+        verdicts += listen_for_particles(audio, utterances, singlish.corrections, verifier)
     if not singlish.prompted or not isinstance(verifier, Listener):
         return verdicts
     found = detect_occurrences(utterances, singlish.corrections, verdicts)

@@ -52,7 +52,12 @@ SPEC_CORRECTIONS: dict[str, str] = {
 # nats: how much likelier the verifier must find the Singlish reading than the heard one
 # ("unprompted": how much less likely, at most, the prompted reading of a target word may be
 # than the unprompted one: services.singlish.crosscheck)
-DEFAULT_VERIFY_MARGINS = {"plain": 1.25, "biased": 4.0, "unprompted": -math.inf}
+DEFAULT_VERIFY_MARGINS = {
+    "plain": 1.25,
+    "biased": 4.0,
+    "unprompted": -math.inf,
+    "particle": math.inf,  # services.singlish.particles: off unless the dictionary sets it
+}
 
 
 @dataclass(frozen=True)
@@ -220,15 +225,26 @@ def find_rewrites(
 
 
 def apply_corrections(
-    text: str, corrections: Corrections, confirmed: Confirmation = _unconfirmed
+    text: str,
+    corrections: Corrections,
+    confirmed: Confirmation = _unconfirmed,
+    inserted: Mapping[int, str] | None = None,
 ) -> str:
     """``text`` lower-cased, with every rewritten phrase replaced by its Singlish word (verify
-    rules only where ``confirmed``)."""
+    rules only where ``confirmed``), and each word of ``inserted`` (word index → word: a
+    particle heard after it) written after that word."""
     normal = normalize(text)
     words = tokens(text)
+    rewrites = find_rewrites(text, corrections, confirmed)
+    edits = [(words[r.first].start, words[r.last - 1].end, r.rule.says) for r in rewrites]
+    rewritten = {i for r in rewrites for i in range(r.first, r.last)}
+    edits += [
+        (words[i].end, words[i].end, " " + word)
+        for i, word in (inserted or {}).items()
+        if i < len(words) and i not in rewritten
+    ]
     pieces, cursor = [], 0
-    for rewrite in find_rewrites(text, corrections, confirmed):
-        start, end = words[rewrite.first].start, words[rewrite.last - 1].end
-        pieces += [normal[cursor:start], rewrite.rule.says]
+    for start, end, says in sorted(edits):
+        pieces += [normal[cursor:start], says]
         cursor = end
     return "".join([*pieces, normal[cursor:]])

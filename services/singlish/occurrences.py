@@ -26,7 +26,9 @@ from services.singlish.dictionary import (
     apply_corrections,
     find_rewrites,
 )
-from services.singlish.text import tokenize, tokens
+from services.singlish.particles import PARTICLE
+from services.singlish.particles import RULE as PARTICLE_RULE
+from services.singlish.text import Break, tokenize, tokens
 from services.singlish.verification import UNPROMPTED, Verdict, span_times, word_spans
 from services.singlish.words import TARGET_WORDS
 
@@ -71,17 +73,19 @@ def detect_occurrences(
     fires where a verdict on the same words gives it at least its verifier's margin
     (``corrections.verify_margins``); a word that the unprompted second listen
     (:mod:`services.singlish.crosscheck`) found below ``verify_margins["unprompted"]`` is
-    dropped."""
+    dropped; a particle the clause-end listen (:mod:`services.singlish.particles`) heard with
+    at least ``verify_margins["particle"]`` is added."""
     wanted = frozenset(targets)
     verdicts = tuple(verdicts)
     margins = _margins(verdicts)
+    particles = _margins(verdicts, PARTICLE)
     floor = corrections.verify_margins[UNPROMPTED]
     doubted = {key for key, margin in _margins(verdicts, UNPROMPTED).items() if margin < floor}
     found: list[Occurrence] = []
     for utterance in utterances:
         found.extend(
             o
-            for o in _in_utterance(utterance, corrections, margins, wanted)
+            for o in _in_utterance(utterance, corrections, margins, wanted, particles)
             if (o.speaker, round(o.start, 3), round(o.end, 3), o.word) not in doubted
         )
     return tuple(found)
@@ -92,8 +96,15 @@ def corrected_text(
 ) -> str:
     """The utterance's text lower-cased and rewritten exactly as :func:`detect_occurrences`
     reads it, so that the displayed text and the counts agree."""
+    verdicts = tuple(verdicts)
     confirmed = _confirmation(utterance, corrections, _margins(verdicts))
-    return apply_corrections(utterance.text, corrections, confirmed)
+    inserted = {
+        i: says
+        for i, (says, _) in _heard_particles(
+            utterance, corrections, _margins(verdicts, PARTICLE)
+        ).items()
+    }
+    return apply_corrections(utterance.text, corrections, confirmed, inserted)
 
 
 def verdicts_within(utterance: Utterance, verdicts: Iterable[Verdict]) -> tuple[Verdict, ...]:
@@ -119,14 +130,42 @@ def count_occurrences(occurrences: Iterable[Occurrence]) -> dict[str, Counter[st
 _VerdictKey = tuple[str, float, float, str]
 
 
+_OTHER_KINDS = (UNPROMPTED, PARTICLE)  # verdicts that are not on a dictionary rule
+
+
 def _margins(verdicts: Iterable[Verdict], kind: str = "") -> dict[_VerdictKey, float]:
     """The margins of the dictionary's verify rules (``kind`` ""), or of one other kind of
-    verdict (``UNPROMPTED``)."""
+    verdict (``UNPROMPTED``, ``PARTICLE``)."""
     return {
         (v.speaker, round(v.start, 3), round(v.end, 3), v.says): v.margin
         for v in verdicts
-        if (v.verifier == UNPROMPTED) == (kind == UNPROMPTED)
+        if v.verifier == kind or (not kind and v.verifier not in _OTHER_KINDS)
     }
+
+
+def _heard_particles(
+    utterance: Utterance, corrections: Corrections, particles: dict[_VerdictKey, float]
+) -> dict[int, tuple[str, float]]:
+    """Word index (into :func:`tokens` of the text) → (particle, margin) for each particle
+    verdict on a clause end of ``utterance`` at or above ``verify_margins["particle"]``."""
+    floor = corrections.verify_margins.get(PARTICLE, math.inf)
+    if not particles or floor == math.inf:
+        return {}
+    words = tokens(utterance.text)
+    spans = word_spans(utterance.words)
+    heard = {}
+    for (speaker, start, end, says), margin in particles.items():
+        if speaker != utterance.speaker or margin < floor:
+            continue
+        at = [
+            i
+            for i, w in enumerate(words)
+            if w.after >= Break.CLAUSE
+            and tuple(round(t, 3) for t in span_times(spans, w.start, w.end)[:2]) == (start, end)
+        ]
+        if at:
+            heard[at[-1]] = (says, margin)
+    return heard
 
 
 def _confirmation(
@@ -154,6 +193,11 @@ class _Reading:
     says: str
     source: str
     rule: Rule | None
+    margin: float | None = None  # a particle heard after the word: its verdict's margin
+    described: str = ""  # what read it, when no dictionary rule did
+
+
+_PARTICLE_READ = f"{PARTICLE_RULE} (verified: {PARTICLE})"
 
 
 def _in_utterance(
@@ -161,14 +205,17 @@ def _in_utterance(
     corrections: Corrections,
     margins: dict[_VerdictKey, float],
     wanted: frozenset[str],
+    particles: dict[_VerdictKey, float],
 ) -> list[Occurrence]:
     spans = word_spans(utterance.words)
     found = []
-    for reading in _readings(utterance, corrections, margins):
+    for reading in _readings(utterance, corrections, margins, particles):
         start, end, probability = span_times(spans, reading.start, reading.end)
         rule = reading.rule
         score = probability
-        if rule is not None and rule.verify:
+        if reading.margin is not None:
+            score = reading.margin
+        elif rule is not None and rule.verify:
             score = margins[(utterance.speaker, round(start, 3), round(end, 3), rule.says)]
         for said in tokenize(reading.says):
             if said in wanted:
@@ -181,7 +228,7 @@ def _in_utterance(
                         text=utterance.text,
                         heard=utterance.text[reading.start : reading.end],
                         source=reading.source,
-                        rule=rule.describe() if rule else "",
+                        rule=rule.describe() if rule else reading.described,
                         dictionary_version=corrections.version,
                         score=score,
                     )
@@ -190,9 +237,13 @@ def _in_utterance(
 
 
 def _readings(
-    utterance: Utterance, corrections: Corrections, margins: dict[_VerdictKey, float]
+    utterance: Utterance,
+    corrections: Corrections,
+    margins: dict[_VerdictKey, float],
+    particles: dict[_VerdictKey, float],
 ) -> list[_Reading]:
-    """The rewrites of the utterance's text, and its other words as written, in text order."""
+    """The rewrites of the utterance's text, its other words as written and the particles
+    heard after clause ends (read from the word before them), in text order."""
     words = tokens(utterance.text)
     confirmed = _confirmation(utterance, corrections, margins)
     readings: list[_Reading] = []
@@ -209,4 +260,10 @@ def _readings(
         for i, w in enumerate(words)
         if i not in rewritten
     ]
+    readings += [
+        _Reading(i, words[i].start, words[i].end, says, SOURCE_VERIFIED, None, margin,
+                 _PARTICLE_READ)
+        for i, (says, margin) in _heard_particles(utterance, corrections, particles).items()
+        if i not in rewritten
+    ]  # fmt: skip
     return sorted(readings, key=lambda r: r.first)
