@@ -28,6 +28,7 @@ from typing import Any
 import structlog
 from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
@@ -155,7 +156,10 @@ def hear_chunk(
             room_before=task.room_before,
         )
         stored = _store(factory, session_id, task, ears.hearer, hearing, len(own.samples))
-        lock_db.rollback()
+        try:
+            lock_db.rollback()  # lets the chunk go
+        except SQLAlchemyError:  # the connection broke meanwhile: the lock went with it
+            log.warning("hearing.lock_lost", session_id=str(session_id), chunk=number)
     return Outcome.HEARD if stored else Outcome.GONE
 
 

@@ -151,7 +151,7 @@ def test_a_job_rides_out_a_database_blip(client, make_user, settings, redis_conn
     proxied = _proxied(settings, proxy)
 
     def blip() -> None:
-        _wait_for(settings, session_id, lambda s: s.stage == "transcribing", timeout=120)
+        _wait_for(settings, session_id, lambda s: s.stage == "hearing", timeout=120)
         proxy.cut()
         time.sleep(4)
         proxy.restore()

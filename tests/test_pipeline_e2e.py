@@ -72,7 +72,7 @@ def test_mixed_format_chunks_become_speakers_transcript_counts_and_clips(
     progress = [p for p, _ in seen]
     assert progress == sorted(progress), "progress went backwards"
     stages = {s for _, s in seen}
-    assert {"diarizing", "transcribing"} <= stages
+    assert {"hearing", "analysing", "sample_clips"} <= stages  # a live session's finish
 
     speakers = client.get(f"/sessions/{session_id}/speakers", headers=user.headers).json()[
         "speakers"
@@ -117,18 +117,19 @@ def _session_with_a_corrupt_second_chunk(client, user, tmp_path: Path) -> str:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(("live", "stage"), [(True, "hearing"), (False, "concatenating")])
 def test_corrupt_chunk_fails_the_session_naming_the_chunk(
-    client, make_user, settings, redis_conn, models, tmp_path
+    client, make_user, settings, redis_conn, models, tmp_path, live, stage
 ):
     user = make_user()
     session_id = _session_with_a_corrupt_second_chunk(client, user, tmp_path)
 
-    _work(settings, redis_conn, models)
+    _work(settings.model_copy(update={"live_processing": live}), redis_conn, models)
 
     status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
     assert status["status"] == "failed"
     assert "chunk 1" in status["error_message"]
-    assert "concatenating" in status["error_message"]
+    assert stage in status["error_message"]
     from rq import Queue
     from rq.registry import FailedJobRegistry
 

@@ -64,7 +64,10 @@ def test_a_poll_answers_304_until_the_status_changes(client, make_user):
     again = client.get(_url(session_id), headers={**user.headers, "If-None-Match": etag})
     assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", etag)
 
-    assert phone.upload(session_id, 0, CHUNK).status_code == 201  # chunks are not the status
+    assert phone.upload(session_id, 0, CHUNK).status_code == 201  # the chunk count moved
+    uploaded = client.get(_url(session_id), headers={**user.headers, "If-None-Match": etag})
+    assert uploaded.status_code == 200 and uploaded.json()["chunks_uploaded"] == 1
+    etag = uploaded.headers["etag"]
     assert (
         client.get(_url(session_id), headers={**user.headers, "If-None-Match": etag}).status_code
         == 304
@@ -78,6 +81,8 @@ def test_a_poll_answers_304_until_the_status_changes(client, make_user):
         "stage": "queued",
         "error_message": None,
         "warnings": [],
+        "chunks_uploaded": 1,
+        "chunks_heard": 0,
     }
     assert _version(changed) > _version(first)
 

@@ -170,7 +170,7 @@ def _check_uploads_and_events(seen: dict, chunks: list[Path]) -> None:
     assert progress == sorted(progress), "progress went backwards"
     assert [e["status"] for e in events[:-1]] == ["processing"] * (len(events) - 1)
     assert events[-1]["status"] == "ready_for_claiming" and progress[-1] == 100
-    assert {"diarizing", "transcribing", "sample_clips"} <= {e["stage"] for e in events}
+    assert {"hearing", "sample_clips"} <= {e["stage"] for e in events}
 
 
 def _check_speakers_claims_and_counts(seen: dict, user_id: uuid.UUID, session_factory) -> None:
