@@ -322,7 +322,8 @@ def _finish(
         skip_bad_chunks=pipeline.settings.skip_bad_chunks,
         on_progress=progress.report,
     )
-    recording = ChunkedRecording(heard_chunks.lengths, ChunkAudio(pipeline.storage))
+    # a dozen decoded chunks kept (~25 MB): each speaker's voice reads pieces all over
+    recording = ChunkedRecording(heard_chunks.lengths, ChunkAudio(pipeline.storage, keep=12))
     heard = finish_hearings(
         heard_chunks.hearings, recording, attempt.hints, pipeline.engines, progress
     )

@@ -63,12 +63,18 @@ def decode_audio(source: bytes | BinaryIO | Path, format_hint: str | None = None
         ) as container:  # fmt: skip
             if not container.streams.audio:
                 raise AudioDecodeError("the file holds no audio stream")
+            # the decoded frames joined first (one resampler call, not one per 20 ms frame);
             # planar, channels kept, then averaged: FFmpeg's own downmix to mono weighs a
             # stereo pair by 1/sqrt(2) each, a 3 dB louder mono than the channels' mean
-            resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
+            fifo = av.AudioFifo()
             for frame in container.decode(audio=0):
-                parts.extend(_mono(f) for f in resampler.resample(frame))
-            parts.extend(_mono(f) for f in resampler.resample(None))
+                frame.pts = None
+                fifo.write(frame)
+            joined = fifo.read()
+            if joined is not None:
+                resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
+                parts.extend(_mono(f) for f in resampler.resample(joined))
+                parts.extend(_mono(f) for f in resampler.resample(None))
     except (av.error.FFmpegError, ValueError, OSError, IndexError) as error:
         raise AudioDecodeError(
             f"could not decode audio ({format_hint or 'unknown format'})"

@@ -65,7 +65,10 @@ def classify_emotions(
     the model. The rest go to ``emotion_classifier`` in batches of ``batch_size``;
     ``on_progress`` gets the fraction of non-blank texts done after each batch, then 1.0.
     """
-    spoken = [i for i, text in enumerate(texts) if text.strip()]
+    # shortest first: a batch is padded to its longest text, so like lengths share a batch
+    spoken = sorted(
+        (i for i, text in enumerate(texts) if text.strip()), key=lambda i: len(texts[i])
+    )
     emotions = [_blank_emotion()] * len(texts)
     for done, batch in _batches(spoken, batch_size):
         probabilities = emotion_classifier.predict_proba([texts[i] for i in batch])
