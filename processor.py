@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TypeVar
@@ -54,7 +54,7 @@ from services.diarization import (
     sounds_distant,
     span_diarizer,
 )
-from services.domain import Audio, Recording, SpeakerHints, Utterance
+from services.domain import Audio, Emotion, Recording, SpeakerHints, Utterance
 from services.emotion import EmotionClassifier, load_emotion_classifier
 from services.hearing import (
     ChunkHearing,
@@ -324,8 +324,15 @@ def _finish(
     )
     # a dozen decoded chunks kept (~25 MB): each speaker's voice reads pieces all over
     recording = ChunkedRecording(heard_chunks.lengths, ChunkAudio(pipeline.storage, keep=12))
+    # a session processed again keeps its texts' emotions (text only: with a speech
+    # emotion model, how each was said is heard again)
+    known = (
+        rows.text_emotions(pipeline.session_factory, attempt.session_id)
+        if pipeline.engines.speech_emotion_classifier is None
+        else {}
+    )
     heard = finish_hearings(
-        heard_chunks.hearings, recording, attempt.hints, pipeline.engines, progress
+        heard_chunks.hearings, recording, attempt.hints, pipeline.engines, progress, known
     )
     warnings = list(heard_chunks.warnings)
     notice = _store_results(attempt, pipeline, progress, recording, heard, warnings, started)
@@ -415,10 +422,12 @@ def finish_hearings(
     hints: SpeakerHints,
     engines: Engines,
     progress: StageProgress,
+    known_emotions: Mapping[str, Emotion] | None = None,
 ) -> rows.Heard:
     """:func:`process_audio` of a live session, from its chunks' hearings ((session second
     each chunk starts, its hearing)): the stored window embeddings are clustered once
-    (speaker-count hints honoured), words given to speakers, then the same analysis."""
+    (speaker-count hints honoured), words given to speakers, then the same analysis
+    (``known_emotions``: texts whose emotion is already known)."""
     placed = place(heard_chunks)
     room = session_room(placed)
     progress.enter(Stage.DIARIZING)
@@ -434,7 +443,9 @@ def finish_hearings(
     doubts = _doubts(diarizer.hears_far_field, lambda: room.distant)
     utterances = assign_speakers(session_segments(placed), diarization.exclusive)
     verdicts = session_verdicts(placed, utterances)
-    return _understood(recording, utterances, verdicts, diarization, engines, progress, doubts)
+    return _understood(
+        recording, utterances, verdicts, diarization, engines, progress, doubts, known_emotions
+    )
 
 
 def _voices_for(placed: Placed, diarizer: SpanDiarizer, recording: Recording) -> PlacedVoices:
@@ -486,6 +497,7 @@ def _understood(
     engines: Engines,
     progress: StageProgress,
     doubts: tuple[str, ...],
+    known_emotions: Mapping[str, Emotion] | None = None,
 ) -> rows.Heard:
     """Both paths' last stages: corrections, counts and emotions, then each speaker's voice."""
     turns = diarization.turns
@@ -501,6 +513,7 @@ def _understood(
         speech=None
         if engines.speech_emotion_classifier is None
         else (recording, engines.speech_emotion_classifier),
+        known=known_emotions,
     )
     voices = diarization.voices
     if engines.voice_embedder is not None:

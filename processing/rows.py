@@ -40,7 +40,7 @@ from processing.evidence import (
 from processing.retrying import database_retry
 from processing.suggestions import Matching, refresh_suggestions
 from services.analysis import SessionAnalysis
-from services.domain import SpeakerHints, SpeakerTurn, SpeakerVoice
+from services.domain import Emotion, SpeakerHints, SpeakerTurn, SpeakerVoice
 from services.singlish.confidence import Rating
 
 log = structlog.get_logger(__name__)
@@ -282,6 +282,25 @@ def _insert_results(
         db.add_all(found)
         occurrences.extend(found)
     return {s.label: s for s in speakers}, occurrences
+
+
+@database_retry
+def text_emotions(
+    session_factory: sessionmaker[DbSession], session_id: uuid.UUID
+) -> dict[str, Emotion]:
+    """The emotion the session's last results gave each segment's text (a reprocess gives the
+    same texts the same emotions without running the model again)."""
+    with session_factory() as db:
+        rows = db.execute(
+            select(
+                Segment.text, Segment.emotion, Segment.emotion_score, Segment.emotion_scores
+            ).where(Segment.session_id == session_id, Segment.emotion.is_not(None))
+        ).all()
+    return {
+        text: Emotion(label, float(score or 0.0), dict(scores or {}))
+        for text, label, score, scores in rows
+        if label is not None
+    }
 
 
 @database_retry

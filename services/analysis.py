@@ -75,13 +75,15 @@ def analyse(
     verdicts: Sequence[Verdict] = (),
     rating: Rating | None = None,
     speech: tuple[Recording, SpeechEmotionClassifier] | None = None,
+    known: Mapping[str, Emotion] | None = None,
 ) -> SessionAnalysis:
     """Correct, count and tag every utterance; summarise every speaker found in ``turns``
     (a speaker who said no recognisable word still appears, with zero counts). Counts come
     from the detected occurrences only, and the corrected text shows the same rewrites;
     ``verdicts`` (:func:`services.singlish.listen_again`) decide the verify rules; each
     utterance is read by :func:`services.singlish.read`, its occurrences rated by ``rating``
-    (the speakers' counts are of those it counts: all when None). With ``speech`` (the session's
+    (the speakers' counts are of those it counts: all when None). ``known``: text emotions
+    already made for these texts (never with ``speech``). With ``speech`` (the session's
     audio and a speech emotion model), each emotion also hears how the utterance was said
     (:func:`services.speech_emotion.hear_emotions`).
 
@@ -91,7 +93,13 @@ def analyse(
     no voice to play for them and nobody to credit their words to."""
     heard = {t.speaker for t in turns}
     kept = [u for u in utterances if u.text and u.speaker in heard]
-    emotions = classify_emotions([u.text for u in kept], emotion_classifier, on_progress)
+    texts = [u.text for u in kept]
+    # the same text always gets the same emotion: texts ``known`` (a session processed
+    # again) and repeats are not classified again
+    known = known or {}
+    fresh = [t for t in dict.fromkeys(texts) if t not in known]
+    made = dict(zip(fresh, classify_emotions(fresh, emotion_classifier, on_progress), strict=True))
+    emotions = tuple(known[t] if t in known else made[t] for t in texts)
     if speech is not None:
         audio, speech_emotion_classifier = speech
         clips = [audio.slice(u.start, u.end) for u in kept]
