@@ -5,7 +5,7 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -168,48 +168,35 @@ class ChunkStored(BaseModel):
     sha256: str
 
 
-class SessionEnd(BaseModel):
-    """Optional speaker-count hints for diarization."""
+class SessionReprocess(BaseModel):
+    """Speaker-count hints for diarization, all optional (none = estimate the count); the
+    body of ``reprocess``, and with a webhook that of ``end``."""
 
     model_config = ConfigDict(extra="forbid")
 
     num_speakers: int | None = SpeakerCount
     min_speakers: int | None = SpeakerCount
     max_speakers: int | None = SpeakerCount
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        lo, hi, n = self.min_speakers, self.max_speakers, self.num_speakers
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError("min_speakers must not exceed max_speakers")
+        if n is not None and ((lo is not None and n < lo) or (hi is not None and n > hi)):
+            raise ValueError("num_speakers must lie between min_speakers and max_speakers")
+        return self
+
+
+class SessionEnd(SessionReprocess):
+    """Optional speaker-count hints for diarization, and where to send the result's event."""
+
     webhook_url: WebhookUrl | None = Field(
         default=None,
         description="POSTed a signed event when the session is processed (ready, or "
         "completed with nothing to claim) or failed. Public addresses only (no loopback, "
         "private or link-local targets); https in production.",
     )
-
-    @model_validator(mode="after")
-    def _consistent(self) -> SessionEnd:
-        lo, hi, n = self.min_speakers, self.max_speakers, self.num_speakers
-        if lo is not None and hi is not None and lo > hi:
-            raise ValueError("min_speakers must not exceed max_speakers")
-        if n is not None and ((lo is not None and n < lo) or (hi is not None and n > hi)):
-            raise ValueError("num_speakers must lie between min_speakers and max_speakers")
-        return self
-
-
-class SessionReprocess(BaseModel):
-    """Process again with other speaker-count hints (all optional: none = estimate anew)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    num_speakers: int | None = SpeakerCount
-    min_speakers: int | None = SpeakerCount
-    max_speakers: int | None = SpeakerCount
-
-    @model_validator(mode="after")
-    def _consistent(self) -> SessionReprocess:
-        lo, hi, n = self.min_speakers, self.max_speakers, self.num_speakers
-        if lo is not None and hi is not None and lo > hi:
-            raise ValueError("min_speakers must not exceed max_speakers")
-        if n is not None and ((lo is not None and n < lo) or (hi is not None and n > hi)):
-            raise ValueError("num_speakers must lie between min_speakers and max_speakers")
-        return self
 
 
 class SessionEnded(BaseModel):

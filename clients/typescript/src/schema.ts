@@ -986,7 +986,7 @@ export interface components {
         };
         /**
          * SessionEnd
-         * @description Optional speaker-count hints for diarization.
+         * @description Optional speaker-count hints for diarization, and where to send the result's event.
          */
         SessionEnd: {
             /** Max Speakers */
@@ -1007,7 +1007,8 @@ export interface components {
         };
         /**
          * SessionReprocess
-         * @description Process again with other speaker-count hints (all optional: none = estimate anew).
+         * @description Speaker-count hints for diarization, all optional (none = estimate the count); the
+         *     body of ``reprocess``, and with a webhook that of ``end``.
          */
         SessionReprocess: {
             /** Max Speakers */
