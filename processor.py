@@ -67,6 +67,7 @@ from services.hearing import (
     session_verdicts,
     voices_as,
 )
+from services.known_voices import KnownVoices, separate_known_voices
 from services.singlish import Singlish, listen_again, load_singlish
 from services.singlish.verification import Verdict
 from services.speech_emotion import SpeechEmotionClassifier, load_speech_emotion_classifier
@@ -300,7 +301,8 @@ def _process(
         )
         audio = spool.audio()
         started = time.perf_counter()
-        heard = process_audio(audio, attempt.hints, pipeline.engines, progress)
+        known = _known_voices(pipeline, attempt)
+        heard = process_audio(audio, attempt.hints, pipeline.engines, progress, known)
         notice = _store_results(attempt, pipeline, progress, audio, heard, warnings, started)
     return audio.duration, notice
 
@@ -332,7 +334,13 @@ def _finish(
         else {}
     )
     heard = finish_hearings(
-        heard_chunks.hearings, recording, attempt.hints, pipeline.engines, progress, known
+        heard_chunks.hearings,
+        recording,
+        attempt.hints,
+        pipeline.engines,
+        progress,
+        known,
+        _known_voices(pipeline, attempt),
     )
     warnings = list(heard_chunks.warnings)
     notice = _store_results(attempt, pipeline, progress, recording, heard, warnings, started)
@@ -393,18 +401,38 @@ def _deleted_meanwhile(pipeline: Pipeline, attempt: rows.Attempt) -> bool:
     return True
 
 
+def _known_voices(pipeline: Pipeline, attempt: rows.Attempt) -> KnownVoices | None:
+    """The voiceprints of the session's group members in the voice embedder's space, which
+    tell apart two members the diarizer heard as one (None: voiceprints off)."""
+    embedder = pipeline.engines.voice_embedder
+    if embedder is None:
+        return None
+    settings = pipeline.settings
+    return KnownVoices(
+        rows.group_voiceprints(pipeline.session_factory, attempt.session_id, embedder.name),
+        settings.voiceprint_min_score,
+        settings.voiceprint_min_margin,
+    )
+
+
 def _matching(pipeline: Pipeline) -> Matching | None:
     embedder = pipeline.engines.voice_embedder
     return None if embedder is None else Matching.of(pipeline.settings, embedder.name)
 
 
 def process_audio(
-    audio: Audio, hints: SpeakerHints, engines: Engines, progress: StageProgress
+    audio: Audio,
+    hints: SpeakerHints,
+    engines: Engines,
+    progress: StageProgress,
+    known_voices: KnownVoices | None = None,
 ) -> rows.Heard:
     """Everything the stages make of one session's 16 kHz audio; nothing is stored (the
-    caller stores clips and results). The benchmarks time the product through this."""
+    caller stores clips and results). The benchmarks time the product through this.
+    ``known_voices``: the group's voiceprints, which split a speaker who is two members."""
     progress.enter(Stage.DIARIZING)
     diarization = hear_speakers(audio, engines.diarizer, hints, progress.report)
+    diarization = _told_apart(audio, diarization, hints, engines, known_voices)
     doubts = _doubts(engines.diarizer.hears_far_field, lambda: sounds_distant(audio))
 
     progress.enter(Stage.TRANSCRIBING)
@@ -423,6 +451,7 @@ def finish_hearings(
     engines: Engines,
     progress: StageProgress,
     known_emotions: Mapping[str, Emotion] | None = None,
+    known_voices: KnownVoices | None = None,
 ) -> rows.Heard:
     """:func:`process_audio` of a live session, from its chunks' hearings ((session second
     each chunk starts, its hearing)): the stored window embeddings are clustered once
@@ -440,6 +469,7 @@ def finish_hearings(
         diarizer = chosen
         spans = [_voices_for(p, chosen, recording) for p in placed]
         diarization = diarize_spans(spans, recording.duration, chosen, hints, progress.report)
+    diarization = _told_apart(recording, diarization, hints, engines, known_voices)
     doubts = _doubts(diarizer.hears_far_field, lambda: room.distant)
     utterances = assign_speakers(session_segments(placed), diarization.exclusive)
     verdicts = session_verdicts(placed, utterances)
@@ -459,7 +489,11 @@ def _voices_for(placed: Placed, diarizer: SpanDiarizer, recording: Recording) ->
 
 
 def process_chunks(
-    chunks: Sequence[Audio], hints: SpeakerHints, engines: Engines, progress: StageProgress
+    chunks: Sequence[Audio],
+    hints: SpeakerHints,
+    engines: Engines,
+    progress: StageProgress,
+    known_voices: KnownVoices | None = None,
 ) -> rows.Heard:
     """The live path on a recording's chunks in memory: each chunk's stretch heard as its
     chunk job hears it (the room so far deciding the diarizer), then :func:`finish_hearings`.
@@ -479,7 +513,23 @@ def process_chunks(
         heard.append((start, hearing))
         progress.report((i + 1) / len(stretches))
     recording = Audio(np.concatenate([c.samples for c in chunks]).astype(np.float32))
-    return finish_hearings(heard, recording, hints, engines, progress)
+    return finish_hearings(heard, recording, hints, engines, progress, None, known_voices)
+
+
+def _told_apart(
+    recording: Recording,
+    diarization: Diarization,
+    hints: SpeakerHints,
+    engines: Engines,
+    known: KnownVoices | None,
+) -> Diarization:
+    """A speaker who is two of the group's members, split by their voiceprints; never when
+    the session was given its speaker count or a most (the people there know it better)."""
+    if engines.voice_embedder is None or known is None:
+        return diarization
+    if hints.num_speakers is not None or hints.max_speakers is not None:
+        return diarization
+    return separate_known_voices(recording, diarization, engines.voice_embedder, known)
 
 
 def _doubts(hears_far_field: bool, distant: Callable[[], bool]) -> tuple[str, ...]:

@@ -18,7 +18,10 @@ the three runs). With ``--turns diarized`` (the default) the later sessions' spe
 what the product's default diarizer (``services.diarization.load_diarizer`` with the settings'
 backend, no speaker-count hint) hears, as users get them: a hypothesised speaker *is* the
 reference voice it overlaps most, a suggestion is right when it names that voice's member, and
-coverage counts the claimed members' voices that end with a right suggestion. ``--turns
+coverage counts the claimed members' voices that end with a right suggestion. The diarized
+speakers first go through the product's ``services.known_voices.separate_known_voices`` with
+the group's voiceprints (a speaker who is two members is split; ``--no-separation`` leaves
+them as the diarizer heard them). ``--turns
 reference`` uses the reference turns instead, so the figures measure only the embedder and the
 matching. The claim sessions use the reference turns either way (a claim is a person
 confirming their own clip). Every group is reported at the product's defaults
@@ -42,8 +45,9 @@ from scipy.signal import resample_poly
 
 from bench.report import BenchError, console
 from config import Settings
-from services.diarization import Diarizer, diarize, load_diarizer
+from services.diarization import Diarizer, hear_speakers, load_diarizer
 from services.domain import SAMPLE_RATE, Audio, SpeakerTurn, SpeakerVoice
+from services.known_voices import KnownVoices, separate_known_voices
 from services.voiceprints import VoiceEmbedder, embed_speakers, load_voice_embedder, match_voices
 from voice_library import centroid
 
@@ -215,6 +219,7 @@ class Heard:
     voices: tuple[SpeakerVoice, ...]
     truth: dict[str, str]
     present: frozenset[str]
+    splits: int = 0  # speakers the voiceprints split off a diarized one
 
 
 GROUPS = ("tune", "tune-synthetic", "report", "holdout", "holdout-2")
@@ -231,6 +236,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="diarized",
         help="the later sessions' speakers: the product's default diarizer (as users get "
         "them) or the reference turns (the embedder and the matching alone)",
+    )
+    parser.add_argument(
+        "--no-separation",
+        action="store_true",
+        help="diarized speakers as the diarizer heard them, without the voiceprints splitting "
+        "a speaker who is two members",
     )
     parser.add_argument(
         "--groups", nargs="+", choices=GROUPS, default=list(GROUPS), help="the groups to run"
@@ -250,7 +261,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     scored = {}
     for split, voices in groups.items():
         rng = np.random.default_rng(args.seed + GROUPS.index(split))
-        scored[split] = score_group(voices, embedder, diarizer, args, rng)
+        scored[split] = score_group(voices, embedder, diarizer, args, rng, settings)
         console.print(f"{split}: {len(scored[split]['sessions'])} later sessions embedded")
     curves = {split: curve(scored[split]) for split in groups}
     defaults = (settings.voiceprint_min_score, settings.voiceprint_min_margin)
@@ -264,6 +275,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "embedder": embedder.name,
         "turns": args.turns,
         "diarization_backend": settings.diarization_backend if diarizer else None,
+        "separation": diarizer is not None and not args.no_separation,
         "max_seconds_per_speaker": embedder.max_seconds,
         "minutes_per_session": args.minutes,
         "groups": {s: [v.name for v in voices] for s, voices in groups.items()},
@@ -273,6 +285,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "at_chosen": None if chosen is None else at(chosen),
         "curves": curves,
         "scores": {s: _score_summary(scored[s]) for s in scored},
+        "splits": {s: scored[s]["splits"] for s in scored},
     }
 
 
@@ -293,10 +306,12 @@ def score_group(
     diarizer: Diarizer | None,
     args: argparse.Namespace,
     rng: np.random.Generator,
+    settings: Settings,
 ) -> dict[str, Any]:
     """Claim sessions → voiceprints; later sessions → each speaker's voice, the speakers
-    the reference turns' or, with a ``diarizer``, those it hears. The last two voices are
-    the member who never claims and the outsider."""
+    the reference turns' or, with a ``diarizer``, those it hears (told apart by the
+    voiceprints unless ``args.no_separation``). The last two voices are the member who never
+    claims and the outsider."""
     members, never_claims, outsider = voices[:-2], voices[-2], voices[-1]
     claimed: dict[str, list[SpeakerVoice]] = {}
     for _ in range(args.claim_sessions):
@@ -307,14 +322,22 @@ def score_group(
         name: list(centroid([v.embedding for v in vs], [v.seconds for v in vs])[0])
         for name, vs in claimed.items()
     }
+    known = None
+    if not args.no_separation:
+        known = KnownVoices(
+            voiceprints, settings.voiceprint_min_score, settings.voiceprint_min_margin
+        )
     sessions = []
+    splits = 0
     for _ in range(args.later_sessions):
         picked = rng.choice(len(members), size=min(4, len(members)), replace=False)
         present = [members[i] for i in picked]
         present += [never_claims, outsider]
         audio, reference = build_session(present, args.minutes, rng, phase="later")
-        sessions.append(hear(audio, reference, embedder, diarizer))
-    return {"voiceprints": voiceprints, "sessions": sessions}
+        heard = hear(audio, reference, embedder, diarizer, known)
+        sessions.append(heard)
+        splits += heard.splits
+    return {"voiceprints": voiceprints, "sessions": sessions, "splits": splits}
 
 
 def hear(
@@ -322,14 +345,25 @@ def hear(
     reference: list[SpeakerTurn],
     embedder: VoiceEmbedder,
     diarizer: Diarizer | None,
+    known: KnownVoices | None = None,
 ) -> Heard:
-    """The session's voices as the product makes them (its diarizer's turns, or the
-    reference turns), each speaker's truth the reference voice it overlaps most."""
-    turns = reference if diarizer is None else list(diarize(audio, diarizer))
+    """The session's voices as the product makes them (its diarizer's turns, told apart by
+    the ``known`` voiceprints when given, or the reference turns), each speaker's truth the
+    reference voice it overlaps most."""
+    if diarizer is None:
+        turns, splits = reference, 0
+    else:
+        diarization = hear_speakers(audio, diarizer)
+        found = len({t.speaker for t in diarization.turns})
+        if known is not None:
+            diarization = separate_known_voices(audio, diarization, embedder, known)
+        turns = list(diarization.turns)
+        splits = len({t.speaker for t in turns}) - found
     return Heard(
         voices=embed_speakers(audio, turns, embedder),
         truth=truly(turns, reference),
         present=frozenset(t.speaker for t in reference),
+        splits=splits,
     )
 
 
@@ -532,6 +566,8 @@ def render(result: dict[str, Any]) -> None:
         _render_points(result["at_chosen"])
     for split, summary in result["scores"].items():
         console.print(f"{split} scores: {summary}")
+    for split, count in result.get("splits", {}).items():
+        console.print(f"{split}: {count} speakers split off by the voiceprints")
 
 
 def _render_points(points: dict[str, dict[str, Any]]) -> None:

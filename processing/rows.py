@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
 import lifecycle
+import voice_library
 from lifecycle import Notice, Stage
 from models import (
     AudioChunk,
@@ -301,6 +302,18 @@ def text_emotions(
         for text, label, score, scores in rows
         if label is not None
     }
+
+
+@database_retry
+def group_voiceprints(
+    session_factory: sessionmaker[DbSession], session_id: uuid.UUID, embedder: str
+) -> dict[uuid.UUID, list[float]]:
+    """The voiceprints in ``embedder``'s space of the members of the session's group."""
+    with session_factory() as db:
+        group_id = db.scalar(select(Session.group_id).where(Session.id == session_id))
+        if group_id is None:
+            return {}
+        return voice_library.group_voiceprints(db, group_id, embedder)
 
 
 @database_retry

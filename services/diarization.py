@@ -228,6 +228,12 @@ def hear_speakers(
     return _canonical(answer, on_progress)
 
 
+def canonical_diarization(found: FoundSpeakers) -> Diarization:
+    """``found`` with its labels made canonical in all three views, as :func:`diarize` gives
+    them (for a step that changes a diarization's speakers afterwards)."""
+    return _canonical(found, no_progress)
+
+
 def _canonical(
     answer: Sequence[SpeakerTurn] | FoundSpeakers, on_progress: ProgressCallback
 ) -> Diarization:

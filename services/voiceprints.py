@@ -40,6 +40,7 @@ MIN_PIECE_S = 1.0  # shorter stretches are left out when a speaker has longer on
 # pieces embedded at once: CAM++'s activations grow with the batch (a speaker's 20 pieces at
 # once raised a 60-min session's finish peak by ~200 MB; one torch thread gains nothing from more)
 EMBED_BATCH = 4
+EMBEDDING_DIM = 192  # CAM++'s
 MIN_VOICE_S = 1.0  # a speaker with less speech than this gets no voice at all
 _BUCKET_FRAMES = 50  # fbank frames (10 ms): pieces are cut to whole half seconds
 
@@ -94,7 +95,7 @@ def speech_pieces(
     first; the overlapped ones only when there is no clean one of :data:`MIN_PIECE_S`."""
     own = [(t.start, t.end) for t in turns if t.speaker == speaker]
     others = [(t.start, t.end) for t in turns if t.speaker != speaker]
-    clean = [piece for span in own for piece in _subtract(span, others)]
+    clean = [piece for span in own for piece in spans_without(span, others)]
     pieces = [p for p in _cut(clean) if p[1] - p[0] >= MIN_PIECE_S] or _cut(own)
     chosen, total = [], 0.0
     for start, end in sorted(pieces, key=lambda p: p[0] - p[1]):
@@ -106,9 +107,10 @@ def speech_pieces(
     return sorted(chosen)
 
 
-def _subtract(
+def spans_without(
     span: tuple[float, float], others: Sequence[tuple[float, float]]
 ) -> list[tuple[float, float]]:
+    """What is left of ``span`` once every one of ``others`` is taken out of it."""
     parts = [span]
     for o_start, o_end in others:
         parts = [
@@ -132,19 +134,28 @@ def _cut(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
 def _embed_pieces(
     audio: Recording, pieces: Sequence[tuple[float, float]], embedder: VoiceEmbedder
 ) -> FloatArray:
-    """The seconds-weighted mean of the pieces' unit embeddings, unit length. Pieces are cut
-    to whole :data:`_BUCKET_FRAMES` so that equal lengths share a batch."""
+    """The seconds-weighted mean of the pieces' unit embeddings, unit length."""
+    vectors = embed_each(audio, pieces, embedder)
+    seconds = np.array([end - start for start, end in pieces], dtype=np.float32)
+    return unit((seconds[:, None] * vectors).sum(axis=0))
+
+
+def embed_each(
+    audio: Recording, pieces: Sequence[tuple[float, float]], embedder: VoiceEmbedder
+) -> FloatArray:
+    """Each piece's unit embedding (pieces x 192; a zero row for a piece too short to hear).
+    Pieces are cut to whole :data:`_BUCKET_FRAMES` so that equal lengths share a batch."""
     import torch
 
-    buckets: dict[int, list[tuple[FloatArray, float]]] = {}
-    for start, end in pieces:
+    vectors = np.zeros((len(pieces), EMBEDDING_DIM), dtype=np.float32)
+    buckets: dict[int, list[tuple[int, FloatArray]]] = {}
+    for i, (start, end) in enumerate(pieces):
         features = fbank(audio.slice(start, end))
         frames = len(features) // _BUCKET_FRAMES * _BUCKET_FRAMES
         if frames < 2 * _BUCKET_FRAMES:
             continue
         chunk = features[:frames] - features[:frames].mean(axis=0, keepdims=True)
-        buckets.setdefault(frames, []).append((chunk, end - start))
-    total = np.zeros(192, dtype=np.float32)
+        buckets.setdefault(frames, []).append((i, chunk))
     threads = torch.get_num_threads()
     # One intra-op thread while CAM++ runs: on a busy 2-core machine the second thread's
     # spinning made it ~10x slower (measured: 0.55 vs 7 CPU-s for 8 x 3 s); a quiet many-core
@@ -156,13 +167,13 @@ def _embed_pieces(
             for bucket in buckets.values():
                 for lo in range(0, len(bucket), EMBED_BATCH):
                     members = bucket[lo : lo + EMBED_BATCH]
-                    batch = torch.from_numpy(np.stack([chunk for chunk, _ in members]))
-                    vectors = embedder.model(batch.to(embedder.device)).cpu().numpy()
-                    for vector, (_, seconds) in zip(vectors, members, strict=True):
-                        total += seconds * unit(vector.astype(np.float32))
+                    batch = torch.from_numpy(np.stack([chunk for _, chunk in members]))
+                    out = embedder.model(batch.to(embedder.device)).cpu().numpy()
+                    for vector, (i, _) in zip(out, members, strict=True):
+                        vectors[i] = unit(vector.astype(np.float32))
     finally:
         torch.set_num_threads(threads)
-    return unit(total)
+    return vectors
 
 
 def unit(vector: FloatArray) -> FloatArray:
