@@ -80,7 +80,7 @@ def test_two_members_heard_as_one_speaker_are_told_apart(embedder, voiceprints):
 
     assert {t.speaker for t in split.turns} == {"SPEAKER_00", "SPEAKER_01"}
     assert split.exclusive == split.turns  # the backend had no exclusive view of its own
-    owners = {}
+    owners: dict[str, set[str]] = {}
     for ref in reference:
         label, share = max(_owner_share(split, ref).items(), key=lambda kv: kv[1])
         assert share >= 0.8, (ref, _owner_share(split, ref))
