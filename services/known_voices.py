@@ -30,11 +30,10 @@ FloatArray = npt.NDArray[np.float32]
 
 WINDOW_S = 1.5  # each window of speech embedded on its own
 HOP_S = 0.75
-# windows of a speaker looked at to decide whether they are two members (spread over their
-# speech); all of a speaker's windows are embedded only when they are split
-DETECT_WINDOWS = 60
-# a member needs this much confidently heard speech in a speaker (windows x HOP_S) ...
-MIN_MEMBER_S = 6.0
+# windows of a speaker (side by side, spread over their speech) looked at to decide whether
+# they are two members; a speaker is heard in full, a window every HOP_S, only to be split
+DETECT_WINDOWS = 40
+MIN_MEMBER_S = 6.0  # a member needs this much confidently heard speech in a speaker ...
 MIN_MEMBER_SHARE = 0.2  # ... and this share of its confidently heard speech, to be split off
 
 
@@ -116,32 +115,35 @@ def _split(
 ) -> list[tuple[float, float, int]]:
     """(start, end, part) pieces of ``speaker``'s speech when it is two members or more;
     [] when it is not."""
-    windows = speech_windows(turns, speaker)
-    if len(windows) < 2:
+    # the decision: windows side by side (each WINDOW_S of speech), spread over the speaker
+    sample = speech_windows(turns, speaker, hop=WINDOW_S)
+    if len(sample) < 2:
         return []
-    picked = _spread(len(windows), DETECT_WINDOWS)
-    vectors = embed_each(recording, [(windows[i].start, windows[i].end) for i in picked], embedder)
-    members = confident_members(vectors @ prints.T, min_score, min_margin)
+    sample = [sample[i] for i in _spread(len(sample), DETECT_WINDOWS)]
+    vectors = embed_each(recording, [(w.start, w.end) for w in sample], embedder)
+    members = confident_members(vectors @ prints.T, min_score, min_margin, WINDOW_S)
     if len(members) >= 2:
         labels = _labels(vectors @ prints.T, min_score, min_margin)
         centroids = np.array([unit(vectors[labels == m].mean(axis=0)) for m in members])
     else:
-        found = _two_voices(vectors, prints, min_score)
+        found = _two_voices(vectors, prints, min_score, WINDOW_S)
         if found is None:
             return []
         centroids = found
-    if len(picked) < len(windows):  # a long speaker: hear all of it now
-        picked = list(range(len(windows)))
-        vectors = embed_each(recording, [(w.start, w.end) for w in windows], embedder)
+    # the cut: all of the speaker's speech, a window every HOP_S
+    windows = speech_windows(turns, speaker, hop=HOP_S)
+    vectors = embed_each(recording, [(w.start, w.end) for w in windows], embedder)
     owner = _smoothed(np.argmax(vectors @ centroids.T, axis=1))
     if len(set(owner.tolist())) < 2:
         return []
-    return [(*_owned_span(windows, i), int(owner[k])) for k, i in enumerate(picked)]
+    return [(*_owned_span(windows, i), int(owner[i])) for i in range(len(windows))]
 
 
-def _two_voices(vectors: FloatArray, prints: FloatArray, min_score: float) -> FloatArray | None:
-    """The centroids of the windows' two groups when each has enough speech and resembles a
-    different member at ``min_score`` at least; None otherwise."""
+def _two_voices(
+    vectors: FloatArray, prints: FloatArray, min_score: float, seconds_each: float
+) -> FloatArray | None:
+    """The centroids of the windows' two groups when each has enough speech (windows of
+    ``seconds_each``) and resembles a different member at ``min_score`` at least; else None."""
     heard = vectors[np.linalg.norm(vectors, axis=1) > 0]
     if len(heard) < 2:
         return None
@@ -149,7 +151,8 @@ def _two_voices(vectors: FloatArray, prints: FloatArray, min_score: float) -> Fl
     centroids, best = [], []
     for group in (1, 2):
         windows = heard[groups == group]
-        if len(windows) * HOP_S < MIN_MEMBER_S or len(windows) < MIN_MEMBER_SHARE * len(heard):
+        too_little = len(windows) * seconds_each < MIN_MEMBER_S
+        if too_little or len(windows) < MIN_MEMBER_SHARE * len(heard):
             return None
         centroid = unit(windows.mean(axis=0))
         scores = prints @ centroid
@@ -160,17 +163,19 @@ def _two_voices(vectors: FloatArray, prints: FloatArray, min_score: float) -> Fl
     return None if best[0] == best[1] else np.array(centroids)
 
 
-def confident_members(scores: FloatArray, min_score: float, min_margin: float) -> list[int]:
-    """The members (columns of ``scores``: windows x members) that confident windows name
-    with at least :data:`MIN_MEMBER_S` seconds and :data:`MIN_MEMBER_SHARE` of the
-    confident seconds, most heard first."""
+def confident_members(
+    scores: FloatArray, min_score: float, min_margin: float, seconds_each: float
+) -> list[int]:
+    """The members (columns of ``scores``: windows x members, each window ``seconds_each``
+    of speech) that confident windows name with at least :data:`MIN_MEMBER_S` seconds and
+    :data:`MIN_MEMBER_SHARE` of the confident ones, most heard first."""
     labels = _labels(scores, min_score, min_margin)
     counts = np.bincount(labels[labels >= 0], minlength=scores.shape[1])
     total = counts.sum()
     enough = [
         m
         for m in np.argsort(-counts)
-        if counts[m] * HOP_S >= MIN_MEMBER_S and counts[m] >= MIN_MEMBER_SHARE * total
+        if counts[m] * seconds_each >= MIN_MEMBER_S and counts[m] >= MIN_MEMBER_SHARE * total
     ]
     return [int(m) for m in enough]
 
@@ -195,10 +200,10 @@ def _smoothed(owner: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     return out
 
 
-def speech_windows(turns: Sequence[SpeakerTurn], speaker: str) -> list[Window]:
-    """``speaker``'s speech where nobody else talks, in :data:`WINDOW_S` windows every
-    :data:`HOP_S` (a stretch shorter than a window is one window of its own length, if at
-    least half a window), in time order."""
+def speech_windows(turns: Sequence[SpeakerTurn], speaker: str, hop: float) -> list[Window]:
+    """``speaker``'s speech where nobody else talks, in :data:`WINDOW_S` windows about every
+    ``hop`` seconds, spanning each stretch (a stretch shorter than a window is one window of
+    its own length, if at least half a window), in time order."""
     others = [(t.start, t.end) for t in turns if t.speaker != speaker]
     windows = []
     for index, turn in enumerate(turns):
@@ -210,7 +215,7 @@ def speech_windows(turns: Sequence[SpeakerTurn], speaker: str) -> list[Window]:
             if end - start <= WINDOW_S:
                 windows.append(Window(start, end, index))
                 continue
-            count = int(np.ceil((end - start - WINDOW_S) / HOP_S)) + 1
+            count = int(np.ceil((end - start - WINDOW_S) / hop)) + 1
             step = (end - start - WINDOW_S) / (count - 1)
             windows += [
                 Window(start + i * step, start + i * step + WINDOW_S, index) for i in range(count)
