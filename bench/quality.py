@@ -189,7 +189,7 @@ def _der_file(
                 turns = diarize(audio, diarizer, hints)
         diarize_s += sw.seconds
         row[f"{count}_speakers_found"] = len({t.speaker for t in turns})
-        row |= tally.score(scopes, count, reference, _annotation(turns, conversation.name), uem)
+        row |= tally.score(scopes, count, reference, annotation_of(turns, conversation.name), uem)
     row |= tally.score(scopes, ONE_SPEAKER, reference, _one_speaker(reference), uem)
     tally.timed(scopes, audio.duration, diarize_s)
     row["diarize_s"] = round(diarize_s, 3)
@@ -284,7 +284,7 @@ def _one_speaker(reference: Any) -> Any:
     return baseline
 
 
-def _annotation(turns: Sequence[SpeakerTurn], uri: str) -> Any:
+def annotation_of(turns: Sequence[SpeakerTurn], uri: str) -> Any:
     from pyannote.core import Annotation, Segment
 
     hypothesis = Annotation(uri=uri)

@@ -34,7 +34,8 @@ from __future__ import annotations
 import argparse
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,7 @@ import numpy.typing as npt
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from bench.quality import annotation_of
 from bench.report import BenchError, console
 from config import Settings
 from services.diarization import Diarizer, hear_speakers, load_diarizer
@@ -220,6 +222,9 @@ class Heard:
     truth: dict[str, str]
     present: frozenset[str]
     splits: int = 0  # speakers the voiceprints split off a diarized one
+    # diarization error (error s, scored s) of the diarizer's speakers, before and after the
+    # voiceprints told members apart (DER, collar 0.25 s, overlap scored); empty: reference turns
+    der: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 GROUPS = ("tune", "tune-synthetic", "report", "holdout", "holdout-2")
@@ -286,6 +291,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "curves": curves,
         "scores": {s: _score_summary(scored[s]) for s in scored},
         "splits": {s: scored[s]["splits"] for s in scored},
+        "der": {s: _pooled_der(scored[s]["sessions"]) for s in scored},
     }
 
 
@@ -350,21 +356,37 @@ def hear(
     """The session's voices as the product makes them (its diarizer's turns, told apart by
     the ``known`` voiceprints when given, or the reference turns), each speaker's truth the
     reference voice it overlaps most."""
+    der: dict[str, tuple[float, float]] = {}
     if diarizer is None:
         turns, splits = reference, 0
     else:
         diarization = hear_speakers(audio, diarizer)
+        der["before"] = _der(reference, diarization.turns)
         found = len({t.speaker for t in diarization.turns})
         if known is not None:
             diarization = separate_known_voices(audio, diarization, embedder, known)
         turns = list(diarization.turns)
+        der["after"] = _der(reference, turns)
         splits = len({t.speaker for t in turns}) - found
     return Heard(
         voices=embed_speakers(audio, turns, embedder),
         truth=truly(turns, reference),
         present=frozenset(t.speaker for t in reference),
         splits=splits,
+        der=der,
     )
+
+
+def _der(reference: list[SpeakerTurn], turns: Sequence[SpeakerTurn]) -> tuple[float, float]:
+    """(error seconds, scored seconds) of ``turns`` against ``reference``: DER's parts, so
+    that a group's sessions pool (collar 0.25 s either side, overlap scored)."""
+    from pyannote.metrics.diarization import DiarizationErrorRate
+
+    detail = DiarizationErrorRate(collar=0.5, skip_overlap=False)(
+        annotation_of(reference, "ref"), annotation_of(turns, "ref"), detailed=True
+    )
+    total = float(detail["total"])
+    return float(detail["diarization error rate"]) * total, total
 
 
 def truly(turns: list[SpeakerTurn], reference: list[SpeakerTurn]) -> dict[str, str]:
@@ -527,6 +549,16 @@ def choose(points: list[dict[str, Any]]) -> tuple[float, float]:
     return thresholds[(len(thresholds) - 1) // 2], margin
 
 
+def _pooled_der(sessions: list[Heard]) -> dict[str, float]:
+    """The group's DER before and after the voiceprints told members apart (diarized turns)."""
+    pooled = {}
+    for when in ("before", "after"):
+        if sessions and all(when in h.der for h in sessions):
+            error = sum(h.der[when][0] for h in sessions)
+            pooled[when] = round(error / max(sum(h.der[when][1] for h in sessions), 1e-9), 4)
+    return pooled
+
+
 def _score_summary(scored: dict[str, Any]) -> dict[str, Any]:
     """How a speaker scores against their own voiceprint, and the best impostor score."""
     own, impostor = [], []
@@ -567,7 +599,8 @@ def render(result: dict[str, Any]) -> None:
     for split, summary in result["scores"].items():
         console.print(f"{split} scores: {summary}")
     for split, count in result.get("splits", {}).items():
-        console.print(f"{split}: {count} speakers split off by the voiceprints")
+        der = result.get("der", {}).get(split, {})
+        console.print(f"{split}: {count} speakers split off by the voiceprints; DER {der}")
 
 
 def _render_points(points: dict[str, dict[str, Any]]) -> None:
