@@ -277,6 +277,11 @@ class SpanVoices:
 PlacedVoices = tuple[float, SpanVoices]
 
 
+# How much of the session's audio before a stretch a span diarizer is given as context: the
+# bundled backend's first windows of a stretch reach back WINDOW_S - STEP_S (10 - 2.5 s).
+SPAN_LEAD_IN_S = 7.5
+
+
 class SpanDiarizer(Protocol):
     """A backend that can look at a session one stretch at a time and decide at the end."""
 
@@ -284,8 +289,10 @@ class SpanDiarizer(Protocol):
     max_speakers_default: int
     hears_far_field: bool
 
-    def hear_span(self, audio: Audio) -> SpanVoices:
-        """Everything clustering needs of ``audio`` (one stretch)."""
+    def hear_span(self, audio: Audio, lead_in: Audio | None = None) -> SpanVoices:
+        """Everything clustering needs of ``audio`` (one stretch); ``lead_in``: the audio
+        just before it (up to SPAN_LEAD_IN_S; None at the session's start), context only:
+        what is kept belongs to the stretch, so no second of a session is kept twice."""
         ...
 
     def turns_from_spans(
@@ -497,9 +504,9 @@ class ResemblyzerDiarizer:
         frame_labels = _frame_labels(windows, embeddings, labels, len(mel))
         return _turns_in_regions(frame_labels, regions)
 
-    def hear_span(self, audio: Audio) -> SpanVoices:
+    def hear_span(self, audio: Audio, lead_in: Audio | None = None) -> SpanVoices:
         """Speech regions (samples), windows (10 ms frames) and their d-vectors, from the
-        stretch's start: the find_turns steps before clustering."""
+        stretch's start: the find_turns steps before clustering (``lead_in`` unused)."""
         regions = speech_regions(audio.samples)
         if not regions:
             windows: list[tuple[int, int]] = []
