@@ -506,15 +506,27 @@ class ResemblyzerDiarizer:
 
     def hear_span(self, audio: Audio, lead_in: Audio | None = None) -> SpanVoices:
         """Speech regions (samples), windows (10 ms frames) and their d-vectors, from the
-        stretch's start: the find_turns steps before clustering (``lead_in`` unused)."""
-        regions = speech_regions(audio.samples)
-        if not regions:
-            windows: list[tuple[int, int]] = []
-            embeddings = np.zeros((0, 256), dtype=np.float32)
-        else:
-            mel = _mel_frames(audio.samples, regions)
-            windows = _windows(regions, len(mel))
+        stretch's start: the find_turns steps before clustering.
+
+        The VAD and the windows run over ``lead_in`` and the stretch together, so speech
+        that goes on across the stretch's start is one region (its part in the stretch is
+        kept; :meth:`turns_from_spans` joins it to the previous stretch's) and the windows
+        that end inside the stretch are kept whole, even those reaching back over its start
+        (those start before 0)."""
+        before = np.zeros(0, np.float32) if lead_in is None else lead_in.samples
+        lead = min(len(before), round(SPAN_LEAD_IN_S * SAMPLE_RATE))
+        lead -= lead % SAMPLES_PER_FRAME  # the stretch starts on a mel frame
+        whole = np.concatenate([before[len(before) - lead :], audio.samples]).astype(np.float32)
+        heard = speech_regions(whole)
+        regions = [(max(a, lead) - lead, b - lead) for a, b in heard if b > lead]
+        windows: list[tuple[int, int]] = []
+        embeddings = np.zeros((0, 256), dtype=np.float32)
+        if regions:
+            mel = _mel_frames(whole, heard)
+            first = lead // SAMPLES_PER_FRAME
+            windows = [(a, b) for a, b in _windows(heard, len(mel)) if b > first]
             embeddings = self._embed(mel, windows, no_progress)
+            windows = [(a - first, b - first) for a, b in windows]
         return SpanVoices(
             self.name,
             {
@@ -540,7 +552,9 @@ class ResemblyzerDiarizer:
             at_sample = round(offset * SAMPLE_RATE)
             at_frame = round(offset * FRAMES_PER_SECOND)
             regions.extend((int(a) + at_sample, int(b) + at_sample) for a, b in voices["regions"])
-            windows.extend((int(a) + at_frame, int(b) + at_frame) for a, b in voices["windows"])
+            windows.extend(
+                (max(0, int(a) + at_frame), int(b) + at_frame) for a, b in voices["windows"]
+            )
             embeddings.append(voices["embeddings"])
         on_progress(_VAD_DONE)
         if not windows:
@@ -550,7 +564,7 @@ class ResemblyzerDiarizer:
         labels = cluster_windows(vectors, speakers)
         on_progress(_CLUSTER_DONE)
         frame_labels = _frame_labels(windows, vectors, labels, n_frames)
-        return _turns_in_regions(frame_labels, regions)
+        return _turns_in_regions(frame_labels, _joined(regions))
 
     def _embed(
         self, mel: FloatArray, windows: list[tuple[int, int]], on_progress: ProgressCallback
@@ -574,6 +588,18 @@ class ResemblyzerDiarizer:
                     done += len(batch)
                     on_progress(_VAD_DONE + (_EMBED_DONE - _VAD_DONE) * done / len(windows))
         return out
+
+
+def _joined(regions: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted regions, those that touch (within a mel frame: speech going on across the edge
+    between two stretches) joined into one."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(regions):
+        if out and a - out[-1][1] <= SAMPLES_PER_FRAME:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
 
 
 def speech_regions(samples: FloatArray) -> list[tuple[int, int]]:
