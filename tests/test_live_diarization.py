@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -38,7 +39,9 @@ DIAR = CORPUS / "diarization"
 CHUNK_S = 10.0  # shorter than the phone's 30 s: two or three stretch edges in each file
 
 
-def _diarizer(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Diarizer:
+def _diarizer(
+    backend: Literal["bundled", "resemblyzer"], tmp_path_factory: pytest.TempPathFactory
+) -> Diarizer:
     settings = Settings(
         environment="test",
         data_dir=tmp_path_factory.mktemp("data"),
