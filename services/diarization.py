@@ -508,25 +508,23 @@ class ResemblyzerDiarizer:
         """Speech regions (samples), windows (10 ms frames) and their d-vectors, from the
         stretch's start: the find_turns steps before clustering.
 
-        The VAD and the windows run over ``lead_in`` and the stretch together, so speech
-        that goes on across the stretch's start is one region (its part in the stretch is
-        kept; :meth:`turns_from_spans` joins it to the previous stretch's) and the windows
-        that end inside the stretch are kept whole, even those reaching back over its start
-        (those start before 0)."""
-        before = np.zeros(0, np.float32) if lead_in is None else lead_in.samples
-        lead = min(len(before), round(SPAN_LEAD_IN_S * SAMPLE_RATE))
-        lead -= lead % SAMPLES_PER_FRAME  # the stretch starts on a mel frame
-        whole = np.concatenate([before[len(before) - lead :], audio.samples]).astype(np.float32)
-        heard = speech_regions(whole)
-        regions = [(max(a, lead) - lead, b - lead) for a, b in heard if b > lead]
+        Only when the stretch's speech touches its start (the chunk's cut fell inside speech,
+        as in far-field rooms where the VAD hears speech almost throughout) do the VAD and
+        the windows run over ``lead_in`` and the stretch together, so that speech is one
+        region (its part in the stretch is kept; :meth:`turns_from_spans` joins it to the
+        previous stretch's) and the windows that end inside the stretch are kept whole, even
+        those reaching back over its start (those start before 0). A stretch that starts in
+        a pause (close speech) is heard on its own: a lead-in there changed only the VAD's
+        state and the gain, and with them the count estimate on some conversations."""
+        regions = speech_regions(audio.samples)
         windows: list[tuple[int, int]] = []
         embeddings = np.zeros((0, 256), dtype=np.float32)
-        if regions:
-            mel = _mel_frames(whole, heard)
-            first = lead // SAMPLES_PER_FRAME
-            windows = [(a, b) for a, b in _windows(heard, len(mel)) if b > first]
+        if lead_in is not None and regions and regions[0][0] == 0:
+            regions, windows, embeddings = self._heard_with_lead_in(audio, lead_in)
+        elif regions:
+            mel = _mel_frames(audio.samples, regions)
+            windows = _windows(regions, len(mel))
             embeddings = self._embed(mel, windows, no_progress)
-            windows = [(a - first, b - first) for a, b in windows]
         return SpanVoices(
             self.name,
             {
@@ -535,6 +533,26 @@ class ResemblyzerDiarizer:
                 "embeddings": embeddings,
             },
         )
+
+    def _heard_with_lead_in(
+        self, audio: Audio, lead_in: Audio
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]], FloatArray]:
+        """hear_span's regions, windows and d-vectors from the VAD and the windows over up to
+        SPAN_LEAD_IN_S of ``lead_in`` and ``audio`` together, in the stretch's samples and
+        frames: the regions' parts inside it, the windows that end inside it."""
+        before = lead_in.samples
+        lead = min(len(before), round(SPAN_LEAD_IN_S * SAMPLE_RATE))
+        lead -= lead % SAMPLES_PER_FRAME  # the stretch starts on a mel frame
+        whole = np.concatenate([before[len(before) - lead :], audio.samples]).astype(np.float32)
+        heard = speech_regions(whole)
+        regions = [(max(a, lead) - lead, b - lead) for a, b in heard if b > lead]
+        if not regions:
+            return [], [], np.zeros((0, 256), dtype=np.float32)
+        mel = _mel_frames(whole, heard)
+        first = lead // SAMPLES_PER_FRAME
+        windows = [(a, b) for a, b in _windows(heard, len(mel)) if b > first]
+        embeddings = self._embed(mel, windows, no_progress)
+        return regions, [(a - first, b - first) for a, b in windows], embeddings
 
     def turns_from_spans(
         self,

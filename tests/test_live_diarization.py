@@ -152,3 +152,23 @@ def test_resemblyzer_speech_across_a_stretch_edge_is_one_region_with_windows_acr
         [(0.0, first), (edge, second)], audio.duration, SpeakerRange(2, 2), lambda _: None
     )
     assert not any(abs(t.start - edge) < 1e-3 for t in turns), "a turn begins at the edge"
+
+
+def test_resemblyzer_a_stretch_that_starts_in_a_pause_is_heard_without_its_lead_in(
+    resemblyzer: Diarizer,
+) -> None:
+    """A stretch edge in a pause (close speech: the chunk is cut in the middle of a pause) is
+    heard on its own, exactly as with no lead-in: on the unseen Singlish conversations the
+    lead-in there only moved the VAD's state and the gain, and flipped two count estimates."""
+    assert isinstance(resemblyzer, ResemblyzerDiarizer)
+    audio = _audio(DIAR / "pyannote_sample" / "sample")
+    regions = speech_regions(audio.samples)
+    (_, a), (b, _) = max(pairwise(regions), key=lambda pair: pair[1][0] - pair[0][1])
+    edge = (a + b) // 2 // 160 * 160 / SAMPLE_RATE  # in the middle of the longest pause
+    stretch, lead_in = audio.slice(edge, audio.duration), audio.slice(0.0, edge)
+    heard = resemblyzer.hear_span(stretch, lead_in=lead_in)
+    alone = resemblyzer.hear_span(stretch)
+    assert heard["regions"][0][0] > 0  # the stretch starts in the pause
+    for key in ("regions", "windows", "embeddings"):
+        np.testing.assert_array_equal(heard[key], alone[key])
+    assert (heard["windows"][:, 0] >= 0).all()  # no window reaches back over the edge
