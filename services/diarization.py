@@ -280,6 +280,9 @@ PlacedVoices = tuple[float, SpanVoices]
 # How much of the session's audio before a stretch a span diarizer is given as context: the
 # bundled backend's first windows of a stretch reach back WINDOW_S - STEP_S (10 - 2.5 s).
 SPAN_LEAD_IN_S = 7.5
+# Resemblyzer takes the lead-in only when the stretch's first speech region starts within
+# this of its start (the cut fell inside speech; cut in a pause, speech starts >= 0.24 s in).
+SPEECH_AT_START_S = 0.1
 
 
 class SpanDiarizer(Protocol):
@@ -519,7 +522,7 @@ class ResemblyzerDiarizer:
         regions = speech_regions(audio.samples)
         windows: list[tuple[int, int]] = []
         embeddings = np.zeros((0, 256), dtype=np.float32)
-        if lead_in is not None and regions and regions[0][0] == 0:
+        if lead_in is not None and regions and regions[0][0] <= SPEECH_AT_START_S * SAMPLE_RATE:
             regions, windows, embeddings = self._heard_with_lead_in(audio, lead_in)
         elif regions:
             mel = _mel_frames(audio.samples, regions)
