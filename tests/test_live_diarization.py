@@ -24,6 +24,7 @@ from config import Settings
 from services import bundled_diarizer as bd
 from services.diarization import (
     SPAN_LEAD_IN_S,
+    SPEECH_AT_START_S,
     Diarizer,
     ResemblyzerDiarizer,
     SpeakerRange,
@@ -161,14 +162,14 @@ def test_resemblyzer_a_stretch_that_starts_in_a_pause_is_heard_without_its_lead_
     heard on its own, exactly as with no lead-in: on the unseen Singlish conversations the
     lead-in there only moved the VAD's state and the gain, and flipped two count estimates."""
     assert isinstance(resemblyzer, ResemblyzerDiarizer)
-    audio = _audio(DIAR / "pyannote_sample" / "sample")
+    audio = _audio(DIAR / "picovoice_leopard_diarization_test" / "leopard_diarization_test")
     regions = speech_regions(audio.samples)
     (_, a), (b, _) = max(pairwise(regions), key=lambda pair: pair[1][0] - pair[0][1])
     edge = (a + b) // 2 // 160 * 160 / SAMPLE_RATE  # in the middle of the longest pause
     stretch, lead_in = audio.slice(edge, audio.duration), audio.slice(0.0, edge)
     heard = resemblyzer.hear_span(stretch, lead_in=lead_in)
     alone = resemblyzer.hear_span(stretch)
-    assert heard["regions"][0][0] > 0  # the stretch starts in the pause
+    assert heard["regions"][0][0] > SPEECH_AT_START_S * SAMPLE_RATE  # it starts in the pause
     for key in ("regions", "windows", "embeddings"):
         np.testing.assert_array_equal(heard[key], alone[key])
     assert (heard["windows"][:, 0] >= 0).all()  # no window reaches back over the edge
