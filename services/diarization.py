@@ -281,7 +281,7 @@ PlacedVoices = tuple[float, SpanVoices]
 # bundled backend's first windows of a stretch reach back WINDOW_S - STEP_S (10 - 2.5 s).
 SPAN_LEAD_IN_S = 7.5
 # Resemblyzer takes the lead-in only when the stretch's first speech region starts within
-# this of its start (the cut fell inside speech; cut in a pause, speech starts >= 0.24 s in).
+# this of its start (the cut fell inside speech; cut in a pause, it starts 0.16 s in or later).
 SPEECH_AT_START_S = 0.1
 
 

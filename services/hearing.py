@@ -11,8 +11,9 @@ phone's chunk boundary cut through is heard whole, in the stretch that carries i
 the diarizer's window embeddings and how sure the VAD was of the speech (the room), all in
 seconds from the stretch's start. The diarizer is also given the seconds before the stretch
 (its lead-in, from the previous chunk), so that its windows across the stretch's start are
-heard whole, as in the whole recording. Nothing here reads storage or the database; times
-become session times at the finish (:func:`place`), from the chunks' decoded lengths.
+heard whole, as in the whole recording (Resemblyzer uses it only when the stretch's speech
+runs across its start). Nothing here reads storage or the database; times become session
+times at the finish (:func:`place`), from the chunks' decoded lengths.
 """
 
 from __future__ import annotations
