@@ -43,6 +43,7 @@ from services.audio import AudioSpool
 from services.device import limit_torch_threads, resolve_device
 from services.diarization import (
     FAR_FIELD_WARNING,
+    SPAN_LEAD_IN_S,
     Diarization,
     Diarizer,
     PlacedVoices,
@@ -482,10 +483,13 @@ def _voices_for(placed: Placed, diarizer: SpanDiarizer, recording: Recording) ->
     """What ``diarizer`` keeps of the stretch (taken again from the chunks if the chunk job
     chose the other backend)."""
     hearing = placed.hearing
-    end = placed.offset + hearing.end - hearing.start
-    return placed.offset, voices_as(
-        hearing.voices, diarizer, lambda: recording.slice(placed.offset, end)
-    )
+    start, end = placed.offset, placed.offset + hearing.end - hearing.start
+
+    def audio() -> tuple[Audio | None, Audio]:  # decoded only when needed
+        lead_in = recording.slice(start - SPAN_LEAD_IN_S, start) if start > 0 else None
+        return lead_in, recording.slice(start, end)
+
+    return start, voices_as(hearing.voices, diarizer, audio)
 
 
 def process_chunks(

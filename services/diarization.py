@@ -283,6 +283,14 @@ class SpanVoices:
 PlacedVoices = tuple[float, SpanVoices]
 
 
+# How much of the session's audio before a stretch a span diarizer is given as context: the
+# bundled backend's first windows of a stretch reach back WINDOW_S - STEP_S (10 - 2.5 s).
+SPAN_LEAD_IN_S = 7.5
+# Resemblyzer takes the lead-in only when the stretch's first speech region starts within
+# this of its start (the cut fell inside speech; cut in a pause, it starts 0.16 s in or later).
+SPEECH_AT_START_S = 0.1
+
+
 class SpanDiarizer(Protocol):
     """A backend that can look at a session one stretch at a time and decide at the end."""
 
@@ -290,8 +298,10 @@ class SpanDiarizer(Protocol):
     max_speakers_default: int
     hears_far_field: bool
 
-    def hear_span(self, audio: Audio) -> SpanVoices:
-        """Everything clustering needs of ``audio`` (one stretch)."""
+    def hear_span(self, audio: Audio, lead_in: Audio | None = None) -> SpanVoices:
+        """Everything clustering needs of ``audio`` (one stretch); ``lead_in``: the audio
+        just before it (up to SPAN_LEAD_IN_S; None at the session's start), context only:
+        what is kept belongs to the stretch, so no second of a session is kept twice."""
         ...
 
     def turns_from_spans(
@@ -503,14 +513,24 @@ class ResemblyzerDiarizer:
         frame_labels = _frame_labels(windows, embeddings, labels, len(mel))
         return _turns_in_regions(frame_labels, regions)
 
-    def hear_span(self, audio: Audio) -> SpanVoices:
+    def hear_span(self, audio: Audio, lead_in: Audio | None = None) -> SpanVoices:
         """Speech regions (samples), windows (10 ms frames) and their d-vectors, from the
-        stretch's start: the find_turns steps before clustering."""
+        stretch's start: the find_turns steps before clustering.
+
+        Only when the stretch's speech touches its start (the chunk's cut fell inside speech,
+        as in far-field rooms where the VAD hears speech almost throughout) do the VAD and
+        the windows run over ``lead_in`` and the stretch together, so that speech is one
+        region (its part in the stretch is kept; :meth:`turns_from_spans` joins it to the
+        previous stretch's) and the windows that end inside the stretch are kept whole, even
+        those reaching back over its start (those start before 0). A stretch that starts in
+        a pause (close speech) is heard on its own: a lead-in there changed only the VAD's
+        state and the gain, and with them the count estimate on some conversations."""
         regions = speech_regions(audio.samples)
-        if not regions:
-            windows: list[tuple[int, int]] = []
-            embeddings = np.zeros((0, 256), dtype=np.float32)
-        else:
+        windows: list[tuple[int, int]] = []
+        embeddings = np.zeros((0, 256), dtype=np.float32)
+        if lead_in is not None and regions and regions[0][0] <= SPEECH_AT_START_S * SAMPLE_RATE:
+            regions, windows, embeddings = self._heard_with_lead_in(audio, lead_in)
+        elif regions:
             mel = _mel_frames(audio.samples, regions)
             windows = _windows(regions, len(mel))
             embeddings = self._embed(mel, windows, no_progress)
@@ -522,6 +542,26 @@ class ResemblyzerDiarizer:
                 "embeddings": embeddings,
             },
         )
+
+    def _heard_with_lead_in(
+        self, audio: Audio, lead_in: Audio
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]], FloatArray]:
+        """hear_span's regions, windows and d-vectors from the VAD and the windows over up to
+        SPAN_LEAD_IN_S of ``lead_in`` and ``audio`` together, in the stretch's samples and
+        frames: the regions' parts inside it, the windows that end inside it."""
+        before = lead_in.samples
+        lead = min(len(before), round(SPAN_LEAD_IN_S * SAMPLE_RATE))
+        lead -= lead % SAMPLES_PER_FRAME  # the stretch starts on a mel frame
+        whole = np.concatenate([before[len(before) - lead :], audio.samples]).astype(np.float32)
+        heard = speech_regions(whole)
+        regions = [(max(a, lead) - lead, b - lead) for a, b in heard if b > lead]
+        if not regions:
+            return [], [], np.zeros((0, 256), dtype=np.float32)
+        mel = _mel_frames(whole, heard)
+        first = lead // SAMPLES_PER_FRAME
+        windows = [(a, b) for a, b in _windows(heard, len(mel)) if b > first]
+        embeddings = self._embed(mel, windows, no_progress)
+        return regions, [(a - first, b - first) for a, b in windows], embeddings
 
     def turns_from_spans(
         self,
@@ -539,7 +579,9 @@ class ResemblyzerDiarizer:
             at_sample = round(offset * SAMPLE_RATE)
             at_frame = round(offset * FRAMES_PER_SECOND)
             regions.extend((int(a) + at_sample, int(b) + at_sample) for a, b in voices["regions"])
-            windows.extend((int(a) + at_frame, int(b) + at_frame) for a, b in voices["windows"])
+            windows.extend(
+                (max(0, int(a) + at_frame), int(b) + at_frame) for a, b in voices["windows"]
+            )
             embeddings.append(voices["embeddings"])
         on_progress(_VAD_DONE)
         if not windows:
@@ -549,7 +591,7 @@ class ResemblyzerDiarizer:
         labels = cluster_windows(vectors, speakers)
         on_progress(_CLUSTER_DONE)
         frame_labels = _frame_labels(windows, vectors, labels, n_frames)
-        return _turns_in_regions(frame_labels, regions)
+        return _turns_in_regions(frame_labels, _joined(regions))
 
     def _embed(
         self, mel: FloatArray, windows: list[tuple[int, int]], on_progress: ProgressCallback
@@ -573,6 +615,18 @@ class ResemblyzerDiarizer:
                     done += len(batch)
                     on_progress(_VAD_DONE + (_EMBED_DONE - _VAD_DONE) * done / len(windows))
         return out
+
+
+def _joined(regions: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted regions, those that touch (within a mel frame: speech going on across the edge
+    between two stretches) joined into one."""
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(regions):
+        if out and a - out[-1][1] <= SAMPLES_PER_FRAME:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
 
 
 def speech_regions(samples: FloatArray) -> list[tuple[int, int]]:

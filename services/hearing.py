@@ -9,8 +9,11 @@ phone's chunk boundary cut through is heard whole, in the stretch that carries i
 
 :func:`hear_stretch` is the verb: transcription with word times, the verifier's second listen,
 the diarizer's window embeddings and how sure the VAD was of the speech (the room), all in
-seconds from the stretch's start. Nothing here reads storage or the database; times become
-session times at the finish (:func:`place`), from the chunks' decoded lengths.
+seconds from the stretch's start. The diarizer is also given the seconds before the stretch
+(its lead-in, from the previous chunk), so that its windows across the stretch's start are
+heard whole, as in the whole recording (Resemblyzer uses it only when the stretch's speech
+runs across its start). Nothing here reads storage or the database; times become session
+times at the finish (:func:`place`), from the chunks' decoded lengths.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from functools import partial
 import numpy as np
 
 from services.diarization import (
+    SPAN_LEAD_IN_S,
     Diarization,
     Diarizer,
     RoomStats,
@@ -95,25 +99,28 @@ def _quietest(samples: np.ndarray) -> float:
 @dataclass(frozen=True)
 class Stretch:
     """The audio one chunk job hears, and where it lies in the chunk's own seconds: from
-    ``start`` (negative: the previous chunk's carried tail) to ``end``."""
+    ``start`` (negative: the previous chunk's carried tail) to ``end``; ``lead_in``: up to
+    SPAN_LEAD_IN_S of the session's audio just before it, the diarizer's context (None for
+    a session's first)."""
 
     audio: Audio
     start: float
     end: float
+    lead_in: Audio | None = None
 
 
 def stretch_of(previous: Audio | None, own: Audio, *, final: bool) -> Stretch:
     """The stretch of chunk ``own``: the tail of ``previous`` (the chunk before it, None for
     the first) from its cut, then ``own`` up to its cut, or to its end when ``final``."""
-    carried = (
-        Audio(np.zeros(0, np.float32))
-        if previous is None
-        else previous.slice(cut_point(previous), previous.duration)
-    )
+    carried, lead_in = Audio(np.zeros(0, np.float32)), None
+    if previous is not None:
+        cut = cut_point(previous)
+        carried = previous.slice(cut, previous.duration)
+        lead_in = previous.slice(cut - SPAN_LEAD_IN_S, cut)
     end = own.duration if final else cut_point(own)
     own_part = own.slice(0.0, end)
     samples = np.concatenate([carried.samples, own_part.samples]).astype(np.float32, copy=False)
-    return Stretch(Audio(samples), -carried.duration, own_part.duration)
+    return Stretch(Audio(samples), -carried.duration, own_part.duration, lead_in)
 
 
 @dataclass(frozen=True)
@@ -148,28 +155,36 @@ def hear_stretch(
     segments = transcribe(audio, transcriber)
     utterances = [Utterance(UNASSIGNED, s.start, s.end, s.words) for s in segments]
     verdicts = listen_again(audio, utterances, singlish)
-    room, voices = listen_for_voices(audio, diarizer, room_before)
+    room, voices = listen_for_voices(audio, diarizer, room_before, stretch.lead_in)
     return ChunkHearing(stretch.start, stretch.end, segments, verdicts, voices, room)
 
 
 def listen_for_voices(
-    audio: Audio, diarizer: Diarizer, room_before: RoomStats = RoomStats()
+    audio: Audio,
+    diarizer: Diarizer,
+    room_before: RoomStats = RoomStats(),
+    lead_in: Audio | None = None,
 ) -> tuple[RoomStats, SpanVoices | None]:
     """The room of one stretch, and what the diarizer chosen for the room heard so far
-    (``room_before``) and in it keeps for clustering (None: it needs whole recordings)."""
+    (``room_before``) and in it keeps for clustering (None: it needs whole recordings),
+    given ``lead_in`` (the audio before the stretch) as context."""
     room = room_of(audio)
     chosen = span_diarizer(diarizer, room_before + room)
-    return room, None if chosen is None else chosen.hear_span(audio)
+    return room, None if chosen is None else chosen.hear_span(audio, lead_in)
 
 
 def voices_as(
-    voices: SpanVoices | None, diarizer: SpanDiarizer, audio: Callable[[], Audio]
+    voices: SpanVoices | None,
+    diarizer: SpanDiarizer,
+    audio: Callable[[], tuple[Audio | None, Audio]],
 ) -> SpanVoices:
     """A stretch's voices as ``diarizer`` keeps them: the stored ones, or taken again from
-    its ``audio`` when the chunk job chose the other backend for the room it had heard."""
+    its ``audio`` (its lead-in and itself) when the chunk job chose the other backend for
+    the room it had heard."""
     if voices is not None and voices.backend == diarizer.name:
         return voices
-    return diarizer.hear_span(audio())
+    lead_in, stretch = audio()
+    return diarizer.hear_span(stretch, lead_in)
 
 
 def chunk_stretches(chunks: Sequence[Audio]) -> list[tuple[float, Stretch]]:
@@ -191,7 +206,7 @@ def diarize_chunks(
     stretches = chunk_stretches(chunks)
     room, heard = RoomStats(), []
     for start, stretch in stretches:
-        stretch_room, voices = listen_for_voices(stretch.audio, diarizer, room)
+        stretch_room, voices = listen_for_voices(stretch.audio, diarizer, room, stretch.lead_in)
         room += stretch_room
         heard.append((start + stretch.start, stretch, voices))
     chosen = span_diarizer(diarizer, room)
@@ -262,5 +277,5 @@ def _moved_segment(segment: TranscriptSegment, by: float) -> TranscriptSegment:
     )
 
 
-def _audio_of(stretch: Stretch) -> Audio:
-    return stretch.audio
+def _audio_of(stretch: Stretch) -> tuple[Audio | None, Audio]:
+    return stretch.lead_in, stretch.audio

@@ -22,6 +22,7 @@ from processing.chunks import ChunkAudio
 from processing.reconcile import reconcile
 from queueing.jobs import chunk_queue
 from services.audio import decode_audio
+from services.diarization import SPAN_LEAD_IN_S
 from services.domain import Audio
 from services.hearing import (
     cut_point,
@@ -116,6 +117,20 @@ def test_the_cut_falls_in_a_pause_near_the_end_and_depends_on_the_chunk_alone():
     assert cut_point(Audio(chunk.samples.copy())) == cut
     silent = Audio(np.zeros(16_000 * 10, np.float32))
     assert 2.0 <= cut_point(silent) <= 10.0
+
+
+def test_a_stretch_brings_the_seconds_before_it_as_the_diarizers_lead_in():
+    audio = decode_audio(CONVERSATION)
+    first, second = Audio(audio.samples[: 16_000 * 20]), Audio(audio.samples[16_000 * 20 :])
+    assert stretch_of(None, first, final=False).lead_in is None  # the session's start
+    stretch = stretch_of(first, second, final=True)
+    cut = cut_point(first)
+    assert stretch.lead_in is not None
+    assert stretch.lead_in.duration == pytest.approx(SPAN_LEAD_IN_S, abs=1e-4)
+    # just before the carried tail, which the stretch's audio begins with
+    np.testing.assert_array_equal(stretch.lead_in.samples, first.slice(cut - 7.5, cut).samples)
+    tail = first.slice(cut, first.duration).samples
+    np.testing.assert_array_equal(stretch.audio.samples[: len(tail)], tail)
 
 
 def _chunk_worker(settings: Settings, redis_conn, models) -> None:
