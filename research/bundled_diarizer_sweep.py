@@ -26,7 +26,7 @@ import numpy as np
 
 from bench.farfield import AMI_SPLIT
 from bench.inputs import SessionInput, corpus_conversations, rttm_speakers
-from bench.quality import _annotation, _reference
+from bench.quality import annotation_of, _reference
 from bench.report import SHARED
 from services import bundled_diarizer as bd
 from services.audio import decode_audio
@@ -85,7 +85,7 @@ def main() -> None:
                     metric = metrics.setdefault(group, {}).setdefault(
                         key, DiarizationErrorRate(collar=0.5, skip_overlap=False)
                     )
-                    der = metric(reference, _annotation(turns, conversation.name), uem=uem)
+                    der = metric(reference, annotation_of(turns, conversation.name), uem=uem)
                     row.append(f"{key}={der:.3f}")
             print(*row, flush=True)
     for group, by_key in metrics.items():
