@@ -26,7 +26,7 @@ import numpy as np
 
 from bench.farfield import AMI_SPLIT
 from bench.inputs import SessionInput, corpus_conversations, rttm_speakers
-from bench.quality import annotation_of, _reference
+from bench.quality import _reference, annotation_of
 from bench.report import SHARED
 from services import bundled_diarizer as bd
 from services.audio import decode_audio
