@@ -121,9 +121,9 @@ def _split(
         return []
     sample = [sample[i] for i in _spread(len(sample), DETECT_WINDOWS)]
     vectors = embed_each(recording, [(w.start, w.end) for w in sample], embedder)
-    members = confident_members(vectors @ prints.T, min_score, min_margin, WINDOW_S)
+    labels = _labels(vectors @ prints.T, min_score, min_margin)
+    members = confident_members(labels, len(prints), WINDOW_S)
     if len(members) >= 2:
-        labels = _labels(vectors @ prints.T, min_score, min_margin)
         centroids = np.array([unit(vectors[labels == m].mean(axis=0)) for m in members])
     else:
         found = _two_voices(vectors, prints, min_score, WINDOW_S)
@@ -164,13 +164,13 @@ def _two_voices(
 
 
 def confident_members(
-    scores: FloatArray, min_score: float, min_margin: float, seconds_each: float
+    labels: npt.NDArray[np.int64], members: int, seconds_each: float
 ) -> list[int]:
-    """The members (columns of ``scores``: windows x members, each window ``seconds_each``
-    of speech) that confident windows name with at least :data:`MIN_MEMBER_S` seconds and
-    :data:`MIN_MEMBER_SHARE` of the confident ones, most heard first."""
-    labels = _labels(scores, min_score, min_margin)
-    counts = np.bincount(labels[labels >= 0], minlength=scores.shape[1])
+    """The members (of ``members``) that confident windows name (``labels``: each window's
+    member or -1, from :func:`_labels`; each window ``seconds_each`` of speech) with at least
+    :data:`MIN_MEMBER_S` seconds and :data:`MIN_MEMBER_SHARE` of the confident ones, most
+    heard first."""
+    counts = np.bincount(labels[labels >= 0], minlength=members)
     total = counts.sum()
     enough = [
         m

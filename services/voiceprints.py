@@ -159,8 +159,9 @@ def embed_each(
     threads = torch.get_num_threads()
     # One intra-op thread while CAM++ runs: on a busy 2-core machine the second thread's
     # spinning made it ~10x slower (measured: 0.55 vs 7 CPU-s for 8 x 3 s); a quiet many-core
-    # machine loses some speed, bounded by VOICEPRINT_MAX_SECONDS. Stages run one at a time,
-    # so the setting is restored before anything else uses torch.
+    # machine loses some speed, bounded by VOICEPRINT_MAX_SECONDS (and known voices'
+    # DETECT_WINDOWS). Stages run one at a time, so the setting is restored before anything
+    # else uses torch.
     torch.set_num_threads(1)
     try:
         with torch.inference_mode():
