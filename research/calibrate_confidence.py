@@ -23,6 +23,7 @@ The labelled occurrences are also what ``research.dispute_simulation`` replays.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import subprocess
@@ -38,6 +39,8 @@ import numpy as np
 
 from bench.quality import singlish_dev_set
 from bench.report import RESULTS_DIR, SHARED, console, table
+from services import singlish
+from services.domain import Utterance, Word
 from services.singlish.confidence import (
     CALIBRATION_FILE,
     FEATURES,
@@ -46,7 +49,9 @@ from services.singlish.confidence import (
     load_calibration,
     rate,
 )
+from services.singlish.dictionary import Corrections, load_corrections
 from services.singlish.occurrences import Occurrence
+from services.singlish.verification import Verdict
 
 SINGLISH = SHARED / "singlish"
 WORK = RESULTS_DIR / "cache" / "confidence"
@@ -58,6 +63,7 @@ THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 def hear(ref_dir: Path, work: Path, limit: int | None = None) -> None:
     """Run the default pipeline over every conversation of ``ref_dir`` not yet cached."""
     from config import Settings
+    from processing.evidence import verdicts_json, words_json
     from processing.progress import Unwatched
     from processor import load_engines, process_audio
     from services.audio import decode_audio
@@ -76,6 +82,18 @@ def hear(ref_dir: Path, work: Path, limit: int | None = None) -> None:
             "segments": [[s.start, s.end, s.speaker] for s in heard.analysis.segments],
             "turns": [[t.start, t.end, t.speaker] for t in heard.turns],
             "occurrences": [asdict(o) for o in heard.analysis.occurrences],
+            # what the occurrences were read from, so that they can be read again as the
+            # product's code reads them now (new evidence fields) without ASR
+            "evidence": [
+                {
+                    "speaker": s.speaker,
+                    "start": s.start,
+                    "end": s.end,
+                    "words": words_json(s.words),
+                    "verdicts": verdicts_json(s.verdicts),
+                }
+                for s in heard.analysis.segments
+            ],
         }
         (work / f"{name}.json").write_text(json.dumps(cached))
         console.print(f"heard {name}: {len(cached['occurrences'])} occurrences")
@@ -104,11 +122,31 @@ def labelled(
             score.overlap(spans, ref.turns),
         )
         left = _reference_words(ref_dir / f"{name}.stm", count_targets)
-        for raw in cached["occurrences"]:
-            o = Occurrence(**raw)
+        for o in _occurrences(cached):
             speaker = mapping.get(o.speaker) if by_speaker else ANYONE
             out.append((name, o, _match(o, speaker, left)))
     return out
+
+
+def _occurrences(cached: dict[str, Any]) -> list[Occurrence]:
+    """The cached occurrences; read again from the cached words and verdicts by the product's
+    own reading (``services.singlish.read``, the shipped dictionary) where they were cached,
+    so that evidence fields added since are there too."""
+    if "evidence" not in cached:
+        return [Occurrence(**raw) for raw in cached["occurrences"]]
+    corrections = _corrections()
+    found: list[Occurrence] = []
+    for segment in cached["evidence"]:
+        words = tuple(Word(float(a), float(b), str(t), float(p)) for a, b, t, p in segment["words"])
+        utterance = Utterance(segment["speaker"], segment["start"], segment["end"], words)
+        verdicts = [Verdict(**v) for v in segment["verdicts"]]
+        found.extend(singlish.read(utterance, corrections, verdicts).occurrences)
+    return found
+
+
+@functools.cache
+def _corrections() -> Corrections:
+    return load_corrections(None)
 
 
 def _reference_words(stm: Path, count_targets: Any) -> list[tuple[float, float, str, Counter]]:
@@ -134,14 +172,24 @@ def _match(
 
 
 def fit(
-    rows: Sequence[tuple[str, Occurrence, bool]], l2: float = 1.0, version: str = "candidate"
+    rows: Sequence[tuple[str, Occurrence, bool]],
+    l2: float = 1.0,
+    version: str = "candidate",
+    names: Sequence[str] = FEATURES,
+    base: Calibration | None = None,
 ) -> Calibration:
-    """L2-regularised logistic regression (Newton steps) of right/wrong on the features."""
-    x = np.array([[1.0, *features(o).values()] for _, o, _ in rows])
+    """L2-regularised logistic regression (Newton steps) of right/wrong on the features
+    ``names`` (the others get no weight). With a ``base`` calibration, on its logit (scaled,
+    unshrunk) and the ``names`` it has no weight for: a recalibration of ``base`` that adds
+    features without refitting the ones it has, folded back into one :class:`Calibration`."""
+    added = [n for n in names if base is None or n not in base.weights]
+    x = np.array(
+        [[1.0, *_base_logit(o, base), *(features(o)[n] for n in added)] for _, o, _ in rows]
+    )
     y = np.array([1.0 if right else 0.0 for *_, right in rows])
     w = np.zeros(x.shape[1])
     penalty = np.full(x.shape[1], l2)
-    penalty[0] = 1e-6  # the intercept is not shrunk
+    penalty[: 1 if base is None else 2] = 1e-6  # the intercept (and the base's scale) unshrunk
     for _ in range(50):
         p = 1.0 / (1.0 + np.exp(-(x @ w)))
         gradient = x.T @ (p - y) + penalty * w
@@ -150,19 +198,31 @@ def fit(
         w -= step
         if np.abs(step).max() < 1e-8:
             break
-    return Calibration(
-        version=version,
-        intercept=float(w[0]),
-        weights=dict(zip(FEATURES, (float(v) for v in w[1:]), strict=True)),
-    )
+    if base is None:
+        return Calibration(version, float(w[0]), dict(zip(added, map(float, w[1:]), strict=True)))
+    scale = float(w[1])
+    weights = {n: scale * v for n, v in base.weights.items()}
+    weights |= dict(zip(added, map(float, w[2:]), strict=True))
+    return Calibration(version, float(w[0]) + scale * base.intercept, weights)
 
 
-def cross_validated(rows: Sequence[tuple[str, Occurrence, bool]], l2: float) -> list[float]:
+def _base_logit(o: Occurrence, base: Calibration | None) -> list[float]:
+    if base is None:
+        return []
+    return [base.intercept + sum(base.weights.get(n, 0.0) * v for n, v in features(o).items())]
+
+
+def cross_validated(
+    rows: Sequence[tuple[str, Occurrence, bool]],
+    l2: float,
+    names: Sequence[str] = FEATURES,
+    base: Calibration | None = None,
+) -> list[float]:
     """Each conversation's occurrences rated by a fit on the other conversations."""
-    names = sorted({name for name, _, _ in rows})
+    conversations = sorted({name for name, _, _ in rows})
     rated: dict[int, float] = {}
-    for held in names:
-        calibration = fit([r for r in rows if r[0] != held], l2)
+    for held in conversations:
+        calibration = fit([r for r in rows if r[0] != held], l2, names=names, base=base)
         for i, (name, o, _) in enumerate(rows):
             if name == held:
                 rated[i] = rate(o, calibration)
@@ -212,6 +272,8 @@ def report(
     held_out: Sequence[tuple[Path, Path]],
     l2: float,
     write: bool,
+    names: Sequence[str] = FEATURES,
+    base: Calibration | None = None,
 ) -> dict[str, Any]:
     """Fit on the ``tune`` sets (cross-validated tables, and the in-sample ones of the fit on
     all of them); rate the ``held_out`` sets with that fit, which never saw them."""
@@ -219,14 +281,15 @@ def report(
     right = [r for *_, r in rows]
     credited = [r for ref_dir, work in tune for *_, r in labelled(ref_dir, work, by_speaker=True)]
     reference = sum(reference_total(ref_dir, _names(ref_dir, work)) for ref_dir, work in tune)
-    cv = cross_validated(rows, l2)
-    shipped = fit(rows, l2, version)
+    cv = cross_validated(rows, l2, names, base)
+    shipped = fit(rows, l2, version, names, base)
     result: dict[str, Any] = {
         "tune_sets": [str(ref_dir) for ref_dir, _ in tune],
         "conversations": sorted({name for name, _, _ in rows}),
         "occurrences": len(rows),
         "right": sum(right),
         "l2": l2,
+        "on": base.version if base is not None else None,
         "reference_words": reference,
         "by_source": _by_source(rows),
         "calibration": asdict(shipped),
@@ -251,6 +314,51 @@ def report(
     return result
 
 
+# The feature sets ``compare`` fits: confidence-1's, then each new feature alone, then all.
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "base": FEATURES[:7],
+    "+context": (*FEATURES[:7], "context_logit"),
+    "+targets": (*FEATURES[:7], "other_targets"),
+    "+floor": (*FEATURES[:7], "asr_floor"),
+    "+context+targets": (*FEATURES[:7], "context_logit", "other_targets"),
+    "all": FEATURES,
+}
+
+
+def compare(
+    tune: Sequence[tuple[Path, Path]], l2: float, threshold: float, base: Calibration | None
+) -> list[list[Any]]:
+    """Each of :data:`FEATURE_SETS`, cross-validated by conversation on the ``tune`` sets (and
+    each as a recalibration of ``base``), and the shipped calibration unrefitted: precision,
+    recall and F1 at ``threshold`` over all the tune sets and per set, and the Brier score (one
+    row per feature set and set)."""
+    per_set = {work.name: labelled(ref_dir, work) for ref_dir, work in tune}
+    totals = {w.name: reference_total(r, _names(r, w)) for r, w in tune}
+    rows = [row for kept in per_set.values() for row in kept]
+    sets = [name for name in per_set for _ in per_set[name]]
+    shipped = load_calibration()
+    rated = {f"shipped {shipped.version}": [rate(o, shipped) for _, o, _ in rows]}
+    rated |= {name: cross_validated(rows, l2, names) for name, names in FEATURE_SETS.items()}
+    if base is not None:
+        rated |= {
+            f"on {base.version}: {name}": cross_validated(rows, l2, names, base)
+            for name, names in FEATURE_SETS.items()
+        }
+    out = []
+    for name, confidences in rated.items():
+        for part in ("all", *per_set):
+            keep = [i for i, s in enumerate(sets) if part in ("all", s)]
+            c = [confidences[i] for i in keep]
+            right = [rows[i][2] for i in keep]
+            total = sum(totals.values()) if part == "all" else totals[part]
+            at = next(r for r in curve(c, right, total) if r[0] == threshold)
+            brier = round(float(np.mean((np.array(c) - np.array(right)) ** 2)), 4)
+            out.append([name, part, len(c), sum(right), *at[1:], brier])
+    header = ["features", "set", "occurrences", "right", "counted", "tp", "P", "R", "F1", "Brier"]
+    console.print(table(f"cross-validated by conversation, at {threshold}", header, out))
+    return out
+
+
 def _held_out(ref_dir: Path, work: Path, calibration: Calibration) -> dict[str, Any]:
     """A set no fit saw, rated by ``calibration``: right = the word; and = word and speaker."""
     kept = labelled(ref_dir, work)
@@ -269,6 +377,7 @@ def _ship(calibration: Calibration, result: dict[str, Any]) -> None:
         "occurrences": result["occurrences"],
         "right": result["right"],
         "l2": result["l2"],
+        "on": result["on"],  # the calibration recalibrated (its weights scaled), if any
         "labels": "right = the word was said there (whoever it is credited to)",
         "made": datetime.now(UTC).strftime("%Y-%m-%d"),
     }
@@ -329,11 +438,11 @@ def train_set(cache: Path = RESULTS_DIR / "cache" / "singlish_train") -> Path:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("hear", "fit", "both", "rate"))
+    parser.add_argument("step", choices=("hear", "fit", "both", "rate", "compare"))
     parser.add_argument(
         "--sets",
         nargs="+",
-        choices=("dev", "train", "train_noisy"),
+        choices=("dev", "train", "train_noisy", "noisy_voices"),
         default=["dev", "train"],
         help="the tune sets the fit is made on",
     )
@@ -349,17 +458,36 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument("--write", action="store_true", help="store the fit as the shipped one")
     parser.add_argument("--version", default="candidate", help="the fit's version, with --write")
+    parser.add_argument(
+        "--features", choices=tuple(FEATURE_SETS), default="all", help="what fit fits on"
+    )
+    parser.add_argument("--threshold", type=float, default=0.7, help="compare's operating point")
+    parser.add_argument(
+        "--on",
+        type=Path,
+        help="a calibration file to recalibrate (its weights kept, scaled) with the new features",
+    )
     args = parser.parse_args(argv)
     from research.noisy_tune import noisy_train_set
+    from research.noisy_voices_tune import noisy_voices_set
 
-    makers = {"dev": singlish_dev_set, "train": train_set, "train_noisy": noisy_train_set}
+    makers = {
+        "dev": singlish_dev_set,
+        "train": train_set,
+        "train_noisy": noisy_train_set,
+        "noisy_voices": noisy_voices_set,
+    }
     tune = [(makers[name](), args.work / name) for name in args.sets]
     held_out = [(ref_dir, args.work / f"held-{ref_dir.name}") for ref_dir in args.held_out]
+    base = load_calibration(args.on) if args.on else None
     if args.step in ("hear", "both"):
         for ref_dir, work in [*tune, *held_out]:
             hear(ref_dir, work, args.limit)
     if args.step in ("fit", "both"):
-        report(args.version, tune, held_out, args.l2, args.write)
+        names = FEATURE_SETS[args.features]
+        report(args.version, tune, held_out, args.l2, args.write, names, base)
+    if args.step == "compare":
+        compare(tune, args.l2, args.threshold, base)
     if args.step == "rate":  # the shipped calibration, unchanged, on each set's occurrences
         calibration = load_calibration()
         for ref_dir, work in [*tune, *held_out]:

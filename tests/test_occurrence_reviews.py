@@ -390,3 +390,74 @@ def test_group_feedback_moves_a_reading_by_its_judgements():
     assert rate_for_group(low_lah, calibration, mostly_fine) <= rate_for_group(
         low_lah, calibration, nothing
     )
+
+
+# Real words from the recogniser (the default pipeline on the noisy tune set,
+# research/noisy_voices_tune.py): (start s, end s, text, probability). In n02_bus_interchange
+# (cafe noise at 10 dB) the hotword-prompted decoder wrote "shiok" twice, sure of it, between
+# words it could not read; nobody said "shiok" there. In n05_army_reunion a "lah" that was
+# said, heard unsure, among words it heard fairly well.
+PROMPTED_RUN = [
+    (11.96, 12.04, " fly,", 0.051),
+    (12.2, 12.3, " shiok,", 0.905),
+    (12.48, 12.68, " play,", 0.025),
+    (12.84, 13.36, " shiok.", 0.826),
+]
+SAID_LAH = [
+    (14.1, 14.36, " Not", 0.589),
+    (14.36, 14.56, " worth", 0.676),
+    (14.56, 14.72, " me", 0.715),
+    (14.72, 14.92, " lah,", 0.118),
+    (15.26, 15.38, " you", 0.507),
+    (15.38, 15.52, " owe", 0.378),
+    (15.52, 15.72, " me", 0.934),
+    (15.72, 15.82, " a", 0.493),
+    (15.82, 15.94, " so", 0.246),
+    (15.94, 16.14, " slow!", 0.934),
+]
+
+
+def _read(words, rating: Rating) -> list:
+    utterance = Utterance("S", words[0][0], words[-1][1], tuple(Word(*w) for w in words))
+    return list(singlish.read(utterance, load_corrections(), (), rating).occurrences)
+
+
+def test_an_occurrence_carries_its_context_and_the_run_it_sits_in():
+    """What the new confidence features read, from real recognised words: the neighbours' mean
+    probability (up to 3 words either side, not its own), the other target words of the
+    utterance, and the ASR floor."""
+    from services.singlish.confidence import ASR_FLOOR, features
+
+    first, second = _read(PROMPTED_RUN, Rating())
+    assert (first.word, second.word) == ("shiok", "shiok")
+    assert first.context_probability == round((0.051 + 0.025 + 0.826) / 3, 4)
+    assert second.context_probability == round((0.051 + 0.905 + 0.025) / 3, 4)
+    assert features(first)["other_targets"] == features(second)["other_targets"] == 1
+    assert features(first)["asr_floor"] == 0  # sure of the word itself: only its context tells
+    (lah,) = _read(SAID_LAH, Rating())
+    assert lah.context_probability == round((0.589 + 0.676 + 0.715 + 0.507 + 0.378 + 0.934) / 6, 4)
+    assert features(lah)["other_targets"] == 0
+    low = _read([(*w[:3], 0.05) if w[2] == " lah," else w for w in SAID_LAH], Rating())[0]
+    assert features(low)["asr_floor"] == 1 and low.score < ASR_FLOOR
+
+
+def test_a_run_written_over_noise_is_rated_below_the_same_words_heard_clearly():
+    """The shipped calibration on real evidence: the prompted run's "shiok"s, which
+    confidence-1 rated 0.98-0.99, are rated lower than the same words among neighbours heard
+    clearly, and lower still than one "shiok" alone in a clear sentence; the "lah" that was
+    said, heard unsure among clear words, still counts at the default operating point."""
+    rating = Rating(load_calibration(), 0.7)
+    run = _read(PROMPTED_RUN, rating)
+    clear = _read(
+        [(a, b, t, 0.95 if "shiok" not in t else p) for a, b, t, p in PROMPTED_RUN], rating
+    )
+    alone = _read(
+        [(11.96, 12.04, " so", 0.95), (12.2, 12.3, " shiok,", 0.905), (12.48, 12.68, " man", 0.95)],
+        rating,
+    )
+    for noisy, heard_clearly in zip(run, clear, strict=True):
+        assert noisy.confidence < heard_clearly.confidence - 0.15, (noisy, heard_clearly)
+        assert heard_clearly.confidence < alone[0].confidence
+    assert max(o.confidence for o in run) < 0.75
+    (lah,) = _read(SAID_LAH, rating)
+    assert lah.confidence >= rating.min_confidence

@@ -2,9 +2,12 @@
 occurrences rated about 0.9, about 9 in 10 are right.
 
 :func:`features` reads what heard the word (the recogniser's word probability or the
-verifier's margin, and which source made it a target word); :func:`rate` maps them through a
-logistic :class:`Calibration` fitted on the generated dev set by
-``research/calibrate_confidence.py`` and shipped, versioned, as ``services/data/confidence.json``.
+verifier's margin, and which source made it a target word) and what surrounds it in its
+utterance (how sure the recogniser was of the neighbouring words, and how many other target
+words the utterance holds: the hotword-prompted decoder writes runs of target words over noisy
+speech it cannot read); :func:`rate` maps them through a logistic :class:`Calibration` fitted on
+the generated tune sets by ``research/calibrate_confidence.py`` and shipped, versioned, as
+``services/data/confidence.json``. A calibration without a weight for a feature ignores it.
 
 A group's own disputes and confirmations (:class:`GroupFeedback`) then move an occurrence's
 confidence for that group (:func:`rate_for_group`): the calibrated confidence is a prior worth
@@ -31,6 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from services.singlish.text import tokenize
+from services.singlish.words import TARGET_WORDS
+
 CALIBRATION_FILE = Path(__file__).resolve().parents[1] / "data" / "confidence.json"
 
 DISPUTED = "disputed"
@@ -46,8 +52,13 @@ FEATURES: tuple[str, ...] = (
     "verified",  # a verify rule the second listen confirmed
     "verified_margin",  # ... by how much (nats, clipped to ±10)
     "english_word",  # the target is also an everyday English word ("can", "ah")
+    "context_logit",  # logit of the neighbouring words' mean probability (0 without neighbours)
+    "other_targets",  # other target words the recogniser wrote in the utterance (at most 3)
+    "asr_floor",  # the recogniser wrote it at a probability below ASR_FLOOR
 )
 ENGLISH_WORDS = frozenset({"can", "ah"})
+ASR_FLOOR = 0.1
+_WANTED = frozenset(TARGET_WORDS)
 PRIOR_WEIGHT = 2.0  # how many of the group's own judgements the calibrated confidence is worth
 
 
@@ -65,6 +76,16 @@ class Evidence(Protocol):
     def rule(self) -> str: ...
     @property
     def score(self) -> float | None: ...
+
+
+class Heard(Evidence, Protocol):
+    """An :class:`~services.singlish.occurrences.Occurrence` as it is rated: its evidence and
+    the utterance around it."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def context_probability(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -89,11 +110,12 @@ def load_calibration(path: Path | None = None) -> Calibration:
     return Calibration(data["version"], float(data["intercept"]), dict(data["weights"]))
 
 
-def features(evidence: Evidence) -> dict[str, float]:
+def features(evidence: Heard) -> dict[str, float]:
     """The evidence as numbers, one per name of :data:`FEATURES`."""
     score = evidence.score if evidence.score is not None else 0.0
     source = evidence.source
     logit = _logit(score)
+    context = evidence.context_probability
     return {
         "asr": float(source == "asr"),
         "asr_logit": logit if source == "asr" else 0.0,
@@ -102,10 +124,19 @@ def features(evidence: Evidence) -> dict[str, float]:
         "verified": float(source == "verified"),
         "verified_margin": max(-10.0, min(10.0, score)) if source == "verified" else 0.0,
         "english_word": float(evidence.word in ENGLISH_WORDS),
+        "context_logit": _logit(context) if context is not None else 0.0,
+        "other_targets": float(other_targets(evidence.text, evidence.word)),
+        "asr_floor": float(source == "asr" and score < ASR_FLOOR),
     }
 
 
-def rate(evidence: Evidence, calibration: Calibration) -> float:
+def other_targets(text: str, word: str, most: int = 3) -> int:
+    """How many target words ``text`` holds besides one ``word`` (at most ``most``)."""
+    said = [t for t in tokenize(text) if t in _WANTED]
+    return min(most, len(said) - (word in said))
+
+
+def rate(evidence: Heard, calibration: Calibration) -> float:
     """The calibrated probability that this occurrence is right, in [0, 1]."""
     z = calibration.intercept + sum(
         calibration.weights.get(name, 0.0) * value for name, value in features(evidence).items()
@@ -158,7 +189,7 @@ def group_feedback(judgements: Iterable[tuple[str, str]]) -> GroupFeedback:
     )
 
 
-def rate_for_group(evidence: Evidence, calibration: Calibration, feedback: GroupFeedback) -> float:
+def rate_for_group(evidence: Heard, calibration: Calibration, feedback: GroupFeedback) -> float:
     """:func:`rate`, moved by the group's judgements of the same reading: the calibrated
     confidence as a prior worth :data:`PRIOR_WEIGHT` judgements, updated by the disputes
     ("wrong"), confirmations and acceptances ("right"), and never lifted above what the
@@ -190,7 +221,7 @@ class Rating:
         return "+".join(v for v in (self.calibration.version, self.feedback.version) if v)
 
 
-def confidence_of(evidence: Evidence, rating: Rating) -> float:
+def confidence_of(evidence: Heard, rating: Rating) -> float:
     """The occurrence's confidence under ``rating`` (its group's feedback included)."""
     return rate_for_group(evidence, rating.calibration, rating.feedback)
 

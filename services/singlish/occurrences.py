@@ -18,7 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from services.domain import Utterance
+from services.domain import Utterance, Word
 from services.singlish.dictionary import (
     Confirmation,
     Corrections,
@@ -35,6 +35,7 @@ from services.singlish.words import TARGET_WORDS
 SOURCE_ASR = "asr"  # the recogniser wrote the target word itself
 SOURCE_CORRECTION = "correction"  # a dictionary rule rewrote what it wrote
 SOURCE_VERIFIED = "verified"  # a verify rule, confirmed by the verifier's second listen
+NEIGHBOURS = 3  # words either side of an occurrence whose probabilities are its context
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,10 @@ class Occurrence:
     recogniser wrote the word itself) and ``dictionary_version`` the dictionary it came from;
     ``score`` is the recogniser's lowest word probability over ``heard`` (0-1), or for a
     verified occurrence the verifier's margin (nats); ``confidence`` the calibrated probability
-    that it is right (:mod:`services.singlish.confidence`; None until rated).
+    that it is right (:mod:`services.singlish.confidence`; None until rated);
+    ``context_probability`` the recogniser's mean word probability over up to
+    :data:`NEIGHBOURS` words either side of ``heard`` (0-1; None when the utterance has no other
+    word): low where it wrote words over speech it could not read.
     """
 
     speaker: str
@@ -61,6 +65,7 @@ class Occurrence:
     dictionary_version: str
     score: float
     confidence: float | None = None
+    context_probability: float | None = None
 
 
 def detect_occurrences(
@@ -231,9 +236,22 @@ def _in_utterance(
                         rule=rule.describe() if rule else reading.described,
                         dictionary_version=corrections.version,
                         score=score,
+                        context_probability=_context(spans, reading.start, reading.end),
                     )
                 )
     return found
+
+
+def _context(spans: Sequence[tuple[int, int, Word]], start: int, end: int) -> float | None:
+    """The mean probability of up to :data:`NEIGHBOURS` words either side of the words over
+    characters [``start``, ``end``) of the text; None without any."""
+    inside = [i for i, (lo, hi, _) in enumerate(spans) if lo < end and hi > start]
+    if not inside:
+        return None
+    before = spans[max(0, inside[0] - NEIGHBOURS) : inside[0]]
+    after = spans[inside[-1] + 1 : inside[-1] + 1 + NEIGHBOURS]
+    around = [w.probability for _, _, w in (*before, *after)]
+    return round(sum(around) / len(around), 4) if around else None
 
 
 def _readings(
