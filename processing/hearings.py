@@ -8,12 +8,16 @@ not stored), it is deleted with the session by the cascade that deletes everythi
 object to forget), and the finish reads a 60-minute session's 120 hearings in one query.
 
 Idempotent by (session, chunk number, sha256): a hearing is valid for the chunk's bytes, the
-chunk before it (whose tail it carries, by number and sha256), the models that heard it, and
-whether it was heard to the chunk's end. A retried upload, a duplicate delivery or a replayed
-job finds its hearing valid and changes nothing. Two jobs never hear one chunk at once: each
-holds a Postgres advisory lock on (session, chunk) while it hears; a chunk job that finds it
-taken leaves the chunk to the holder, the finish waits for the holder (a killed worker's lock
-goes with its connection).
+chunk before it (whose tail it carries, by number and sha256) and the models that heard it.
+Every chunk is heard to its cut, the last one too (its chunk job cannot know it is the last);
+the finish hears the last chunk's coda (from its cut to its end: a few seconds) each time it
+runs, not stored, so a session's words never depend on whether its last chunk job ran before
+or after ``end``. (Rows from before this rule may hold a last chunk heard to its end,
+``final``: they stay valid for that chunk while it is the last, and need no coda.)
+A retried upload, a duplicate delivery or a replayed job finds its hearing valid and changes
+nothing. Two jobs never hear one chunk at once: each holds a Postgres advisory lock on
+(session, chunk) while it hears; a chunk job that finds it taken leaves the chunk to the
+holder, the finish waits for the holder (a killed worker's lock goes with its connection).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import uuid
 import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -48,7 +52,7 @@ from services.domain import (
     Word,
     no_progress,
 )
-from services.hearing import ChunkHearing, hear_stretch, stretch_of
+from services.hearing import ChunkHearing, Stretch, coda_of, hear_stretch, stretch_of
 from services.singlish import Singlish
 from services.singlish.verification import Verdict
 from services.transcription import Transcriber
@@ -70,6 +74,15 @@ class Ears:
     singlish: Singlish
     diarizer: Diarizer
     hearer: str
+
+    def hear(self, stretch: Stretch, room_before: RoomStats) -> ChunkHearing:
+        return hear_stretch(
+            stretch,
+            transcriber=self.transcriber,
+            singlish=self.singlish,
+            diarizer=self.diarizer,
+            room_before=room_before,
+        )
 
 
 def hearer_of(settings: Settings, singlish: Singlish) -> str:
@@ -106,7 +119,7 @@ class _Task:
 
     chunk: _Chunk
     previous: _Chunk | None
-    final: bool
+    last: bool  # the last chunk of an ended session
     room_before: RoomStats
 
 
@@ -124,7 +137,8 @@ def hear_chunk(
 
     While the session records, a chunk is heard after the chunk before it (n - 1) is uploaded
     (:data:`Outcome.WAITING` until then: that upload enqueues this chunk again); once it has
-    ended, after the one before it among those uploaded, and the last chunk to its end.
+    ended, after the one before it among those uploaded. Each to its cut (the finish hears
+    the last chunk's coda, :func:`hear_remaining`).
     ``wait``: wait for a job already hearing the chunk (the finish) instead of leaving it."""
     task = _task(factory, session_id, number, ears.hearer)
     if not isinstance(task, _Task):
@@ -147,14 +161,8 @@ def hear_chunk(
             _store(factory, session_id, task, ears.hearer, None, 0, error=str(exc))
             return Outcome.UNDECODABLE
         previous = _decoded_or_none(audio, task.previous)
-        stretch = stretch_of(previous, own, final=task.final)
-        hearing = hear_stretch(
-            stretch,
-            transcriber=ears.transcriber,
-            singlish=ears.singlish,
-            diarizer=ears.diarizer,
-            room_before=task.room_before,
-        )
+        stretch = stretch_of(previous, own, final=False)
+        hearing = ears.hear(stretch, task.room_before)
         stored = _store(factory, session_id, task, ears.hearer, hearing, len(own.samples))
         try:
             lock_db.rollback()  # lets the chunk go
@@ -208,16 +216,16 @@ def _task(
             previous = chunks[i - 1]
         else:
             return Outcome.WAITING
-        final = ended and i == len(chunks) - 1
+        last = ended and i == len(chunks) - 1
         # the columns validity and the room need, not the words and voices (a finish asks
         # this of every chunk of the session)
         rows = db.execute(select(*_HEADER).where(ChunkHearingRow.session_id == session_id)).all()
-        task = _Task(chunks[i], previous, final, RoomStats())
+        task = _Task(chunks[i], previous, last, RoomStats())
         mine = next((r for r in rows if r.chunk_number == number), None)
         if mine is not None and _valid(mine, task, hearer):
             return Outcome.VALID
         room = sum((_room(r) for r in rows if r.chunk_number != number), RoomStats())
-        return _Task(chunks[i], previous, final, room)
+        return _Task(chunks[i], previous, last, room)
 
 
 _HEADER = (
@@ -242,7 +250,7 @@ def _valid(row: Any, task: _Task, hearer: str) -> bool:
     previous = task.previous
     return (
         row.hearer == hearer
-        and row.final == task.final
+        and (not row.final or task.last)  # heard to its end: valid only as the last chunk
         and row.previous_number == (None if previous is None else previous.number)
         and row.previous_sha256 == (None if previous is None else previous.sha256)
     )
@@ -273,7 +281,7 @@ def _store(
             "chunk_sha256": task.chunk.sha256,
             "previous_number": None if task.previous is None else task.previous.number,
             "previous_sha256": None if task.previous is None else task.previous.sha256,
-            "final": task.final,
+            "final": False,
             "hearer": hearer,
             "samples": samples,
             "error": None if error is None else error[:2000],
@@ -301,7 +309,6 @@ def _store(
         "hearing.stored",
         session_id=str(session_id),
         chunk=task.chunk.number,
-        final=task.final,
         error=error,
     )
     return True
@@ -387,7 +394,23 @@ def hear_remaining(
         if outcome is Outcome.GONE:
             raise ChunkError(f"chunk {number} is gone: the session changed while it was heard")
         on_progress((i + 1) / len(numbers))
-    return _read(factory, session_id, numbers, skip_bad_chunks)
+    heard, codas = _read(factory, session_id, numbers, skip_bad_chunks)
+    return replace(heard, hearings=heard.hearings + _codas(codas, heard, audio, ears))
+
+
+def _codas(
+    codas: Sequence[tuple[float, str]], heard: SessionHearings, audio: ChunkAudio, ears: Ears
+) -> tuple[tuple[float, ChunkHearing], ...]:
+    """The codas of the chunks whose tail no stretch carries ((session second the chunk
+    starts, its storage key): the last chunk, and one before an undecodable chunk), heard
+    with the session's room. Not stored: a few seconds each, made again by every finish."""
+    room = sum((h.room for _, h in heard.hearings), RoomStats())
+    out = []
+    for start, key in codas:
+        stretch = coda_of(audio.get(key))
+        if stretch is not None:
+            out.append((start, ears.hear(stretch, room)))
+    return tuple(out)
 
 
 @database_retry
@@ -396,7 +419,8 @@ def _read(
     session_id: uuid.UUID,
     numbers: Sequence[int],
     skip_bad_chunks: bool,
-) -> SessionHearings:
+) -> tuple[SessionHearings, list[tuple[float, str]]]:
+    """The stored hearings, and the chunks that need a coda (see :func:`_codas`)."""
     with factory() as db:
         rows = {
             r.chunk_number: r
@@ -412,8 +436,8 @@ def _read(
             ).all()
         )
         warnings = [f"chunk {n} is missing" for n in find_gaps(numbers)]
-        hearings, lengths, at = [], [], 0
-        for number in numbers:
+        hearings, lengths, codas, at = [], [], [], 0
+        for i, number in enumerate(numbers):
             row = rows[number]
             if row.error is not None:
                 if not skip_bad_chunks:
@@ -423,7 +447,10 @@ def _read(
                 continue
             hearings.append((at / SAMPLE_RATE, hearing_of(row)))
             lengths.append((keys[number], row.samples))
+            following = rows[numbers[i + 1]] if i + 1 < len(numbers) else None
+            if not row.final and (following is None or following.error is not None):
+                codas.append((at / SAMPLE_RATE, keys[number]))
             at += row.samples
     if at == 0:
         raise ChunkError("no chunk of this session could be decoded")
-    return SessionHearings(tuple(hearings), tuple(lengths), tuple(warnings))
+    return SessionHearings(tuple(hearings), tuple(lengths), tuple(warnings)), codas

@@ -1,7 +1,10 @@
 """A session heard one chunk at a time while it is being recorded (live sessions).
 
 A chunk job hears one *stretch*: the unfinished tail of the previous chunk (from that chunk's
-cut) followed by its own audio up to its own cut (to its end, when it is the last chunk).
+cut) followed by its own audio up to its own cut. A chunk job cannot know that its chunk is the
+session's last, so every chunk is heard to its cut, and the finish hears the last chunk's
+*coda* (:func:`coda_of`: from its cut to its end), a few seconds, instead of the whole stretch
+again.
 The cut of a chunk depends on that chunk's audio alone (:func:`cut_point`: the middle of its
 last pause near the end), so the jobs of chunk n and chunk n+1 agree on it whatever order they
 run in: every moment of the session is heard exactly once, and a word or a turn that the
@@ -123,6 +126,17 @@ def stretch_of(previous: Audio | None, own: Audio, *, final: bool) -> Stretch:
     return Stretch(Audio(samples), -carried.duration, own_part.duration, lead_in)
 
 
+def coda_of(last: Audio) -> Stretch | None:
+    """The stretch a session's last chunk leaves after its chunk job's hearing: from its cut
+    to its end (None when it ends in the cut's pause), with the seconds before the cut as the
+    diarizer's lead-in. Depends on ``last`` alone, as the cut does."""
+    cut = cut_point(last)
+    if round((last.duration - cut) * SAMPLE_RATE) <= 0:
+        return None
+    lead_in = last.slice(cut - SPAN_LEAD_IN_S, cut) if cut > 0 else None
+    return Stretch(last.slice(cut, last.duration), cut, last.duration, lead_in)
+
+
 @dataclass(frozen=True)
 class ChunkHearing:
     """What a chunk job heard of its stretch; times in seconds from the stretch's start.
@@ -188,13 +202,16 @@ def voices_as(
 
 
 def chunk_stretches(chunks: Sequence[Audio]) -> list[tuple[float, Stretch]]:
-    """A recording's chunks as its chunk jobs hear them: (session second the chunk starts,
-    its stretch), the last one to its end."""
+    """A recording's chunks as a live session hears them: (session second the chunk starts,
+    its stretch), each chunk to its cut, then the last chunk's coda (heard by the finish)."""
     out, start = [], 0.0
     for i, chunk in enumerate(chunks):
         previous = chunks[i - 1] if i else None
-        out.append((start, stretch_of(previous, chunk, final=i == len(chunks) - 1)))
+        out.append((start, stretch_of(previous, chunk, final=False)))
         start += chunk.duration
+    coda = coda_of(chunks[-1]) if chunks else None
+    if coda is not None:
+        out.append((start - chunks[-1].duration, coda))
     return out
 
 
@@ -239,7 +256,7 @@ def place(hearings: Sequence[tuple[float, ChunkHearing]]) -> tuple[Placed, ...]:
 
 
 def _by_start(pair: tuple[float, ChunkHearing]) -> float:
-    return pair[0]
+    return pair[0] + pair[1].start
 
 
 def session_segments(placed: Sequence[Placed]) -> tuple[TranscriptSegment, ...]:

@@ -25,6 +25,8 @@ from services.audio import decode_audio
 from services.diarization import SPAN_LEAD_IN_S
 from services.domain import Audio
 from services.hearing import (
+    chunk_stretches,
+    coda_of,
     cut_point,
     hear_stretch,
     place,
@@ -72,18 +74,13 @@ def test_chunk_edges_lose_and_double_no_word_against_the_whole_file_decode(model
     chunks = _cut(audio, 6.1)
     whole = _hypothesis(transcribe(audio, models.transcriber))
 
-    heard, start = [], 0.0
-    for i, chunk in enumerate(chunks):
-        previous = chunks[i - 1] if i else None
-        stretch = stretch_of(previous, chunk, final=i == len(chunks) - 1)
-        hearing = hear_stretch(
-            stretch,
-            transcriber=models.transcriber,
-            singlish=models.singlish,
-            diarizer=models.diarizer,
-        )
-        heard.append((start, hearing))
-        start += chunk.duration
+    stretches = chunk_stretches(chunks)  # each chunk to its cut, then the last one's coda
+    assert len(stretches) == len(chunks) + 1, "the last 6.1 s chunk ends in speech: a coda"
+    heard = [
+        (start, hear_stretch(stretch, transcriber=models.transcriber,
+                             singlish=models.singlish, diarizer=models.diarizer))
+        for start, stretch in stretches
+    ]  # fmt: skip
     placed = place(heard)
     # the stretches tile the session: each moment heard once, in order
     edges = [(p.offset, p.offset + p.hearing.end - p.hearing.start) for p in placed]
@@ -178,11 +175,17 @@ def test_a_live_session_is_heard_while_recording_and_finished_from_its_hearings(
     status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
     assert status["status"] == "ready_for_claiming", status
     with session_factory() as db:
-        last = db.scalars(
-            select(ChunkHearingRow).order_by(ChunkHearingRow.chunk_number.desc())
-        ).first()
-        assert last is not None and last.final  # the last chunk heard to its end at the finish
-        text = " ".join(s.text for s in db.scalars(select(Segment).order_by(Segment.start_s)))
+        # the last chunk, heard while recording to its cut, is not heard again at the finish:
+        # only its coda is, and the coda's words are the transcript's last
+        assert {r.chunk_number: r.heard_at for r in db.scalars(select(ChunkHearingRow))} == after
+        segments = list(db.scalars(select(Segment).order_by(Segment.start_s)))
+        text = " ".join(s.text for s in segments)
+    last_chunk = decode_audio(chunks[-1])
+    coda = coda_of(last_chunk)
+    assert coda is not None, "the test cannot fail: the last chunk ends in its cut's pause"
+    session_s = sum(decode_audio(c).duration for c in chunks)
+    coda_start = session_s - last_chunk.duration + coda.start
+    assert segments[-1].end_s > coda_start + 0.5, (coda_start, segments[-1].end_s, text)
     speakers = client.get(f"/sessions/{session_id}/speakers", headers=user.headers).json()
     assert len(speakers["speakers"]) == 2
 
@@ -278,9 +281,13 @@ def test_a_corrupt_chunk_fails_only_its_own_hearing_then_the_session_says_which(
     assert status["status"] == "ready_for_claiming", status
     assert "chunk 1 skipped: could not be decoded" in status["warnings"]
     with session_factory() as db:
-        last = max(s.end_s for s in db.scalars(select(Segment)))
+        spans = [(s.start_s, s.end_s) for s in db.scalars(select(Segment))]
+    chunk = decode_audio(SAMPLES[2])
     # chunk 2's words come right after chunk 0's, on one timeline without chunk 1
-    assert decode_audio(SAMPLES[2]).duration + 1.0 < last <= 2 * decode_audio(SAMPLES[2]).duration
+    assert chunk.duration + 1.0 < max(end for _, end in spans) <= 2 * chunk.duration
+    # and chunk 0's tail, which chunk 1's stretch would have carried, is heard (its coda)
+    tail = (cut_point(chunk) + 0.5, chunk.duration - 0.5)
+    assert any(start < tail[1] and end > tail[0] for start, end in spans), (tail, spans)
 
 
 def test_the_reconciler_enqueues_chunks_a_flushed_redis_lost(
@@ -331,14 +338,16 @@ def test_a_chunk_being_heard_is_left_to_its_job_and_the_finish_waits_instead_of_
     phone = Phone(client, user.headers)
     _, session_id = phone.session()
     assert phone.upload(session_id, 0, SAMPLES[2]).status_code == 201
-    ears = Ears(
-        models.transcriber, models.singlish, models.diarizer, hearer_of(settings, models.singlish)
-    )
+    hearer = hearer_of(settings, models.singlish)
+    ears = Ears(models.transcriber, models.singlish, models.diarizer, hearer)
+    # the first job hears until the test lets it finish, however fast the recogniser is
+    release = threading.Event()
+    held = Ears(_Held(models.transcriber, release), models.singlish, models.diarizer, hearer)
     storage = create_storage(settings)
     sid = uuid.UUID(session_id)
     outcomes: list[Outcome] = []
     first = threading.Thread(
-        target=lambda: outcomes.append(hear_chunk(session_factory, storage, ears, sid, 0))
+        target=lambda: outcomes.append(hear_chunk(session_factory, storage, held, sid, 0))
     )
     first.start()
     deadline = 50
@@ -347,9 +356,21 @@ def test_a_chunk_being_heard_is_left_to_its_job_and_the_finish_waits_instead_of_
         deadline -= 1
     assert _locked(session_factory), "the first job never took the chunk"
     assert hear_chunk(session_factory, storage, ears, sid, 0) is Outcome.BUSY
+    threading.Timer(1.0, release.set).start()  # while the finish waits for the lock
     waited = hear_chunk(session_factory, storage, ears, sid, 0, wait=True)
     first.join()
-    assert outcomes == [Outcome.HEARD] and waited is Outcome.VALID
+    assert release.is_set() and outcomes == [Outcome.HEARD] and waited is Outcome.VALID
+
+
+class _Held:
+    """A recogniser that starts only once ``release`` is set."""
+
+    def __init__(self, transcriber, release) -> None:
+        self.transcriber, self.release = transcriber, release
+
+    def transcribe(self, audio, on_progress):
+        assert self.release.wait(60), "never released"
+        return self.transcriber.transcribe(audio, on_progress)
 
 
 def _locked(session_factory) -> bool:
