@@ -14,6 +14,7 @@ torch nor CTranslate2.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -116,6 +117,7 @@ class FasterWhisperTranscriber:
             vad_filter=self.vad_filter,
             hotwords=self.hotwords or None,
             temperature=list(TEMPERATURES),
+            max_new_tokens=token_budget(audio.duration),
         )
         recognised = []
         # ``segments`` is lazy: decoding happens as we iterate, so progress is live.
@@ -197,6 +199,27 @@ def _bundled_tiny_en() -> str:
 # squeezed tighter than this are Whisper repeating its prompt over a sliver of trailing
 # audio, which a hotword prompt makes likelier ("The birch canoe ... The birch canoe ...").
 MIN_SECONDS_PER_WORD = 0.06
+
+
+# A short clip (a live session's last seconds, a lone reply) often leaves Whisper a sliver
+# window after its words, where it loops ("you're still alive, you're still alive, ..." 60
+# times over 0.18 s of a 2.6 s clip: 13 CPU-s where the whole 30 s stretch took 5) until the
+# model's 448 tokens. Nobody says more than TOKENS_PER_S tokens a second (fast speech is ~6.5,
+# timestamps included), so a clip under SHORT_CLIP_S gets at most that many per window, plus
+# TOKENS_SLACK: the loop stops early, and the squeeze rule drops it as before. Longer audio is
+# left alone: with the prompt (hotwords and the previous window's text, up to 223 tokens each)
+# a larger budget could pass the model's limit, which faster-whisper refuses.
+SHORT_CLIP_S = 10.0
+TOKENS_PER_S = 10
+TOKENS_SLACK = 20
+
+
+def token_budget(duration: float) -> int | None:
+    """The most tokens a window of a clip of ``duration`` seconds may decode (None: the
+    model's own limit)."""
+    if duration >= SHORT_CLIP_S:
+        return None
+    return TOKENS_SLACK + math.ceil(TOKENS_PER_S * duration)
 
 
 def _squeezed(words: Sequence[Any]) -> bool:

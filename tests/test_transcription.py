@@ -5,6 +5,7 @@ Whisper built here."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,14 @@ from services.audio import decode_audio
 from services.domain import Audio, TranscriptSegment, Word
 from services.singlish.hotwords import hotword_prompt
 from services.transcription import (
+    FasterWhisperTranscriber,
     Transcriber,
     _blocks,
     _group_words,
     _squeezed,
     _words_from_chunks,
     load_transcriber,
+    token_budget,
     transcribe,
     without_prompt_echo,
 )
@@ -101,6 +104,45 @@ def test_a_hotword_prompt_does_not_repeat_a_short_sentence(default: Transcriber)
     segments = transcribe(decode_audio(HARVARD / "singlemic_example1.wav"), default)
     assert _normalise(" ".join(s.text for s in segments)).count("birch canoe") == 1
     assert _wer(default, HARVARD) <= 0.15
+
+
+def test_a_short_clip_decodes_within_its_token_budget(default: Transcriber) -> None:
+    """A clip under 10 s (a live session's coda, a lone reply) gets at most 20 + 10 tokens a
+    second per window, so a loop over a sliver window stops early; longer audio keeps the
+    model's own limit."""
+    assert isinstance(default, FasterWhisperTranscriber)
+    spy = _SpyWhisper(default.whisper)
+    spied = replace(default, whisper=spy)
+    short = decode_audio(HARVARD / "singlemic_example1.wav")
+    assert short.duration < 10.0
+    segments = transcribe(short, spied)
+    budget = token_budget(short.duration)
+    assert budget is not None and spy.calls[-1]["max_new_tokens"] == budget
+    assert "birch canoe" in _normalise(" ".join(s.text for s in segments))
+    assert all(n <= budget for n in spy.tokens)
+    transcribe(decode_audio(CONVERSATION), spied)  # 30 s
+    assert spy.calls[-1]["max_new_tokens"] is None
+    assert token_budget(2.6) == 46 and token_budget(10.0) is None
+
+
+class _SpyWhisper:
+    """A faster-whisper model that records what it was asked and how many tokens each
+    segment took."""
+
+    def __init__(self, whisper: Any) -> None:
+        self.whisper = whisper
+        self.calls: list[dict[str, Any]] = []
+        self.tokens: list[int] = []
+
+    def transcribe(self, samples: Any, **options: Any) -> Any:
+        self.calls.append(options)
+        segments, info = self.whisper.transcribe(samples, **options)
+        return (self._counted(segments), info)
+
+    def _counted(self, segments: Any) -> Any:
+        for segment in segments:
+            self.tokens.append(len(segment.tokens))
+            yield segment
 
 
 def test_squeezed_segments_are_recognised() -> None:
