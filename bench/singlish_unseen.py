@@ -23,7 +23,9 @@ import subprocess
 import sys
 import tempfile
 import wave
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,32 +69,55 @@ def singlish_unseen_set(cache: Path = CACHE_DIR / "singlish_unseen") -> Path:
         raise BenchError(f"the Singlish unseen set needs {' and '.join(missing)} (apt-get install)")
     with tempfile.TemporaryDirectory(prefix="singlish-unseen-") as scratch:
         clean = Path(scratch) / "clean"
-        done = subprocess.run(
-            [
-                *(sys.executable, str(SHARED / "singlish" / "make.py"), "--script", str(SCRIPT)),
-                *("--out", str(clean), "--seed", str(SEED)),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if done.returncode != 0:
-            raise BenchError(f"make.py failed: {done.stderr[-2000:]}")
-        manifest = json.loads((clean / "manifest.json").read_text())
+        manifest = spoken(SCRIPT, SEED, clean)
         cache.mkdir(parents=True, exist_ok=True)
-        babble = _babble(Path(scratch))
+        babble = babble_bed(Path(scratch), BABBLE_VOICES, BABBLE_TEXT, stride=7919)
         for name, info in manifest["conversations"].items():
             noise, snr_db = CONDITIONS[name]
-            for suffix in (".rttm", ".stm", ".counts.json"):
-                shutil.copyfile(clean / f"{name}{suffix}", cache / f"{name}{suffix}")
-            speech = _read(clean / f"{name}.wav")
             rng = np.random.default_rng([SEED, sorted(CONDITIONS).index(name)])
-            mixed = speech if noise == "clean" else _mix(speech, noise, snr_db, babble, rng)
-            _write(cache / f"{name}.wav", mixed)
+            with_noise(clean, cache, name, (noise, snr_db), babble, rng)
             info["noise"], info["snr_db"] = noise, snr_db
         manifest["script"] = str(SCRIPT.relative_to(REPO))
         (cache / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return cache
+
+
+def spoken(script: Path, seed: int, out: Path) -> dict[str, Any]:
+    """``script``'s conversations spoken by ``shared/singlish/make.py`` into ``out``
+    (``<conv>.wav/.rttm/.stm/.counts.json``); returns its manifest."""
+    done = subprocess.run(
+        [
+            *(sys.executable, str(SHARED / "singlish" / "make.py"), "--script", str(script)),
+            *("--out", str(out), "--seed", str(seed)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if done.returncode != 0:
+        raise BenchError(f"make.py failed: {done.stderr[-2000:]}")
+    manifest: dict[str, Any] = json.loads((out / "manifest.json").read_text())
+    return manifest
+
+
+def with_noise(
+    clean: Path,
+    out: Path,
+    name: str,
+    condition: tuple[str, float],
+    babble: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
+    """Conversation ``name`` of ``clean`` into ``out``: its references as they are, its audio
+    mixed with ``condition`` (noise, SNR dB; "clean" keeps it as it is)."""
+    for suffix in (".rttm", ".stm", ".counts.json"):
+        shutil.copyfile(clean / f"{name}{suffix}", out / f"{name}{suffix}")
+    speech = _read(clean / f"{name}.wav")
+    noise, snr_db = condition
+    _write(
+        out / f"{name}.wav",
+        speech if noise == "clean" else _mix(speech, noise, snr_db, babble, rng),
+    )
 
 
 def _mix(
@@ -132,17 +157,21 @@ def _cafe(n: int, rng: np.random.Generator) -> np.ndarray:
     return pink
 
 
-def _babble(scratch: Path) -> np.ndarray:
-    """The babble bed: every babble voice, reversed, summed (about 15 s, looped by ``_mix``)."""
+def babble_bed(
+    scratch: Path, voices: Sequence[str], text: str, *, stride: int, first: int = 0
+) -> np.ndarray:
+    """A babble bed: each of ``voices`` reading ``text``, reversed (voices without words),
+    talker i started ``stride * (first + i)`` samples elsewhere, summed (16 kHz float32, about
+    15 s; ``_mix`` loops it)."""
     talkers = []
-    for i, voice in enumerate(BABBLE_VOICES):
+    for i, voice in enumerate(voices):
         raw, out = scratch / f"babble{i}_22k.wav", scratch / f"babble{i}.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), BABBLE_TEXT], check=True)
+        subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True)
         subprocess.run(
             ["sox", "-R", "-D", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out)],
             check=True,
         )
-        talkers.append(np.roll(_read(out)[::-1], 7919 * i))  # each starts elsewhere
+        talkers.append(np.roll(_read(out)[::-1], stride * (first + i)))
     n = min(len(t) for t in talkers)
     return np.sum([t[:n] for t in talkers], axis=0)
 

@@ -10,13 +10,12 @@ set is noisy and the tune sets were clean.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 
 from bench.inputs import CACHE_DIR
-from bench.singlish_unseen import _mix, _read, _write
+from bench.singlish_unseen import with_noise
 from research.calibrate_confidence import train_set
 
 SNR_DB = (10.0, 12.0, 15.0, 15.0, 18.0, 20.0)  # one per conversation, in manifest order
@@ -30,15 +29,11 @@ def noisy_train_set(cache: Path = CACHE_DIR / "singlish_train_noisy") -> Path:
     clean = train_set()
     manifest = json.loads((clean / "manifest.json").read_text())
     cache.mkdir(parents=True, exist_ok=True)
+    silent = np.zeros(1, dtype=np.float32)  # no babble: cafe only
     for i, (name, info) in enumerate(manifest["conversations"].items()):
-        for suffix in (".rttm", ".stm", ".counts.json"):
-            shutil.copyfile(clean / f"{name}{suffix}", cache / f"{name}{suffix}")
         snr_db = SNR_DB[i % len(SNR_DB)]
         rng = np.random.default_rng([SEED, i])
-        silent = np.zeros(1, dtype=np.float32)  # no babble: cafe only
-        _write(
-            cache / f"{name}.wav", _mix(_read(clean / f"{name}.wav"), "cafe", snr_db, silent, rng)
-        )
+        with_noise(clean, cache, name, ("cafe", snr_db), silent, rng)
         info["noise"], info["snr_db"] = "cafe", snr_db
     (cache / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return cache

@@ -13,17 +13,13 @@ hotword-prompted decoder wrote over noisy speech it could not read.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from bench.inputs import CACHE_DIR
-from bench.report import SHARED, BenchError
-from bench.singlish_unseen import SAMPLE_RATE, _mix, _read, _write
+from bench.singlish_unseen import babble_bed, spoken, with_noise
 
 SCRIPT = Path(__file__).parent / "data" / "singlish_noisy_voices.tsv"
 SEED = 20261214
@@ -56,49 +52,17 @@ def noisy_voices_set(cache: Path = CACHE_DIR / "singlish_noisy_voices") -> Path:
         return cache
     with tempfile.TemporaryDirectory(prefix="singlish-noisy-voices-") as scratch:
         clean = Path(scratch) / "clean"
-        done = subprocess.run(
-            [
-                *(sys.executable, str(SHARED / "singlish" / "make.py"), "--script", str(SCRIPT)),
-                *("--out", str(clean), "--seed", str(SEED)),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        if done.returncode != 0:
-            raise BenchError(f"make.py failed: {done.stderr[-2000:]}")
-        manifest = json.loads((clean / "manifest.json").read_text())
+        manifest = spoken(SCRIPT, SEED, clean)
         cache.mkdir(parents=True, exist_ok=True)
-        babble = babble_bed(Path(scratch))
+        babble = babble_bed(Path(scratch), BABBLE_VOICES, BABBLE_TEXT, stride=4801, first=1)
         for i, (name, info) in enumerate(manifest["conversations"].items()):
             noise, snr_db = CONDITIONS[name]
-            for suffix in (".rttm", ".stm", ".counts.json"):
-                shutil.copyfile(clean / f"{name}{suffix}", cache / f"{name}{suffix}")
             rng = np.random.default_rng([SEED, i])
-            _write(
-                cache / f"{name}.wav",
-                _mix(_read(clean / f"{name}.wav"), noise, snr_db, babble, rng),
-            )
+            with_noise(clean, cache, name, (noise, snr_db), babble, rng)
             info["noise"], info["snr_db"] = noise, snr_db
         manifest["script"] = str(SCRIPT.name)
         (cache / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return cache
-
-
-def babble_bed(scratch: Path) -> np.ndarray:
-    """:data:`BABBLE_VOICES` reading :data:`BABBLE_TEXT`, each reversed and started elsewhere,
-    summed (16 kHz float32, about 15 s; ``_mix`` loops it)."""
-    talkers = []
-    for i, voice in enumerate(BABBLE_VOICES):
-        raw, out = scratch / f"babble{i}_22k.wav", scratch / f"babble{i}.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), BABBLE_TEXT], check=True)
-        subprocess.run(
-            ["sox", "-R", "-D", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out)],
-            check=True,
-        )
-        talkers.append(np.roll(_read(out)[::-1], 4801 * (i + 1)))
-    n = min(len(t) for t in talkers)
-    return np.sum([t[:n] for t in talkers], axis=0)
 
 
 if __name__ == "__main__":
