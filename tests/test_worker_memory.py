@@ -23,4 +23,3 @@ def test_freed_memory_is_handed_back_after_every_job_failed_or_not(
     assert done.return_value() == 2.0
     assert failed.is_failed
     assert released == ["trim", "trim"]
-
