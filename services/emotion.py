@@ -36,8 +36,8 @@ BATCH_SIZE = 32
 MAX_TOKENS = 256
 # At most this many (padded) tokens go through the encoder at once. A forward pass holds
 # activations of (texts x padded length) and attention of that x the padded length, so a
-# batch of 32 texts near MAX_TOKENS would hold ~150 MB (a long session has such texts, a short
-# one rarely): a batch of long texts is run a few texts at a time instead, ~40 MB at most.
+# batch of 32 long texts (a long session has many) raised the worker's peak most: a 60-minute
+# finish's analysis peaked at +166 MiB, +119 with this bound (5 minutes: +62 either way).
 MAX_BATCH_TOKENS = 2048
 
 Probabilities = npt.NDArray[np.float64]  # shape (n_texts, len(EMOTION_LABELS)), rows sum to 1
