@@ -18,8 +18,11 @@ id, and ``processing.rows.take`` refuses a session another worker holds a live l
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import signal
+import sys
 import uuid
 from datetime import UTC, datetime
 
@@ -27,6 +30,8 @@ import redis
 import structlog
 from prometheus_client import start_http_server
 from rq import Queue, SimpleWorker
+from rq.executions import Execution
+from rq.job import Job
 from rq.scheduler import RQScheduler
 
 import processor
@@ -52,6 +57,13 @@ class LahStatsWorker(SimpleWorker):
     it runs the reconciler with RQ's own registry maintenance and re-announces its models."""
 
     pipeline: processor.Pipeline | None = None
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        """The job, then the memory it freed handed back (:func:`release_freed_memory`)."""
+        try:
+            return super().perform_job(job, queue, execution)
+        finally:
+            release_freed_memory()
 
     def run_maintenance_tasks(self) -> None:
         super().run_maintenance_tasks()
@@ -124,6 +136,21 @@ class LahStatsWorker(SimpleWorker):
             json.dumps(worker_info(self.pipeline.settings)),
             ex=max(120, 3 * self.pipeline.settings.reconcile_interval_s),
         )
+
+
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform == "linux" else None
+
+
+def release_freed_memory() -> None:
+    """Give the pages the last job freed back to the OS (glibc's ``malloc_trim``; a no-op
+    elsewhere). glibc keeps freed memory inside its heaps, between blocks still in use, for
+    the next allocation; with the allocation sizes of one job not quite the next one's, a chunk
+    job left ~1-3 MB more each time, so the worker's resident set grew with the session's
+    length (in one process, 20 chunk jobs: 996 -> 1013 MiB between jobs, with a trim after
+    each 875 -> 903 and flat after; the trim takes a few ms)."""
+    trim = getattr(_LIBC, "malloc_trim", None)
+    if trim is not None:
+        trim(0)
 
 
 def worker_info(settings: Settings) -> dict[str, str]:

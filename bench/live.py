@@ -147,7 +147,9 @@ def _measure_on(
     recording = Recording(phone, phone.start(group), poll_s)
     stack.job_ids.append(recording.session_id)  # chunk jobs name the session too
     recording.upload_all(session, args.pace, args.keep_up_cap)
+    phases = {"recording": _phase_peak_mib(stack, peak_reset)}
     ended = recording.end_and_wait(args.timeout)
+    phases["finish"] = _phase_peak_mib(stack, peak_reset)
     measured = {
         "session": session.name,
         "audio_s": session.duration_s,
@@ -156,8 +158,9 @@ def _measure_on(
         **recording.summary(),
         "worker_cpu_s": round(_cpu(worker) - cpu_start, 2),
         "api_cpu_s": round(_cpu(stack.api.pid) - api_cpu_start, 2),
-        "worker_peak_rss_mib": max(peak_before_mib, _peak_rss_mib(stack)),
-        "worker_peak_rss_since_warmup_mib": _peak_rss_mib(stack) if peak_reset else None,
+        "worker_peak_rss_mib": max(peak_before_mib, *phases.values()),
+        "worker_peak_rss_since_warmup_mib": max(phases.values()) if peak_reset else None,
+        "worker_peak_phases_mib": phases if peak_reset else None,
         "worker_peak_before_session_mib": peak_before_mib,
         "load_average": load_average(),
     }
@@ -166,6 +169,7 @@ def _measure_on(
     )
     if not args.no_reprocess:
         measured["reprocess"] = _reprocess(phone, recording.session_id, args, poll_s)
+        measured["reprocess"]["worker_peak_rss_mib"] = _phase_peak_mib(stack, peak_reset)
     return measured
 
 
@@ -401,6 +405,15 @@ def _peak_rss_mib(stack: Stack) -> float:
     return peak
 
 
+def _phase_peak_mib(stack: Stack, resettable: bool) -> float:
+    """The worker's peak since the last reset (or since it started, where the kernel does
+    not allow resets), and a reset, so that the next phase's peak is read apart from it."""
+    peak = _peak_rss_mib(stack)
+    if resettable:
+        _reset_peak(stack.workers[0].pid)
+    return peak
+
+
 def _reset_peak(pid: int) -> bool:
     """Reset the worker's ``VmHWM`` so that its peak since then can be read apart from the
     model load's; False where the kernel does not allow it."""
@@ -440,6 +453,7 @@ def render(result: dict[str, Any]) -> None:
                 "heard at end",
                 "peak RSS MiB",
                 "since warm-up MiB",
+                "peak recording / finish / reprocess MiB",
                 "worker CPU s/audio h",
                 "fw alone CPU s/audio h",
                 f"CPU ratio (goal ≤ {CPU_RATIO_GOAL})",
@@ -453,6 +467,7 @@ def render(result: dict[str, Any]) -> None:
                     _heard_cell(r),
                     r["worker_peak_rss_mib"],
                     r["worker_peak_rss_since_warmup_mib"],
+                    _phases_cell(r),
                     r["worker_cpu_s_per_audio_h"],
                     (r.get("baseline") or {}).get("cpu_s_per_audio_h"),
                     r.get("cpu_ratio"),
@@ -477,6 +492,15 @@ def render(result: dict[str, Any]) -> None:
             f"{' → '.join(f'{x:.0f}' for x in growth['peak_rss_mib'])} MiB, "
             f"x{growth['peak_rss_ratio']} (goal ≤ {RSS_GROWTH_GOAL}, ≤ {RSS_CEILING_MIB:.0f} MiB)"
         )
+
+
+def _phases_cell(run: dict[str, Any]) -> str | None:
+    phases = run.get("worker_peak_phases_mib")
+    if not phases:
+        return None
+    reprocess = (run.get("reprocess") or {}).get("worker_peak_rss_mib")
+    peaks = [phases["recording"], phases["finish"], reprocess]
+    return " / ".join("-" if p is None else f"{p:.0f}" for p in peaks)
 
 
 def _heard_cell(run: dict[str, Any]) -> str:

@@ -34,6 +34,11 @@ DEFAULT_TRANSFORMERS_MODEL = "j-hartmann/emotion-english-distilroberta-base"
 BATCH_SIZE = 32
 # Utterances are a sentence or two; longer text is cut rather than refused.
 MAX_TOKENS = 256
+# At most this many (padded) tokens go through the encoder at once. A forward pass holds
+# activations of (texts x padded length) and attention of that x the padded length, so a
+# batch of 32 long texts (a long session has many) raised the worker's peak most: a 60-minute
+# finish's analysis peaked at +166 MiB, +119 with this bound (5 minutes: +62 either way).
+MAX_BATCH_TOKENS = 2048
 
 Probabilities = npt.NDArray[np.float64]  # shape (n_texts, len(EMOTION_LABELS)), rows sum to 1
 
@@ -163,7 +168,18 @@ class SentenceEncoder:
         return int(self.model.config.hidden_size)
 
     def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
-        """Shape (len(texts), dim), float32, each row of unit length."""
+        """Shape (len(texts), dim), float32, each row of unit length; the texts go through
+        the model in runs of at most :data:`MAX_BATCH_TOKENS` padded tokens."""
+        lengths = [
+            len(ids)
+            for ids in self.tokenizer(list(texts), truncation=True, max_length=MAX_TOKENS)[
+                "input_ids"
+            ]
+        ]
+        parts = [self._encode(texts[a:b]) for a, b in token_runs(lengths, MAX_BATCH_TOKENS)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim), np.float32)
+
+    def _encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         import torch
 
         tokens = self.tokenizer(
@@ -174,6 +190,21 @@ class SentenceEncoder:
         pooled = _mean_over_mask(hidden, tokens["attention_mask"])
         pooled = torch.nn.functional.normalize(pooled, dim=1)
         return pooled.float().cpu().numpy()
+
+
+def token_runs(lengths: Sequence[int], budget: int) -> list[tuple[int, int]]:
+    """(start, end) runs of consecutive texts, in order, each padded to its longest text
+    holding at most ``budget`` tokens (a single text longer than that is a run of its own)."""
+    runs: list[tuple[int, int]] = []
+    start, longest = 0, 0
+    for i, length in enumerate(lengths):
+        longest = max(longest, length)
+        if i > start and (i - start + 1) * longest > budget:
+            runs.append((start, i))
+            start, longest = i, length
+    if start < len(lengths):
+        runs.append((start, len(lengths)))
+    return runs
 
 
 def _mean_over_mask(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

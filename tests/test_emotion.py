@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from config import Settings
+from services import emotion as emotion_module
 from services.domain import EMOTION_LABELS
 from services.emotion import (
     HEAD_PATH,
+    EmbeddingHeadClassifier,
     EmotionClassifier,
     EmotionModelError,
     PipelineEmotionClassifier,
@@ -22,6 +24,7 @@ from services.emotion import (
     classify_emotions,
     load_emotion_classifier,
     load_head,
+    token_runs,
 )
 from tests.paths import CORPUS
 
@@ -113,6 +116,36 @@ def test_progress_moves_forward_to_one(emotion_classifier: EmotionClassifier) ->
     reports: list[float] = []
     classify_emotions(["Great news!"] * 5 + [""], emotion_classifier, reports.append, batch_size=2)
     assert reports == [pytest.approx(f) for f in (0.4, 0.8, 1.0, 1.0)]
+
+
+def test_token_runs_cover_the_texts_in_order_within_the_budget() -> None:
+    lengths = [3, 4, 4, 9, 9, 9, 30, 2]
+    runs = token_runs(lengths, budget=20)
+    assert [i for a, b in runs for i in range(a, b)] == list(range(len(lengths)))
+    for a, b in runs:  # padded to its longest; a text over the budget alone
+        assert (b - a) * max(lengths[a:b]) <= 20 or b - a == 1
+    assert runs == [(0, 3), (3, 5), (5, 6), (6, 7), (7, 8)]
+
+
+def test_long_texts_run_a_few_at_a_time_with_the_same_result(
+    emotion_classifier: EmotionClassifier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert isinstance(emotion_classifier, EmbeddingHeadClassifier)
+    encoder = emotion_classifier.encoder
+    texts = ["Fine.", "I am so happy for you!", "This is " + "really " * 40 + "annoying."]
+    whole = encoder.encode(texts)
+    passes: list[int] = []
+    run = encoder._encode
+
+    def counted(batch: Sequence[str]) -> np.ndarray:
+        passes.append(len(batch))
+        return run(batch)
+
+    monkeypatch.setattr(emotion_module, "MAX_BATCH_TOKENS", 24)
+    monkeypatch.setattr(encoder, "_encode", counted)
+    split = encoder.encode(texts)
+    assert passes == [2, 1]  # the long text on its own
+    np.testing.assert_allclose(split, whole, atol=1e-5)
 
 
 def test_the_shipped_head_is_small_and_self_describing() -> None:
