@@ -59,7 +59,7 @@ class ChunkAudio:
         self.storage = storage
         self.keep = keep
         self._decoded: OrderedDict[str, Audio] = OrderedDict()
-        self._lock = threading.Lock()  # the clip encoders slice from several threads
+        self._lock = threading.Lock()  # kept cheap insurance: clips are made one at a time now
 
     def get(self, storage_key: str) -> Audio:
         """The chunk's 16 kHz audio; raises :class:`AudioDecodeError` when it has none."""
