@@ -207,11 +207,13 @@ MIN_SECONDS_PER_WORD = 0.06
 # model's 448 tokens. Nobody says more than TOKENS_PER_S tokens a second (fast speech is ~6.5,
 # timestamps included), so a clip under SHORT_CLIP_S gets at most that many per window, plus
 # TOKENS_SLACK: the loop stops early, and the squeeze rule drops it as before. Longer audio is
-# left alone: with the prompt (hotwords and the previous window's text, up to 223 tokens each)
-# a larger budget could pass the model's limit, which faster-whisper refuses.
+# left alone. faster-whisper refuses a budget that, with the prompt, passes the model's 448
+# tokens: the prompt holds at most 223 tokens of hotwords, the earlier windows' text of the
+# same clip (no more than one budget) and 6 special tokens, hence MOST_TOKENS.
 SHORT_CLIP_S = 10.0
 TOKENS_PER_S = 10
 TOKENS_SLACK = 20
+MOST_TOKENS = (448 - 223 - 6) // 2
 
 
 def token_budget(duration: float) -> int | None:
@@ -219,7 +221,7 @@ def token_budget(duration: float) -> int | None:
     model's own limit)."""
     if duration >= SHORT_CLIP_S:
         return None
-    return TOKENS_SLACK + math.ceil(TOKENS_PER_S * duration)
+    return min(MOST_TOKENS, TOKENS_SLACK + math.ceil(TOKENS_PER_S * duration))
 
 
 def _squeezed(words: Sequence[Any]) -> bool:

@@ -122,7 +122,7 @@ def test_a_short_clip_decodes_within_its_token_budget(default: Transcriber) -> N
     assert all(n <= budget for n in spy.tokens)
     transcribe(decode_audio(CONVERSATION), spied)  # 30 s
     assert spy.calls[-1]["max_new_tokens"] is None
-    assert token_budget(2.6) == 46 and token_budget(10.0) is None
+    assert token_budget(2.6) == 46 and token_budget(9.9) == 109 and token_budget(10.0) is None
 
 
 class _SpyWhisper:
