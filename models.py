@@ -202,7 +202,8 @@ class ChunkHearingRow(Base):
 
     Valid for the chunk with ``chunk_sha256`` after the chunk ``previous_number`` with
     ``previous_sha256`` (whose tail it carries; None: the first chunk), heard by ``hearer``
-    (the models and settings); ``final``: heard to the chunk's end (the session's last chunk).
+    (the models and settings); ``final``: heard to the chunk's end (rows from before every
+    chunk was heard to its cut, the finish hearing the last chunk's coda: a last chunk only).
     ``samples``: the chunk's decoded length at 16 kHz, from which session times follow.
     A chunk that could not be decoded has ``error`` and nothing heard."""
 

@@ -18,6 +18,7 @@ import voice_library
 from backend.errors import Forbidden, NotFound
 from models import (
     AudioChunk,
+    ChunkHearingRow,
     ClaimType,
     Group,
     GroupMember,
@@ -129,6 +130,48 @@ def chunk_key_referenced(db: DbSession, key: str) -> bool:
 
 def chunk_count(db: DbSession, session_id: uuid.UUID) -> int:
     return db.scalar(select(func.count()).where(AudioChunk.session_id == session_id)) or 0
+
+
+HEARD_SAMPLE_RATE = 16_000  # chunk hearings count their chunk's decoded length at 16 kHz
+
+
+@dataclass(frozen=True)
+class HeardSoFar:
+    """A live session's words as its chunk jobs heard them: (start, end, text) segments in
+    session seconds, from the chunks heard in order from the first (``chunks``)."""
+
+    chunks: int
+    segments: list[tuple[float, float, str]]
+
+
+def heard_so_far(db: DbSession, session_id: uuid.UUID) -> HeardSoFar:
+    """What the chunk jobs have heard, before the finish decides who spoke: the hearings of
+    chunks 0, 1, 2, ... up to the first one not heard yet (a later chunk's place in the
+    session depends on the decoded lengths of all before it). An undecodable chunk adds no
+    audio and no words. One query, without the stored voices."""
+    rows = db.execute(
+        select(
+            ChunkHearingRow.chunk_number,
+            ChunkHearingRow.samples,
+            ChunkHearingRow.start_s,
+            ChunkHearingRow.segments,
+        )
+        .where(ChunkHearingRow.session_id == session_id)
+        .order_by(ChunkHearingRow.chunk_number)
+    )
+    segments: list[tuple[float, float, str]] = []
+    at, heard = 0, 0
+    for number, samples, start_s, stretch in rows:
+        if number != heard:
+            break
+        offset = at / HEARD_SAMPLE_RATE + start_s
+        segments.extend(
+            (round(s["start"] + offset, 3), round(s["end"] + offset, 3), str(s["text"]).strip())
+            for s in stretch
+        )
+        at += samples
+        heard += 1
+    return HeardSoFar(heard, segments)
 
 
 def speaker_word_counts(db: DbSession, speaker_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict]:

@@ -341,6 +341,36 @@ class TranscriptPublic(BaseModel):
     segments: list[SegmentPublic]
 
 
+class ProvisionalSegmentPublic(BaseModel):
+    start: float
+    end: float
+    text: str
+
+
+class ProvisionalTranscriptPublic(BaseModel):
+    """What the chunk jobs of a live session have heard so far, while it records: words
+    only (who spoke is decided when the session ends), in session seconds, from the chunks
+    heard in order from the first (``chunks_heard``); the last chunk's final seconds come
+    with the finish. The processed transcript (``/transcript``) replaces it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "chunks_heard": 2,
+                    "segments": [
+                        {"start": 0.4, "end": 3.1, "text": "Walao, the queue so long."},
+                        {"start": 3.6, "end": 5.0, "text": "Can lah."},
+                    ],
+                }
+            ]
+        }
+    )
+
+    chunks_heard: int
+    segments: list[ProvisionalSegmentPublic]
+
+
 class OccurrencePublic(BaseModel):
     """One counted target word and why it was counted. ``heard`` is what the recogniser wrote
     there, ``text`` the utterance it came from; ``source`` says what made it the target word

@@ -152,6 +152,11 @@ def test_a_live_session_is_heard_while_recording_and_finished_from_its_hearings(
     _chunk_worker(settings, redis_conn, models)
     status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
     assert (status["chunks_uploaded"], status["chunks_heard"]) == (1, 0)
+    provisional = f"/sessions/{session_id}/transcript/provisional"
+    assert client.get(provisional, headers=user.headers).json() == {
+        "chunks_heard": 0,
+        "segments": [],
+    }
     assert phone.upload(session_id, 0, chunks[0]).status_code == 201
     for number in range(2, len(chunks)):
         assert phone.upload(session_id, number, chunks[number]).status_code == 201
@@ -159,6 +164,17 @@ def test_a_live_session_is_heard_while_recording_and_finished_from_its_hearings(
     status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
     assert status["status"] == "recording"
     assert status["chunks_uploaded"] == status["chunks_heard"] == len(chunks)
+    # while recording, what was heard so far: in order, in session seconds, no speakers
+    so_far = client.get(provisional, headers=user.headers).json()
+    assert so_far["chunks_heard"] == len(chunks)
+    starts = [s["start"] for s in so_far["segments"]]
+    assert starts == sorted(starts) and starts[0] >= 0.0
+    assert 20.0 < so_far["segments"][-1]["end"] <= 30.1  # placed across the whole session
+    heard_text = " ".join(s["text"] for s in so_far["segments"])
+    reference = _reference(CONVERSATION.with_suffix(".stm"))
+    assert _errors(reference, heard_text) < len(_words(reference)) / 2, heard_text
+    outsider = make_user()
+    assert client.get(provisional, headers=outsider.headers).status_code == 404
     # a duplicate delivery changes nothing
     with session_factory() as db:
         before = {r.chunk_number: r.heard_at for r in db.scalars(select(ChunkHearingRow))}

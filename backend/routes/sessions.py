@@ -45,6 +45,8 @@ from backend.schemas import (
     ClaimResult,
     Name,
     OccurrencesPublic,
+    ProvisionalSegmentPublic,
+    ProvisionalTranscriptPublic,
     SegmentPublic,
     SessionEnd,
     SessionEnded,
@@ -540,6 +542,24 @@ def transcript(session_id: uuid.UUID, db: DbDep, user: CurrentUser) -> Transcrip
             )
             for seg, label in rows
         ]
+    )
+
+
+@router.get("/{session_id}/transcript/provisional", responses=errors(401, 404))
+def provisional_transcript(
+    session_id: uuid.UUID, db: DbDep, user: CurrentUser
+) -> ProvisionalTranscriptPublic:
+    """While a live session records: the words its chunk jobs have heard so far, in order,
+    without speakers (poll it when the status's ``chunks_heard`` moves). Empty for a
+    session processed in one piece (``LIVE_PROCESSING=false``)."""
+    crud.session_for_member(db, session_id, user.id)
+    heard = crud.heard_so_far(db, session_id)
+    return ProvisionalTranscriptPublic(
+        chunks_heard=heard.chunks,
+        segments=[
+            ProvisionalSegmentPublic(start=start, end=end, text=text)
+            for start, end, text in heard.segments
+        ],
     )
 
 

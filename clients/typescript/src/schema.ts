@@ -527,6 +527,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/sessions/{session_id}/transcript/provisional": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Provisional Transcript
+         * @description While a live session records: the words its chunk jobs have heard so far, in order,
+         *     without speakers (poll it when the status's ``chunks_heard`` moves). Empty for a
+         *     session processed in one piece (``LIVE_PROCESSING=false``).
+         */
+        get: operations["provisional_transcript_sessions__session_id__transcript_provisional_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/sessions/{session_id}/upload": {
         parameters: {
             query?: never;
@@ -937,6 +959,43 @@ export interface components {
              */
             display_name: string;
         };
+        /** ProvisionalSegmentPublic */
+        ProvisionalSegmentPublic: {
+            /** End */
+            end: number;
+            /** Start */
+            start: number;
+            /** Text */
+            text: string;
+        };
+        /**
+         * ProvisionalTranscriptPublic
+         * @description What the chunk jobs of a live session have heard so far, while it records: words
+         *     only (who spoke is decided when the session ends), in session seconds, from the chunks
+         *     heard in order from the first (``chunks_heard``); the last chunk's final seconds come
+         *     with the finish. The processed transcript (``/transcript``) replaces it.
+         * @example {
+         *       "chunks_heard": 2,
+         *       "segments": [
+         *         {
+         *           "end": 3.1,
+         *           "start": 0.4,
+         *           "text": "Walao, the queue so long."
+         *         },
+         *         {
+         *           "end": 5,
+         *           "start": 3.6,
+         *           "text": "Can lah."
+         *         }
+         *       ]
+         *     }
+         */
+        ProvisionalTranscriptPublic: {
+            /** Chunks Heard */
+            chunks_heard: number;
+            /** Segments */
+            segments: components["schemas"]["ProvisionalSegmentPublic"][];
+        };
         /**
          * SegmentPublic
          * @example {
@@ -1249,6 +1308,8 @@ export type OccurrenceReviewsPublic = components['schemas']['OccurrenceReviewsPu
 export type OccurrencesPublic = components['schemas']['OccurrencesPublic'];
 export type ProfilePublic = components['schemas']['ProfilePublic'];
 export type ProfileUpdate = components['schemas']['ProfileUpdate'];
+export type ProvisionalSegmentPublic = components['schemas']['ProvisionalSegmentPublic'];
+export type ProvisionalTranscriptPublic = components['schemas']['ProvisionalTranscriptPublic'];
 export type SegmentPublic = components['schemas']['SegmentPublic'];
 export type SessionEnd = components['schemas']['SessionEnd'];
 export type SessionEnded = components['schemas']['SessionEnded'];
@@ -2710,6 +2771,53 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TranscriptPublic"];
+                };
+            };
+            /** @description Missing, expired or invalid bearer token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found, or not in one of your groups */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The request is not acceptable as written: malformed JSON or multipart, a missing or mistyped field, a number out of range, text with control characters or over its length. Every such request gets 422 with code `validation_error` (never 400). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+        };
+    };
+    provisional_transcript_sessions__session_id__transcript_provisional_get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProvisionalTranscriptPublic"];
                 };
             };
             /** @description Missing, expired or invalid bearer token */
