@@ -69,6 +69,8 @@ class _Followed:
     gone: bool = False
     followers: int = 0
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    # the provisional transcript last read for the streams: (chunks heard then, the read)
+    heard: tuple[int, asyncio.Future[crud.HeardSoFar]] | None = None
 
     def update(self, snapshot: StatusSnapshot | None) -> None:
         if snapshot is None:
@@ -78,6 +80,10 @@ class _Followed:
         self.latest = snapshot
         changed, self.changed = self.changed, asyncio.Event()
         changed.set()
+
+
+def _failed(read: asyncio.Future[crud.HeardSoFar]) -> bool:
+    return read.done() and (read.cancelled() or read.exception() is not None)
 
 
 class StatusReader:
@@ -108,6 +114,23 @@ class StatusReader:
         except RedisError as exc:
             log.warning("status.cache_read_failed", error=str(exc))
             return None
+
+    async def heard_so_far(self, session_id: uuid.UUID, chunks_heard: int) -> crud.HeardSoFar:
+        """The live session's provisional transcript with at least ``chunks_heard`` chunks as
+        far as the status knows: one short read off the event loop, shared by every stream
+        following the session (they all wake on the same status)."""
+        followed = self._followed.get(session_id)
+        if followed is None:
+            return await run_in_threadpool(self._heard_so_far, session_id)
+        pending = followed.heard
+        if pending is None or pending[0] < chunks_heard or _failed(pending[1]):
+            read = asyncio.ensure_future(run_in_threadpool(self._heard_so_far, session_id))
+            followed.heard = pending = (chunks_heard, read)
+        return await pending[1]
+
+    def _heard_so_far(self, session_id: uuid.UUID) -> crud.HeardSoFar:
+        with self._resources.session_factory() as db:
+            return crud.heard_so_far(db, session_id)
 
     def _load_for_member(self, session_id: uuid.UUID, user_id: uuid.UUID) -> StatusSnapshot:
         with self._resources.session_factory() as db:

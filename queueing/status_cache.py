@@ -78,6 +78,10 @@ class StatusSnapshot:
     def status(self) -> str:
         return str(json.loads(self.body)["status"])
 
+    @property
+    def chunks_heard(self) -> int:
+        return int(json.loads(self.body).get("chunks_heard", 0))
+
     def entry(self) -> bytes:
         return b"%d %s %s" % (self.version, self.group_id.hex.encode(), self.body)
 

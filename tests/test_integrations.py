@@ -47,10 +47,14 @@ def receiver():
 
 
 def _read_events(url: str, headers: dict[str, str], events: list[dict]) -> None:
+    """The stream's ``status`` events, as the app reads them (it skips other events)."""
     with httpx.stream("GET", url, headers=headers, timeout=120) as response:
         assert response.status_code == 200
+        name = ""
         for line in response.iter_lines():
-            if line.startswith("data: "):
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: ") and name == "status":
                 events.append(json.loads(line.removeprefix("data: ")))
 
 

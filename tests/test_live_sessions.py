@@ -6,11 +6,14 @@ Postgres and Redis, RQ workers in this process (burst) on the product's queues."
 from __future__ import annotations
 
 import itertools
+import json
 import re
+import threading
 import time
 import uuid
 from pathlib import Path
 
+import httpx
 import jiwer
 import numpy as np
 import pytest
@@ -102,6 +105,61 @@ def test_chunk_edges_lose_and_double_no_word_against_the_whole_file_decode(model
     whole_errors = _errors(reference, whole)
     assert carried <= whole_errors + 6, (whole, _hypothesis(segments))
     assert naive > carried, "the test cannot fail: cutting without carrying lost nothing"
+
+
+@pytest.mark.slow
+def test_the_event_stream_carries_the_words_heard_while_recording(
+    live_server, make_user, settings, redis_conn, models, tmp_path
+):
+    """A phone following /events while it records gets a ``transcript`` event as chunks are
+    heard: each segment once, in order, together the provisional transcript."""
+    user = make_user()
+    chunks = wav_chunks(CONVERSATION, tmp_path, seconds=10)
+    events: list[tuple[str, dict]] = []
+    opened = threading.Event()
+    with httpx.Client(base_url=live_server) as http:
+        phone = Phone(http, user.headers)
+        _, session_id = phone.session()
+        stream = f"{live_server}/sessions/{session_id}/events"
+        follower = threading.Thread(target=_events, args=(stream, user.headers, events, opened))
+        follower.start()
+        assert opened.wait(60), "the stream did not open"
+        for number, chunk in enumerate(chunks):
+            assert phone.upload(session_id, number, chunk).status_code == 201
+        _chunk_worker(settings, redis_conn, models)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+            name == "transcript" and data["chunks_heard"] == len(chunks) for name, data in events
+        ):
+            time.sleep(0.1)
+        assert phone.end(session_id).status_code == 202
+        drain_queues(settings, redis_conn, models)
+        follower.join(timeout=60)
+        assert not follower.is_alive(), "the stream did not end with the session"
+        provisional = http.get(
+            f"/sessions/{session_id}/transcript/provisional", headers=user.headers
+        ).json()
+    told = [data for name, data in events if name == "transcript"]
+    assert told and told[-1]["chunks_heard"] == len(chunks), events
+    assert [s for data in told for s in data["segments"]] == provisional["segments"]
+    assert provisional["segments"], "the test cannot fail: nothing was heard"
+    statuses = [data for name, data in events if name == "status"]
+    assert statuses[-1]["status"] == "ready_for_claiming"
+    ended = next(i for i, (name, data) in enumerate(events) if data.get("status") == "processing")
+    assert [name for name, _ in events[:ended]].count("transcript") >= 1  # while recording
+
+
+def _events(url: str, headers: dict, events: list, opened: threading.Event) -> None:
+    """(event name, data) of each event of the stream, until it ends."""
+    with httpx.stream("GET", url, headers=headers, timeout=120) as response:
+        assert response.status_code == 200
+        name = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line.removeprefix("data: "))))
+                opened.set()
 
 
 def test_the_cut_falls_in_a_pause_near_the_end_and_depends_on_the_chunk_alone():

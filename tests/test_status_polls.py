@@ -252,10 +252,14 @@ def test_a_cache_behind_what_the_client_saw_is_read_through(client, make_user, r
 
 
 def _follow(url: str, headers: dict[str, str], events: list[dict], opened: threading.Event) -> None:
+    """The stream's ``status`` events (a live session's stream also carries others)."""
     with httpx.stream("GET", url, headers=headers, timeout=300) as response:
         assert response.status_code == 200
+        name = ""
         for line in response.iter_lines():
-            if line.startswith("data: "):
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: ") and name == "status":
                 events.append(json.loads(line.removeprefix("data: ")))
                 opened.set()
 

@@ -454,7 +454,10 @@ async def session_events(
     session_id: uuid.UUID, user_id: CurrentUserId, reader: StatusReaderDep
 ) -> StreamingResponse:
     """Server-sent events instead of polling: a ``status`` event (the body of ``/status``)
-    whenever status, progress or stage changes, ending once the session is processed or failed."""
+    whenever status, progress or stage changes, ending once the session is processed or
+    failed; while a live session records, a ``transcript`` event after each status whose
+    ``chunks_heard`` moved, with the segments heard since the last one (the body of
+    ``/transcript/provisional``, new segments only)."""
     # Authorised as a poll is (404 unless a member), in one short database read at most: a
     # stream never holds a connection, and many opening at once cannot exhaust the pool.
     await reader.poll(session_id, user_id, None)
@@ -466,6 +469,7 @@ async def session_events(
 
 
 async def _status_events(reader: StatusReaderDep, session_id: uuid.UUID) -> AsyncIterator[str]:
+    heard, told = 0, 0  # chunks heard, segments of the provisional transcript already sent
     async for snapshot in reader.follow(session_id, quiet_s=KEEP_ALIVE_S):
         if snapshot is None:
             yield ": keep-alive\n\n"
@@ -473,6 +477,25 @@ async def _status_events(reader: StatusReaderDep, session_id: uuid.UUID) -> Asyn
         yield f"event: status\ndata: {snapshot.body.decode()}\n\n"
         if snapshot.status in TERMINAL:
             return
+        if snapshot.chunks_heard > heard:
+            try:
+                so_far = await reader.heard_so_far(session_id, snapshot.chunks_heard)
+            except SQLAlchemyError as exc:  # a database blip: the next chunk heard retries
+                log.warning("events.transcript_read_failed", error=str(exc))
+                continue
+            heard, new, told = so_far.chunks, so_far.segments[told:], len(so_far.segments)
+            if new:
+                body = _provisional(so_far.chunks, new).model_dump_json()
+                yield f"event: transcript\ndata: {body}\n\n"
+
+
+def _provisional(
+    chunks_heard: int, segments: list[tuple[float, float, str]]
+) -> ProvisionalTranscriptPublic:
+    return ProvisionalTranscriptPublic(
+        chunks_heard=chunks_heard,
+        segments=[ProvisionalSegmentPublic(start=a, end=b, text=t) for a, b, t in segments],
+    )
 
 
 @router.get("/{session_id}/speakers", responses=errors(401, 404))
@@ -554,13 +577,7 @@ def provisional_transcript(
     session processed in one piece (``LIVE_PROCESSING=false``)."""
     crud.session_for_member(db, session_id, user.id)
     heard = crud.heard_so_far(db, session_id)
-    return ProvisionalTranscriptPublic(
-        chunks_heard=heard.chunks,
-        segments=[
-            ProvisionalSegmentPublic(start=start, end=end, text=text)
-            for start, end, text in heard.segments
-        ],
-    )
+    return _provisional(heard.chunks, heard.segments)
 
 
 @router.get("/{session_id}/occurrences", responses=errors(401, 404, 422))

@@ -346,7 +346,10 @@ export interface paths {
         /**
          * Session Events
          * @description Server-sent events instead of polling: a ``status`` event (the body of ``/status``)
-         *     whenever status, progress or stage changes, ending once the session is processed or failed.
+         *     whenever status, progress or stage changes, ending once the session is processed or
+         *     failed; while a live session records, a ``transcript`` event after each status whose
+         *     ``chunks_heard`` moved, with the segments heard since the last one (the body of
+         *     ``/transcript/provisional``, new segments only).
          */
         get: operations["session_events_sessions__session_id__events_get"];
         put?: never;
