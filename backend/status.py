@@ -126,7 +126,8 @@ class StatusReader:
         if pending is None or pending[0] < chunks_heard or _failed(pending[1]):
             read = asyncio.ensure_future(run_in_threadpool(self._heard_so_far, session_id))
             followed.heard = pending = (chunks_heard, read)
-        return await pending[1]
+        # shielded: a stream closed while it waits must not cancel the read the others share
+        return await asyncio.shield(pending[1])
 
     def _heard_so_far(self, session_id: uuid.UUID) -> crud.HeardSoFar:
         with self._resources.session_factory() as db:
