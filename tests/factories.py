@@ -9,7 +9,9 @@ stack's clean-up), opens its own ``httpx.Client`` and raises ``BenchError``; tes
 from __future__ import annotations
 
 import io
+import json
 import subprocess
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -376,3 +378,30 @@ def suggest(settings: Settings, session_id: str, embedder: str = TEST_EMBEDDER) 
         db.commit()
     engine.dispose()
     return made
+
+
+def follow_events(
+    url: str,
+    headers: Mapping[str, str],
+    events: list[tuple[str, Any]],
+    opened: threading.Event | None = None,
+) -> None:
+    """Read the server-sent events of ``url`` until the stream ends: (event name, data) of
+    each appended to ``events``; ``opened`` is set at the first (for a follower thread)."""
+    import httpx
+
+    with httpx.stream("GET", url, headers=dict(headers), timeout=300) as response:
+        assert response.status_code == 200, response.read()
+        name = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name, json.loads(line.removeprefix("data: "))))
+                if opened is not None:
+                    opened.set()
+
+
+def statuses(events: Iterable[tuple[str, Any]]) -> list[Any]:
+    """The ``status`` events' bodies of :func:`follow_events`' list (the app skips others)."""
+    return [data for name, data in events if name == "status"]

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from queueing.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, webhook_secret
-from tests.factories import Phone, burst_worker, drain_queues
+from tests.factories import Phone, burst_worker, drain_queues, follow_events, statuses
 from tests.paths import REPO
 
 CHUNK = REPO / "samples" / "chunk_002.wav"
@@ -46,18 +46,6 @@ def receiver():
     server.shutdown()
 
 
-def _read_events(url: str, headers: dict[str, str], events: list[dict]) -> None:
-    """The stream's ``status`` events, as the app reads them (it skips other events)."""
-    with httpx.stream("GET", url, headers=headers, timeout=120) as response:
-        assert response.status_code == 200
-        name = ""
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                name = line.removeprefix("event: ")
-            elif line.startswith("data: ") and name == "status":
-                events.append(json.loads(line.removeprefix("data: ")))
-
-
 @pytest.mark.slow
 def test_events_webhook_and_metrics_follow_a_session(
     live_server, make_user, settings, redis_conn, models, receiver, monkeypatch
@@ -69,16 +57,17 @@ def test_events_webhook_and_metrics_follow_a_session(
     with httpx.Client(base_url=live_server) as http:
         session_id = Phone(http, user.headers).record([CHUNK], webhook_url=receiver)
 
-    events: list[dict] = []
+    followed: list[tuple[str, dict]] = []
     reader = threading.Thread(
-        target=_read_events,
-        args=(f"{live_server}/sessions/{session_id}/events", user.headers, events),
+        target=follow_events,
+        args=(f"{live_server}/sessions/{session_id}/events", user.headers, followed),
     )
     reader.start()
     drain_queues(settings, redis_conn, models)
     reader.join(timeout=60)
     assert not reader.is_alive(), "the event stream did not end with the session"
 
+    events = statuses(followed)
     progress = [e["progress"] for e in events]
     assert progress == sorted(progress) and progress[-1] == 100
     assert events[-1]["status"] == "ready_for_claiming"

@@ -6,7 +6,6 @@ Postgres and Redis, RQ workers in this process (burst) on the product's queues."
 from __future__ import annotations
 
 import itertools
-import json
 import re
 import threading
 import time
@@ -37,7 +36,7 @@ from services.hearing import (
     stretch_of,
 )
 from services.transcription import transcribe
-from tests.factories import Phone, drain_queues, wav_chunks
+from tests.factories import Phone, drain_queues, follow_events, statuses, wav_chunks
 from tests.paths import CORPUS, REPO
 
 CONVERSATION = CORPUS / "diarization/pyannote_sample/sample.wav"  # 30 s, two speakers
@@ -121,7 +120,9 @@ def test_the_event_stream_carries_the_words_heard_while_recording(
         phone = Phone(http, user.headers)
         _, session_id = phone.session()
         stream = f"{live_server}/sessions/{session_id}/events"
-        follower = threading.Thread(target=_events, args=(stream, user.headers, events, opened))
+        follower = threading.Thread(
+            target=follow_events, args=(stream, user.headers, events, opened)
+        )
         follower.start()
         assert opened.wait(60), "the stream did not open"
         for number, chunk in enumerate(chunks):
@@ -143,23 +144,9 @@ def test_the_event_stream_carries_the_words_heard_while_recording(
     assert told and told[-1]["chunks_heard"] == len(chunks), events
     assert [s for data in told for s in data["segments"]] == provisional["segments"]
     assert provisional["segments"], "the test cannot fail: nothing was heard"
-    statuses = [data for name, data in events if name == "status"]
-    assert statuses[-1]["status"] == "ready_for_claiming"
+    assert statuses(events)[-1]["status"] == "ready_for_claiming"
     ended = next(i for i, (name, data) in enumerate(events) if data.get("status") == "processing")
     assert [name for name, _ in events[:ended]].count("transcript") >= 1  # while recording
-
-
-def _events(url: str, headers: dict, events: list, opened: threading.Event) -> None:
-    """(event name, data) of each event of the stream, until it ends."""
-    with httpx.stream("GET", url, headers=headers, timeout=120) as response:
-        assert response.status_code == 200
-        name = ""
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                name = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                events.append((name, json.loads(line.removeprefix("data: "))))
-                opened.set()
 
 
 def test_the_cut_falls_in_a_pause_near_the_end_and_depends_on_the_chunk_alone():

@@ -24,7 +24,7 @@ from models import Session
 from processing.progress import ProgressReporter
 from queueing import status_cache
 from queueing.status_cache import StatusSnapshot
-from tests.factories import Phone, drain_queues
+from tests.factories import Phone, drain_queues, follow_events, statuses
 from tests.paths import REPO
 
 CHUNK = REPO / "samples" / "chunk_002.wav"
@@ -251,19 +251,6 @@ def test_a_cache_behind_what_the_client_saw_is_read_through(client, make_user, r
     assert client.get(_url(session_id), headers=user.headers).json()["status"] == "processing"
 
 
-def _follow(url: str, headers: dict[str, str], events: list[dict], opened: threading.Event) -> None:
-    """The stream's ``status`` events (a live session's stream also carries others)."""
-    with httpx.stream("GET", url, headers=headers, timeout=300) as response:
-        assert response.status_code == 200
-        name = ""
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                name = line.removeprefix("event: ")
-            elif line.startswith("data: ") and name == "status":
-                events.append(json.loads(line.removeprefix("data: ")))
-                opened.set()
-
-
 def _poll(url: str, headers: dict[str, str], seen: list[tuple[int, dict]]) -> None:
     """Poll as a careful app does, sending back the last ETag, until the session is done."""
     etag = None
@@ -293,11 +280,11 @@ def test_polls_and_streams_follow_a_processing_run_forward(
         queries[0] += 1
 
     streams = 40
-    events: list[list[dict]] = [[] for _ in range(streams)]
+    events: list[list[tuple[str, dict]]] = [[] for _ in range(streams)]
     opened = [threading.Event() for _ in range(streams)]
     followers = [
         threading.Thread(
-            target=_follow,
+            target=follow_events,
             args=(f"{live_server}/sessions/{session_id}/events", user.headers, e, o),
         )
         for e, o in zip(events, opened, strict=True)
@@ -324,7 +311,7 @@ def test_polls_and_streams_follow_a_processing_run_forward(
     assert versions == sorted(versions), "a poll went backwards"
     progress = [body["progress"] for _, body in polls]
     assert progress == sorted(progress) and polls[-1][1]["status"] == "ready_for_claiming"
-    for stream in events:
+    for stream in map(statuses, events):
         assert [e["progress"] for e in stream] == sorted(e["progress"] for e in stream)
         assert stream[-1]["status"] == "ready_for_claiming" and stream[-1]["progress"] == 100
     # Streams polling the database each would make streams / events_poll_interval_s queries
