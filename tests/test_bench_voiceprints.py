@@ -10,7 +10,18 @@ import numpy as np
 import pytest
 
 from bench.report import BenchError
-from bench.voiceprints import TUNE_ESPEAK, Heard, Voice, build_session, choose, evaluate, truly
+from bench.voiceprints import (
+    GROUPS,
+    TUNE_ESPEAK,
+    Heard,
+    Voice,
+    build_session,
+    choose,
+    espeak_groups,
+    evaluate,
+    truly,
+    variant_spoken,
+)
 from services.domain import SpeakerTurn, SpeakerVoice
 from tests.factories import heard_again, voice_vectors
 
@@ -26,6 +37,20 @@ def test_a_session_takes_turns_until_long_enough():
     recorded = [t for t in turns if t.speaker == "rec"]
     assert all(abs(t.duration - 0.25) < 1e-6 for t in recorded)  # the later half only
     assert all(a.end <= b.start for a, b in itertools.pairwise(turns))
+
+
+def test_every_generated_voice_is_the_variant_it_names():
+    """espeak-ng falls back to the bare language, without a word, for a variant after "en-gb"
+    or one named in the wrong case: two "different" members were once one voice. The check
+    sees both, and every group's voices pass it and differ from each other."""
+    assert not variant_spoken("en-gb+m5") and not variant_spoken("en-us+gene")
+    assert variant_spoken("en+m5") and variant_spoken("en-us+Gene")
+    groups = espeak_groups()
+    assert set(groups) <= set(GROUPS) and len(groups) >= 5
+    for voices in groups.values():
+        specs = [v.espeak for v in voices]
+        assert len(set(specs)) == len(specs)
+        assert len({spec[0] for spec in specs if spec}) == len(specs)  # no voice twice
 
 
 def test_wrong_suggestions_cost_precision_and_the_choice_puts_precision_first():
