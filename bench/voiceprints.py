@@ -566,15 +566,19 @@ def evaluate(scored: dict[str, Any], threshold: float, margin: float) -> dict[st
     the claimed members present whose voice ended with the right suggestion."""
     voiceprints = scored["voiceprints"]
     made = wrong = eligible = right = 0
+    kinds = dict.fromkeys(WRONG_KINDS, 0)
     for heard in scored["sessions"]:
         eligible += len(heard.present & voiceprints.keys())
         covered = set()
         for match in match_voices(heard.voices, voiceprints, threshold, margin):
             made += 1
-            if heard.truth.get(match.speaker) == match.user:
+            truth = heard.truth.get(match.speaker)
+            if truth == match.user:
                 covered.add(match.user)
-            else:
-                wrong += 1
+                continue
+            wrong += 1
+            kinds[_wrong_kind(truth, voiceprints)] += 1
+            kinds["naming_an_absent_member"] += match.user not in heard.present
         right += len(covered)
     return {
         "suggestions": made,
@@ -582,7 +586,24 @@ def evaluate(scored: dict[str, Any], threshold: float, margin: float) -> dict[st
         "eligible": eligible,
         "precision": (made - wrong) / made if made else 1.0,
         "coverage": right / eligible if eligible else 0.0,
+        "wrong_kinds": kinds,
     }
+
+
+# what a wrong suggestion's speaker truly is (the first three add up to the wrong ones), and
+# how many of them named a member who was not in the session at all
+WRONG_KINDS = (
+    "speaker_without_voiceprint",  # the member who never claimed, or the outsider
+    "speaker_is_another_member",
+    "speaker_is_nobody",
+    "naming_an_absent_member",
+)
+
+
+def _wrong_kind(truth: str | None, voiceprints: dict[str, Any]) -> str:
+    if truth is None:
+        return "speaker_is_nobody"
+    return "speaker_is_another_member" if truth in voiceprints else "speaker_without_voiceprint"
 
 
 def choose(points: list[dict[str, Any]]) -> tuple[float, float]:
@@ -656,7 +677,9 @@ def render(result: dict[str, Any]) -> None:
 
 def _render_points(points: dict[str, dict[str, Any]]) -> None:
     for split, p in points.items():
+        wrong = {k: n for k, n in p.get("wrong_kinds", {}).items() if n}
         console.print(
             f"  {split}: precision {p['precision']:.3f} ({p['wrong']} wrong of "
             f"{p['suggestions']}), coverage {p['coverage']:.3f} of {p['eligible']} speakers"
+            + (f"; wrong: {wrong}" if wrong else "")
         )

@@ -13,6 +13,7 @@ from bench.report import BenchError
 from bench.voiceprints import (
     GROUPS,
     TUNE_ESPEAK,
+    WRONG_KINDS,
     Heard,
     Voice,
     build_session,
@@ -76,6 +77,13 @@ def test_wrong_suggestions_cost_precision_and_the_choice_puts_precision_first():
         "eligible": 1,
         "precision": 0.5,
         "coverage": 1.0,
+        # Cy, who has no voiceprint, named as Ana, who was not there
+        "wrong_kinds": {
+            "speaker_without_voiceprint": 1,
+            "speaker_is_another_member": 0,
+            "speaker_is_nobody": 0,
+            "naming_an_absent_member": 1,
+        },
     }
     strict = evaluate(scored, threshold=0.9, margin=0.0)
     assert strict == {
@@ -84,6 +92,7 @@ def test_wrong_suggestions_cost_precision_and_the_choice_puts_precision_first():
         "eligible": 1,
         "precision": 1.0,
         "coverage": 1.0,
+        "wrong_kinds": dict.fromkeys(WRONG_KINDS, 0),
     }
     points = [
         {"threshold": 0.5, "margin": 0.0, **loose},
@@ -131,6 +140,7 @@ def test_a_diarized_speaker_is_the_voice_it_overlaps_most_and_is_judged_as_such(
         "eligible": 2,
         "precision": 1.0,
         "coverage": 1.0,
+        "wrong_kinds": dict.fromkeys(WRONG_KINDS, 0),
     }
     lost = Heard(heard.voices[3:], truth, heard.present)  # only the noise was heard
     assert evaluate({**scored, "sessions": [lost]}, threshold=0.5, margin=0.0) == {
@@ -139,4 +149,6 @@ def test_a_diarized_speaker_is_the_voice_it_overlaps_most_and_is_judged_as_such(
         "eligible": 2,
         "precision": 0.0,
         "coverage": 0.0,
+        # the noise (nobody) named as Ana, who was there
+        "wrong_kinds": {**dict.fromkeys(WRONG_KINDS, 0), "speaker_is_nobody": 1},
     }
