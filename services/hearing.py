@@ -10,6 +10,10 @@ last pause near the end), so the jobs of chunk n and chunk n+1 agree on it whate
 run in: every moment of the session is heard exactly once, and a word or a turn that the
 phone's chunk boundary cut through is heard whole, in the stretch that carries it.
 
+The recogniser hears a stretch with a few seconds of its chunk's audio after the cut (its
+*lookahead*, :data:`LOOKAHEAD_S`), keeping only the words said before the cut: Whisper garbles
+the last words before the end of its audio, and the tail is in the chunk job's hands anyway.
+
 :func:`hear_stretch` is the verb: transcription with word times, the verifier's second listen,
 the diarizer's window embeddings and how sure the VAD was of the speech (the room), all in
 seconds from the stretch's start. The diarizer is also given the seconds before the stretch

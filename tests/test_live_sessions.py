@@ -185,7 +185,8 @@ def test_a_stretch_is_recognised_with_the_seconds_after_its_cut_and_keeps_only_i
     after = [w for w in with_lookahead if (w.start + w.end) / 2 >= stretch.audio.duration]
     assert after, "the test cannot fail: the lookahead holds no word"
     assert len(heard) == len(with_lookahead) - len(after)
-    assert coda_of(chunk) is not None and coda_of(chunk).lookahead.duration == 0.0
+    coda = coda_of(chunk)
+    assert coda is not None and coda.lookahead.duration == 0.0  # the chunk's end: none
 
 
 def test_a_stretch_brings_the_seconds_before_it_as_the_diarizers_lead_in():
