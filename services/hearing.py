@@ -10,6 +10,10 @@ last pause near the end), so the jobs of chunk n and chunk n+1 agree on it whate
 run in: every moment of the session is heard exactly once, and a word or a turn that the
 phone's chunk boundary cut through is heard whole, in the stretch that carries it.
 
+The recogniser hears a stretch with a few seconds of its chunk's audio after the cut (its
+*lookahead*, :data:`LOOKAHEAD_S`), keeping only the words said before the cut: Whisper garbles
+the last words before the end of its audio, and the tail is in the chunk job's hands anyway.
+
 :func:`hear_stretch` is the verb: transcription with word times, the verifier's second listen,
 the diarizer's window embeddings and how sure the VAD was of the speech (the room), all in
 seconds from the stretch's start. The diarizer is also given the seconds before the stretch
@@ -22,7 +26,7 @@ times at the finish (:func:`place`), from the chunks' decoded lengths.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import numpy as np
@@ -54,6 +58,13 @@ MIN_PAUSE_S = 0.3  # a pause at least this long (beyond the padding) is where a 
 PAUSE_VAD_THRESHOLD = 0.25
 PAUSE_PAD_MS = 150
 QUIET_FRAME_S = 0.1  # no pause at all: cut at the quietest 100 ms
+# Whisper garbles the last words before the end of its audio: a stretch cut in the pause after
+# "He's so kiasi," ended "He's ok, I see. He's not" (d3 of the Singlish dev set), heard with the
+# 1.3 s after the cut as "He's so kiasi, he won't even try." as the whole recording hears it.
+# So a stretch is recognised with up to LOOKAHEAD_S of its chunk's audio after the cut (the
+# tail the next stretch carries, which the chunk job has in hand), and keeps only the words
+# said before the cut: the next stretch hears the tail's words as its own.
+LOOKAHEAD_S = 3.0
 UNASSIGNED = ""  # a verdict's speaker until the finish knows who spoke
 
 
@@ -104,12 +115,14 @@ class Stretch:
     """The audio one chunk job hears, and where it lies in the chunk's own seconds: from
     ``start`` (negative: the previous chunk's carried tail) to ``end``; ``lead_in``: up to
     SPAN_LEAD_IN_S of the session's audio just before it, the diarizer's context (None for
-    a session's first)."""
+    a session's first); ``lookahead``: up to LOOKAHEAD_S of the chunk's audio just after it,
+    the recogniser's context (empty when the stretch ends with its chunk)."""
 
     audio: Audio
     start: float
     end: float
     lead_in: Audio | None = None
+    lookahead: Audio = field(default_factory=lambda: Audio(np.zeros(0, np.float32)))
 
 
 def stretch_of(previous: Audio | None, own: Audio, *, final: bool) -> Stretch:
@@ -123,7 +136,8 @@ def stretch_of(previous: Audio | None, own: Audio, *, final: bool) -> Stretch:
     end = own.duration if final else cut_point(own)
     own_part = own.slice(0.0, end)
     samples = np.concatenate([carried.samples, own_part.samples]).astype(np.float32, copy=False)
-    return Stretch(Audio(samples), -carried.duration, own_part.duration, lead_in)
+    lookahead = own.slice(own_part.duration, own_part.duration + LOOKAHEAD_S)
+    return Stretch(Audio(samples), -carried.duration, own_part.duration, lead_in, lookahead)
 
 
 def coda_of(last: Audio) -> Stretch | None:
@@ -166,11 +180,33 @@ def hear_stretch(
     has them), the verifier's verdicts on them, and the embeddings of the diarizer chosen for
     the room heard so far (``room_before``: the session's other stretches) and in this one."""
     audio = stretch.audio
-    segments = transcribe(audio, transcriber)
+    segments = recognise(stretch, transcriber)
     utterances = [Utterance(UNASSIGNED, s.start, s.end, s.words) for s in segments]
     verdicts = listen_again(audio, utterances, singlish)
     room, voices = listen_for_voices(audio, diarizer, room_before, stretch.lead_in)
     return ChunkHearing(stretch.start, stretch.end, segments, verdicts, voices, room)
+
+
+def recognise(stretch: Stretch, transcriber: Transcriber) -> tuple[TranscriptSegment, ...]:
+    """The words said in ``stretch``, recognised with its lookahead after it (see
+    LOOKAHEAD_S): those whose middle lies before the stretch's end, times kept inside it."""
+    if not len(stretch.lookahead.samples):
+        return transcribe(stretch.audio, transcriber)
+    heard = np.concatenate([stretch.audio.samples, stretch.lookahead.samples])
+    segments = transcribe(Audio(heard.astype(np.float32, copy=False)), transcriber)
+    return tuple(s for s in (_before(s, stretch.audio.duration) for s in segments) if s)
+
+
+def _before(segment: TranscriptSegment, end: float) -> TranscriptSegment | None:
+    """``segment``'s words whose middle lies before ``end`` seconds, none ending after it."""
+    kept = tuple(
+        replace(w, end=min(w.end, end)) for w in segment.words if (w.start + w.end) / 2 < end
+    )
+    if not kept:
+        return None
+    if len(kept) == len(segment.words) and segment.end <= end:
+        return segment
+    return TranscriptSegment(kept[0].start, kept[-1].end, "".join(w.text for w in kept), kept)
 
 
 def listen_for_voices(

@@ -27,11 +27,13 @@ from services.audio import decode_audio
 from services.diarization import SPAN_LEAD_IN_S
 from services.domain import Audio
 from services.hearing import (
+    LOOKAHEAD_S,
     chunk_stretches,
     coda_of,
     cut_point,
     hear_stretch,
     place,
+    recognise,
     session_segments,
     stretch_of,
 )
@@ -159,6 +161,32 @@ def test_the_cut_falls_in_a_pause_near_the_end_and_depends_on_the_chunk_alone():
     assert cut_point(Audio(chunk.samples.copy())) == cut
     silent = Audio(np.zeros(16_000 * 10, np.float32))
     assert 2.0 <= cut_point(silent) <= 10.0
+
+
+@pytest.mark.slow
+def test_a_stretch_is_recognised_with_the_seconds_after_its_cut_and_keeps_only_its_own_words(
+    models,
+):
+    """The recogniser hears a stretch with its lookahead (the chunk's audio after the cut,
+    which the next stretch carries) as context only: no word after the cut is kept, and the
+    lookahead's words are dropped (the next stretch has them)."""
+    audio = decode_audio(CONVERSATION)
+    chunk = Audio(audio.samples[: 16_000 * 20])
+    stretch = stretch_of(None, chunk, final=False)
+    cut = cut_point(chunk)
+    assert stretch.lookahead.duration == pytest.approx(min(LOOKAHEAD_S, chunk.duration - cut))
+    np.testing.assert_array_equal(
+        stretch.lookahead.samples, chunk.slice(cut, cut + LOOKAHEAD_S).samples
+    )
+    heard = [w for s in recognise(stretch, models.transcriber) for w in s.words]
+    assert heard and all(w.end <= stretch.audio.duration + 1e-6 for w in heard)
+    looked = Audio(np.concatenate([stretch.audio.samples, stretch.lookahead.samples]))
+    with_lookahead = [w for s in transcribe(looked, models.transcriber) for w in s.words]
+    after = [w for w in with_lookahead if (w.start + w.end) / 2 >= stretch.audio.duration]
+    assert after, "the test cannot fail: the lookahead holds no word"
+    assert len(heard) == len(with_lookahead) - len(after)
+    coda = coda_of(chunk)
+    assert coda is not None and coda.lookahead.duration == 0.0  # the chunk's end: none
 
 
 def test_a_stretch_brings_the_seconds_before_it_as_the_diarizers_lead_in():
