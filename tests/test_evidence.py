@@ -5,18 +5,25 @@ changes the dictionary twice without ASR. Also: migration 0003 keeps counts made
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
+import redis
 import sqlalchemy as sa
 from alembic import command
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session as DbSession
 
 from backend import crud
+from backend.auth import issue_token
+from backend.main import create_app
 from db import create_session_factory
 from migrations.runner import alembic_config, upgrade
 from models import Segment, Session, SessionSpeaker, SessionStatus, WordOccurrence
@@ -30,17 +37,45 @@ from tests.factories import Phone, drain_queues, wav_chunks
 SOURCES = {"asr", "correction", "verified"}
 
 
-@pytest.fixture
-def processed(client, make_user, settings, redis_conn, models, singlish_dev, tmp_path):
+class Processed(NamedTuple):
+    prepared: Any  # conftest's Prepared: the database and storage the worker left
+    user_id: uuid.UUID
+    session_id: str
+
+
+@pytest.fixture(scope="module")
+def processed_once(prepare, models, singlish_dev, tmp_path_factory) -> Iterator[Processed]:
     """The d1 conversation (three voices, 15 target words) uploaded as 30 s WAV chunks and
-    processed by a burst worker with the embedded models."""
-    user = make_user()
-    chunks = wav_chunks(singlish_dev / "d1_bto_renovation.wav", tmp_path)
-    session_id = Phone(client, user.headers).record(chunks, num_speakers=3)
-    drain_queues(settings, redis_conn, models)
-    status = client.get(f"/sessions/{session_id}/status", headers=user.headers).json()
-    assert status["status"] == "ready_for_claiming", status
-    return user, session_id
+    processed by a burst worker with the embedded models, once for the module: each test gets
+    its own copy of the database and storage it left (the tests change them)."""
+    with prepare() as prepared:
+        settings, user_id = prepared.settings, uuid.uuid4()
+        headers = {"Authorization": f"Bearer {issue_token(settings, user_id)}"}
+        connection = redis.Redis.from_url(settings.redis_url)
+        connection.flushdb()
+        chunks = wav_chunks(singlish_dev / "d1_bto_renovation.wav", tmp_path_factory.mktemp("d1"))
+        with TestClient(create_app(settings)) as client:
+            session_id = Phone(client, headers).record(chunks, num_speakers=3)
+            drain_queues(settings, connection, models)
+            status = client.get(f"/sessions/{session_id}/status", headers=headers).json()
+        connection.flushdb()
+        connection.close()
+        assert status["status"] == "ready_for_claiming", status
+        yield Processed(prepared, user_id, session_id)
+
+
+@pytest.fixture
+def database_template(processed_once: Processed) -> str:
+    return processed_once.prepared.database
+
+
+@pytest.fixture
+def processed(processed_once, settings, make_user):
+    """This test's copy of ``processed_once``: the uploader and the session's id."""
+    shutil.copytree(
+        processed_once.prepared.settings.data_dir, settings.data_dir, dirs_exist_ok=True
+    )
+    return make_user(processed_once.user_id), processed_once.session_id
 
 
 def _occurrences(client, user, session_id: str, **query: str) -> list[dict]:
