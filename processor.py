@@ -55,7 +55,15 @@ from services.diarization import (
     sounds_distant,
     span_diarizer,
 )
-from services.domain import Audio, Emotion, Recording, SpeakerHints, Utterance
+from services.domain import (
+    Audio,
+    Emotion,
+    ProgressCallback,
+    Recording,
+    SpeakerHints,
+    Utterance,
+    no_progress,
+)
 from services.emotion import EmotionClassifier, load_emotion_classifier
 from services.hearing import (
     ChunkHearing,
@@ -502,8 +510,18 @@ def process_chunks(
     """The live path on a recording's chunks in memory: each chunk's stretch heard as its
     chunk job hears it (the room so far deciding the diarizer), then :func:`finish_hearings`.
     The benchmarks score and time the live path through this."""
-    heard, room = [], RoomStats()
     progress.enter(Stage.HEARING)
+    heard = hear_chunks(chunks, engines, progress.report)
+    recording = Audio(np.concatenate([c.samples for c in chunks]).astype(np.float32))
+    return finish_hearings(heard, recording, hints, engines, progress, None, known_voices)
+
+
+def hear_chunks(
+    chunks: Sequence[Audio], engines: Engines, on_progress: ProgressCallback = no_progress
+) -> list[tuple[float, ChunkHearing]]:
+    """Each chunk's stretch heard as its chunk job hears it (the room so far deciding the
+    diarizer), with where it starts in the first chunk's seconds."""
+    heard, room = [], RoomStats()
     stretches = chunk_stretches(chunks)
     for i, (start, stretch) in enumerate(stretches):
         hearing = hear_stretch(
@@ -515,9 +533,8 @@ def process_chunks(
         )
         room += hearing.room
         heard.append((start, hearing))
-        progress.report((i + 1) / len(stretches))
-    recording = Audio(np.concatenate([c.samples for c in chunks]).astype(np.float32))
-    return finish_hearings(heard, recording, hints, engines, progress, None, known_voices)
+        on_progress((i + 1) / len(stretches))
+    return heard
 
 
 def _told_apart(

@@ -2,10 +2,10 @@
 with each recogniser lookahead (issue 16; default ``0 3 0 3``: main's hearing and the kept one,
 alternating, in one process so the ratios are comparable on a shared machine).
 
-Every stretch of the Singlish dev set's conversations, cut into the product's 30 s chunks, is
-heard by the product's ``hear_stretch`` (recognition, the verifier's listen, the diarizer's
-windows) with ``services.hearing.LOOKAHEAD_S`` set to each value in turn; printed: Whisper
-encoder passes (faster-whisper's own, not the verifier's) and CPU seconds per audio minute.
+Every stretch of the Singlish dev set's conversations, cut into the product's 30 s chunks,
+is heard by the product's ``processor.hear_chunks`` (recognition, the verifier's listen, the
+diarizer's windows) with ``services.hearing.LOOKAHEAD_S`` set to each value in turn; printed:
+Whisper encoder passes (faster-whisper's own, not the verifier's) and CPU seconds per audio minute.
 The dev set is the bench's (generated on first use)."""
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from typing import Any, cast
 import services.hearing as hearing
 from bench.quality import chunks_of, singlish_dev_set
 from config import Settings
-from processor import load_engines
+from processor import hear_chunks, load_engines
 from research.coda_cost import _counting_encoder
 from services.audio import decode_audio
-from services.diarization import RoomStats
 
 
 def main(lookaheads: list[float]) -> None:
@@ -34,16 +33,7 @@ def main(lookaheads: list[float]) -> None:
         calls["encode"] = 0
         cpu = time.process_time()
         for chunks in recordings:
-            room = RoomStats()
-            for _, stretch in hearing.chunk_stretches(chunks):
-                heard = hearing.hear_stretch(
-                    stretch,
-                    transcriber=engines.transcriber,
-                    singlish=engines.singlish,
-                    diarizer=engines.diarizer,
-                    room_before=room,
-                )
-                room += heard.room
+            hear_chunks(chunks, engines)
         cpu = time.process_time() - cpu
         print(
             f"lookahead {lookahead:g} s: {calls['encode']} encoder passes, {cpu:.1f} CPU s, "
