@@ -1,7 +1,7 @@
 """Claim suggestions from voiceprints: precision and coverage on sessions a group holds week
 after week (``python -m bench voiceprints``).
 
-Four groups with disjoint voices, each of 8 members (espeak-ng voices and real speakers from
+Six groups with disjoint voices, each of 8 members (espeak-ng voices and real speakers from
 ``../shared/corpus``), plus, in later sessions, one member who never claimed (no voiceprint)
 and one outsider of the group. Every session lasts at least ``--minutes`` and holds a subset of
 the voices taking turns, each turn a fresh utterance (new generated text; for a real speaker,
@@ -12,22 +12,20 @@ product's centroid of those voices); the later sessions are then matched by the 
 
 The threshold and margin are chosen on the two **tune** groups pooled (the highest coverage
 with precision >= 99 %, the middle of the flat optimum: :func:`choose`) and reported on the
-**report** group (voices, texts and recordings the choice never used) and the **holdout** group
-(generated voices no run had heard before this operating point was chosen; BENCHMARKS.md tells
-the three runs). With ``--turns diarized`` (the default) the later sessions' speakers are
-what the product's default diarizer (``services.diarization.load_diarizer`` with the settings'
-backend, no speaker-count hint) hears, as users get them: a hypothesised speaker *is* the
-reference voice it overlaps most, a suggestion is right when it names that voice's member, and
-coverage counts the claimed members' voices that end with a right suggestion. The diarized
-speakers first go through the product's ``services.known_voices.separate_known_voices`` with
-the group's voiceprints (a speaker who is two members is split; ``--no-separation`` leaves
-them as the diarizer heard them). ``--turns
+**report** group (voices, texts and recordings the choice never used) and the **holdout**
+groups (generated voices: holdout-3 the one no run had heard before session 5 fixed the voices
+espeak-ng had been ignoring; BENCHMARKS.md tells the runs). With ``--turns diarized`` (the
+default) the later sessions' speakers are what the product's default diarizer
+(``services.diarization.load_diarizer`` with the settings' backend, no speaker-count hint)
+hears, as users get them: a hypothesised speaker *is* the reference voice it overlaps most, a
+suggestion is right when it names that voice's member, and coverage counts the claimed members'
+voices that end with a right suggestion. The diarized speakers first go through the product's
+``services.known_voices.separate_known_voices`` with the group's voiceprints (a speaker who is
+two members is split; ``--no-separation`` leaves them as the diarizer heard them). ``--turns
 reference`` uses the reference turns instead, so the figures measure only the embedder and the
-matching. The claim sessions use the reference turns either way (a claim is a person
-confirming their own clip). Every group is reported at the product's defaults
-(``VOICEPRINT_MIN_SCORE`` / ``VOICEPRINT_MIN_MARGIN``) and, where the tune groups ran, at the
-point they would choose.
-"""
+matching. The claim sessions use the reference turns either way (a claim is a person confirming
+their own clip). Every group is reported at the product's defaults (``VOICEPRINT_MIN_SCORE`` /
+``VOICEPRINT_MIN_MARGIN``) and, where the tune groups ran, at the point they would choose."""
 
 from __future__ import annotations
 
