@@ -286,16 +286,13 @@ def _load_baseline(settings: Settings, spec: dict[str, Any]) -> Recogniser:
 def _baseline_session(
     session: dict[str, Any], recognise: Recogniser, spec: dict[str, Any]
 ) -> dict[str, Any]:
-    from faster_whisper import decode_audio as fw_decode
-
+    decode = _baseline_decoder()
     sync = _cuda_sync(spec)
     _reset_peak()
     times: dict[str, float] = {}
     cpu_before = cpu_seconds()
     with Stopwatch() as sw:
-        samples = np.concatenate(
-            [fw_decode(str(c), sampling_rate=SAMPLE_RATE) for c in session["chunks"]]
-        )
+        samples = np.concatenate([decode(Path(c)) for c in session["chunks"]])
     times["decode"] = round(sw.seconds, 3)
     with Stopwatch() as sw:
         words = recognise(samples)
@@ -304,6 +301,19 @@ def _baseline_session(
     cpu_s = round(cpu_seconds() - cpu_before, 3)
     duration = Audio(samples.astype(np.float32)).duration
     return {**_session_result(session, duration, times, words=words), "cpu_s": cpu_s}
+
+
+def _baseline_decoder() -> Callable[[Path], np.ndarray]:
+    """faster-whisper's own PyAV reader; where faster-whisper cannot be imported (a GPU
+    machine without a CTranslate2 for its CUDA, so the baseline is ``--gpu``'s random-weight
+    Whisper anyway), the same PyAV decode through the product's ``decode_audio``."""
+    try:
+        from faster_whisper import decode_audio as fw_decode
+    except ImportError:
+        from services.audio import decode_audio
+
+        return lambda path: decode_audio(path).samples
+    return lambda path: fw_decode(str(path), sampling_rate=SAMPLE_RATE)
 
 
 # --- shared -------------------------------------------------------------------------------
