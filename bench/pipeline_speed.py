@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         baseline = run_probe({**spec, "mode": "baseline"})
         results.append(_compare(name, pipeline, baseline))
     return {
-        "asr_model": _asr_label(args.asr_model),
+        "asr_model": _asr_label(args.whisper if args.gpu else args.asr_model),
         "chunk_format": args.chunk_format,
         "gpu": gpu_spec,
         "ratio_goal": RATIO_GOAL,
