@@ -177,8 +177,8 @@ class Settings(BaseSettings):
     voiceprint_score_norm: Literal["none", "as-norm"] = "none"
     voiceprint_cohort_size: int = Field(default=300, ge=1)
     voiceprint_cohort_top_k: int = Field(default=5, ge=2)
-    voiceprint_norm_min_score: float = 2.0
-    voiceprint_norm_min_margin: float = Field(default=0.5, ge=0)
+    voiceprint_norm_min_score: float = 0.75
+    voiceprint_norm_min_margin: float = Field(default=1.0, ge=0)
     # delete a session's raw chunks this many days after it was processed; unset = keep
     audio_retention_days: int | None = Field(default=None, ge=0)
     # delete its sample and evidence clips this many days after; text and counts stay
