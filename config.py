@@ -173,7 +173,9 @@ class Settings(BaseSettings):
     # updated voiceprints (at most `voiceprint_cohort_size`) of people in none of the session's
     # group; fewer than top-k of them: raw cosines and the thresholds above. With it a
     # suggestion needs the normalised score and margin below (auto-claiming still needs the
-    # raw cosine above). Chosen by `python -m bench voiceprints` (BENCHMARKS.md)
+    # raw cosine above). Top k and thresholds chosen on the tune groups by `python -m bench
+    # voiceprints`; off by default: it cost the recorded group's coverage (BENCHMARKS.md
+    # "Cohort normalisation")
     voiceprint_score_norm: Literal["none", "as-norm"] = "none"
     voiceprint_cohort_size: int = Field(default=300, ge=1)
     voiceprint_cohort_top_k: int = Field(default=5, ge=2)

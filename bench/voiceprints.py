@@ -25,7 +25,11 @@ two members is split; ``--no-separation`` leaves them as the diarizer heard them
 reference`` uses the reference turns instead, so the figures measure only the embedder and the
 matching. The claim sessions use the reference turns either way (a claim is a person confirming
 their own clip). Every group is reported at the product's defaults (``VOICEPRINT_MIN_SCORE`` /
-``VOICEPRINT_MIN_MARGIN``) and, where the tune groups ran, at the point they would choose."""
+``VOICEPRINT_MIN_MARGIN``) and, where the tune groups ran, at the point they would choose.
+Beside the raw cosines every group is scored with AS-norm against a cohort of OTHER groups'
+voiceprints (:data:`COHORTS`, never its own): at the settings' normalised thresholds and at the
+top k and point the tune groups choose (:func:`normalised`). Each group's heard voices are saved
+under ``bench/results/heard``; ``--reuse-heard`` replays them (scoring only)."""
 
 from __future__ import annotations
 
