@@ -168,6 +168,19 @@ class Settings(BaseSettings):
     # groups that turn auto-claiming on claim above this stricter score (the top of the
     # benchmark's grid: the tune groups' curve is flat above 0.5, so it gives no finer signal)
     voiceprint_auto_claim_score: float = Field(default=0.85, ge=-1, le=1)
+    # cohort score normalisation (adaptive S-norm): each score set against the top-k cosines
+    # of the speaker's voice and of the member's voiceprint with a cohort, the most recently
+    # updated voiceprints (at most `voiceprint_cohort_size`) of people in none of the session's
+    # group; fewer than top-k of them: raw cosines and the thresholds above. With it a
+    # suggestion needs the normalised score and margin below (auto-claiming still needs the
+    # raw cosine above). Top k and thresholds chosen on the tune groups by `python -m bench
+    # voiceprints`; off by default: it cost the recorded group's coverage (BENCHMARKS.md
+    # "Cohort normalisation")
+    voiceprint_score_norm: Literal["none", "as-norm"] = "none"
+    voiceprint_cohort_size: int = Field(default=300, ge=1)
+    voiceprint_cohort_top_k: int = Field(default=5, ge=2)
+    voiceprint_norm_min_score: float = 0.75
+    voiceprint_norm_min_margin: float = Field(default=1.0, ge=0)
     # delete a session's raw chunks this many days after it was processed; unset = keep
     audio_retention_days: int | None = Field(default=None, ge=0)
     # delete its sample and evidence clips this many days after; text and counts stay

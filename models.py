@@ -407,8 +407,9 @@ class Voiceprint(Base):
 
 class SpeakerSuggestion(Base):
     """Whom a session speaker sounds like: the group member whose voiceprint matched, the
-    cosine score and its margin over the runner-up; ``auto_claimed`` when the group's
-    auto-claiming claimed the speaker on the strength of it."""
+    cosine score and its margin over the runner-up (in the scale the suggestion was judged
+    in: the normalised one under ``VOICEPRINT_SCORE_NORM=as-norm``); ``auto_claimed`` when
+    the group's auto-claiming claimed the speaker on the strength of it."""
 
     __tablename__ = "speaker_suggestions"
 

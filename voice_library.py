@@ -113,6 +113,23 @@ def group_voiceprints(
     return {user_id: list(embedding) for user_id, embedding in rows}
 
 
+def cohort_voiceprints(
+    db: DbSession, group_id: uuid.UUID, embedder: str, limit: int
+) -> list[list[float]]:
+    """A cohort for score normalisation: the ``limit`` most recently updated voiceprints in
+    ``embedder``'s space of people who are not members of the group (never one of its own:
+    they are who the group's scores are about). Only their statistics are used; nobody of
+    another group is ever suggested."""
+    members = select(GroupMember.user_id).where(GroupMember.group_id == group_id)
+    rows = db.scalars(
+        select(Voiceprint.embedding)
+        .where(Voiceprint.embedder == embedder, Voiceprint.user_id.not_in(members))
+        .order_by(Voiceprint.updated_at.desc(), Voiceprint.user_id)
+        .limit(limit)
+    )
+    return [list(embedding) for embedding in rows]
+
+
 def voiceprints_of(db: DbSession, user_id: uuid.UUID) -> Iterable[Voiceprint]:
     return db.scalars(
         select(Voiceprint).where(Voiceprint.user_id == user_id).order_by(Voiceprint.embedder)

@@ -25,12 +25,18 @@ two members is split; ``--no-separation`` leaves them as the diarizer heard them
 reference`` uses the reference turns instead, so the figures measure only the embedder and the
 matching. The claim sessions use the reference turns either way (a claim is a person confirming
 their own clip). Every group is reported at the product's defaults (``VOICEPRINT_MIN_SCORE`` /
-``VOICEPRINT_MIN_MARGIN``) and, where the tune groups ran, at the point they would choose."""
+``VOICEPRINT_MIN_MARGIN``) and, where the tune groups ran, at the point they would choose.
+Beside the raw cosines every group is scored with AS-norm against a cohort of OTHER groups'
+voiceprints (:data:`COHORTS`, never its own): at the settings' normalised thresholds and at the
+top k and point the tune groups choose (:func:`normalised`). Each group's heard voices are saved
+under ``bench/results/heard``; ``--reuse-heard`` replays them (scoring only)."""
 
 from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
+import json
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -44,12 +50,18 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from bench.quality import annotation_of
-from bench.report import BenchError, console
+from bench.report import RESULTS_DIR, BenchError, console
 from config import Settings
 from services.diarization import Diarizer, hear_speakers, load_diarizer
 from services.domain import SAMPLE_RATE, Audio, SpeakerTurn, SpeakerVoice
 from services.known_voices import KnownVoices, separate_known_voices
-from services.voiceprints import VoiceEmbedder, embed_speakers, load_voice_embedder, match_voices
+from services.voiceprints import (
+    CohortNorm,
+    VoiceEmbedder,
+    embed_speakers,
+    load_voice_embedder,
+    match_voices,
+)
 from voice_library import centroid
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
@@ -142,6 +154,20 @@ TUNE_GROUPS = ("tune", "tune-synthetic")
 THRESHOLDS = [round(0.30 + 0.05 * i, 2) for i in range(12)]  # 0.30 ... 0.85
 MARGINS = [0.0, 0.05, 0.1, 0.15, 0.2]
 PRECISION_GOAL = 0.99
+# Cohort score normalisation (AS-norm, issue 17): each group's cohort is the voiceprints of
+# OTHER groups, never its own, as the product's is other groups' voiceprints. The tune groups
+# take each other's and the report group's; every other group takes the tune groups'.
+COHORTS = {
+    "tune": ("tune-synthetic", "report"),
+    "tune-synthetic": ("tune", "report"),
+    "report": TUNE_GROUPS,
+    "holdout": TUNE_GROUPS,
+    "holdout-2": TUNE_GROUPS,
+    "holdout-3": TUNE_GROUPS,
+}
+NORM_TOP_KS = (3, 5, 10)  # the cohort's top k, chosen on the tune groups too
+NORM_THRESHOLDS = [round(0.25 * i, 2) for i in range(25)]  # 0.0 ... 6.0 (normalised scale)
+NORM_MARGINS = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0]
 WORDS = [
     "we",
     "went",
@@ -268,6 +294,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--groups", nargs="+", choices=GROUPS, default=list(GROUPS), help="the groups to run"
     )
+    parser.add_argument(
+        "--reuse-heard",
+        action="store_true",
+        help="replay the voices a run with the same arguments, settings and embedder heard "
+        f"(saved under {HEARD_DIR.relative_to(RESULTS_DIR.parent.parent)}, every run saves "
+        "them) instead of hearing the sessions again: only the scoring runs; stale once the "
+        "product's hearing (diarizer, known voices, embedder code) changes",
+    )
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -279,12 +313,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings(device="cpu")
     embedder = load_voice_embedder(settings)
     diarizer = load_diarizer(settings) if args.turns == "diarized" else None
-    groups = {name: voices for name, voices in _groups().items() if name in args.groups}
+    every = _groups()
+    groups = {name: voices for name, voices in every.items() if name in args.groups}
     scored = {}
     for split, voices in groups.items():
-        rng = np.random.default_rng(args.seed + GROUPS.index(split))
-        scored[split] = score_group(voices, embedder, diarizer, args, rng, settings)
+        scored[split] = heard_group(split, voices, embedder, diarizer, args, settings)
         console.print(f"{split}: {len(scored[split]['sessions'])} later sessions embedded")
+    prints = {split: scored[split]["voiceprints"] for split in scored}
+    for split in sorted({c for s in groups for c in COHORTS[s]} - prints.keys()):
+        prints[split] = heard_group(
+            split, every[split], embedder, diarizer, args, settings, claims_only=True
+        )["voiceprints"]
+    for split in groups:
+        scored[split]["cohort"] = tuple(
+            tuple(vector) for c in COHORTS[split] for vector in prints[c].values()
+        )
     curves = {split: curve(scored[split]) for split in groups}
     defaults = (settings.voiceprint_min_score, settings.voiceprint_min_margin)
     tune = [scored[split] for split in TUNE_GROUPS if split in scored]
@@ -306,6 +349,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "chosen": None if chosen is None else {"threshold": chosen[0], "margin": chosen[1]},
         "at_chosen": None if chosen is None else at(chosen),
         "curves": curves,
+        "as_norm": normalised(scored, chosen, settings),
         "scores": {s: _score_summary(scored[s]) for s in scored},
         "splits": {s: scored[s]["splits"] for s in scored},
         "der": {s: _pooled_der(scored[s]["sessions"]) for s in scored},
@@ -347,15 +391,7 @@ def score_group(
     voiceprints unless ``args.no_separation``). The last two voices are the member who never
     claims and the outsider."""
     members, never_claims, outsider = voices[:-2], voices[-2], voices[-1]
-    claimed: dict[str, list[SpeakerVoice]] = {}
-    for _ in range(args.claim_sessions):
-        audio, turns = build_session(members, args.minutes, rng, phase="claim")
-        for voice in embed_speakers(audio, turns, embedder):
-            claimed.setdefault(voice.speaker, []).append(voice)
-    voiceprints = {
-        name: list(centroid([v.embedding for v in vs], [v.seconds for v in vs])[0])
-        for name, vs in claimed.items()
-    }
+    voiceprints = claim_voiceprints(members, embedder, args, rng)
     known = None
     if not args.no_separation:
         known = KnownVoices(
@@ -372,6 +408,104 @@ def score_group(
         sessions.append(heard)
         splits += heard.splits
     return {"voiceprints": voiceprints, "sessions": sessions, "splits": splits}
+
+
+HEARD_DIR = RESULTS_DIR / "heard"
+
+
+def heard_group(
+    split: str,
+    voices: list[Voice],
+    embedder: VoiceEmbedder,
+    diarizer: Diarizer | None,
+    args: argparse.Namespace,
+    settings: Settings,
+    claims_only: bool = False,
+) -> dict[str, Any]:
+    """:func:`score_group` for ``split`` (its own seed), replayed from :data:`HEARD_DIR` with
+    ``args.reuse_heard`` when a run with the same key saved it; every hearing is saved. With
+    ``claims_only`` (a cohort's group) only the voiceprints: its claim sessions, the same as
+    the whole group's, are heard when no saved hearing has them."""
+    key = {
+        "split": split,
+        "voices": [[v.name, v.espeak, len(v.claim), len(v.later)] for v in voices],
+        "seed": args.seed + GROUPS.index(split),
+        "minutes": args.minutes,
+        "claim_sessions": args.claim_sessions,
+        "later_sessions": args.later_sessions,
+        "turns": args.turns,
+        "separation": diarizer is not None and not args.no_separation,
+        "embedder": embedder.name,
+        "max_seconds": embedder.max_seconds,
+        "diarization_backend": settings.diarization_backend if diarizer else None,
+        "known_voices": [settings.voiceprint_min_score, settings.voiceprint_min_margin],
+    }
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    path = HEARD_DIR / f"voiceprints-{split}-{digest}.json"
+    if (args.reuse_heard or claims_only) and path.is_file():
+        console.print(f"{split}: replaying the voices heard in {path.name}")
+        return _scored_from_json(json.loads(path.read_text())["scored"])
+    rng = np.random.default_rng(key["seed"])
+    if claims_only:
+        voiceprints = claim_voiceprints(voices[:-2], embedder, args, rng)
+        return {"voiceprints": voiceprints, "sessions": [], "splits": 0}
+    scored = score_group(voices, embedder, diarizer, args, rng, settings)
+    HEARD_DIR.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"key": key, "scored": _scored_to_json(scored)}) + "\n")
+    return scored
+
+
+def _scored_to_json(scored: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "voiceprints": scored["voiceprints"],
+        "splits": scored["splits"],
+        "sessions": [
+            {
+                "voices": [[v.speaker, list(v.embedding), v.embedder, v.seconds] for v in h.voices],
+                "truth": h.truth,
+                "present": sorted(h.present),
+                "splits": h.splits,
+                "der": h.der,
+            }
+            for h in scored["sessions"]
+        ],
+    }
+
+
+def _scored_from_json(saved: dict[str, Any]) -> dict[str, Any]:
+    sessions = [
+        Heard(
+            voices=tuple(
+                SpeakerVoice(speaker, tuple(vector), name, seconds)
+                for speaker, vector, name, seconds in h["voices"]
+            ),
+            truth=h["truth"],
+            present=frozenset(h["present"]),
+            splits=h["splits"],
+            der={when: (error, total) for when, (error, total) in h["der"].items()},
+        )
+        for h in saved["sessions"]
+    ]
+    return {"voiceprints": saved["voiceprints"], "sessions": sessions, "splits": saved["splits"]}
+
+
+def claim_voiceprints(
+    members: list[Voice],
+    embedder: VoiceEmbedder,
+    args: argparse.Namespace,
+    rng: np.random.Generator,
+) -> dict[str, list[float]]:
+    """The claim sessions: every member claims themselves; their voiceprints (the product's
+    centroid of those voices)."""
+    claimed: dict[str, list[SpeakerVoice]] = {}
+    for _ in range(args.claim_sessions):
+        audio, turns = build_session(members, args.minutes, rng, phase="claim")
+        for voice in embed_speakers(audio, turns, embedder):
+            claimed.setdefault(voice.speaker, []).append(voice)
+    return {
+        name: list(centroid([v.embedding for v in vs], [v.seconds for v in vs])[0])
+        for name, vs in claimed.items()
+    }
 
 
 def hear(
@@ -534,13 +668,62 @@ def _read(path: Path) -> Samples:
     return mono.astype(np.float32)
 
 
-def curve(*groups: dict[str, Any]) -> list[dict[str, Any]]:
+def normalised(
+    scored: dict[str, dict[str, Any]], raw_chosen: tuple[float, float] | None, settings: Settings
+) -> dict[str, Any]:
+    """Every group with AS-norm against its cohort (:data:`COHORTS`): at the settings'
+    normalised thresholds, and, where the tune groups ran, at what they choose: for each top k
+    of :data:`NORM_TOP_KS` the point :func:`choose` takes on their pooled curve; the k with the
+    best pooled coverage (ties: the middle k). ``as_good_as_raw``: that coverage is at least
+    the raw choice's on the same pooled tune groups (both at precision >= 99 %)."""
+    top_k = settings.voiceprint_cohort_top_k
+    at_settings = (settings.voiceprint_norm_min_score, settings.voiceprint_norm_min_margin)
+    result: dict[str, Any] = {
+        "cohorts": {s: list(COHORTS[s]) for s in scored},
+        "cohort_sizes": {s: len(scored[s]["cohort"]) for s in scored},
+        "settings": {"top_k": top_k, "threshold": at_settings[0], "margin": at_settings[1]},
+        "at_settings": {s: evaluate(g, *at_settings, top_k=top_k) for s, g in scored.items()},
+    }
+    tune = [scored[s] for s in TUNE_GROUPS if s in scored]
+    if len(tune) < len(TUNE_GROUPS) or raw_chosen is None:
+        return result
+    by_k: dict[int, dict[str, Any]] = {}
+    for k in NORM_TOP_KS:
+        points = curve(*tune, top_k=k)
+        try:
+            point = choose(points)
+        except BenchError:
+            continue
+        pooled = next(p for p in points if (p["threshold"], p["margin"]) == point)
+        by_k[k] = {"threshold": point[0], "margin": point[1], "tune": pooled, "curve": points}
+    raw_tune = _pooled([evaluate(g, *raw_chosen) for g in tune])
+    result["raw_tune"] = raw_tune
+    if not by_k:
+        return result
+    best = max(p["tune"]["coverage"] for p in by_k.values())
+    tied = sorted(k for k, p in by_k.items() if p["tune"]["coverage"] == best)
+    k = tied[(len(tied) - 1) // 2]
+    point = (by_k[k]["threshold"], by_k[k]["margin"])
+    result |= {
+        "by_top_k": by_k,
+        "chosen": {"top_k": k, "threshold": point[0], "margin": point[1]},
+        "as_good_as_raw": best >= raw_tune["coverage"],
+        "at_chosen": {s: evaluate(g, *point, top_k=k) for s, g in scored.items()},
+    }
+    return result
+
+
+def curve(*groups: dict[str, Any], top_k: int | None = None) -> list[dict[str, Any]]:
     """Precision and coverage at every (threshold, margin) of the grid, the groups' counts
-    pooled (each group's sessions matched against its own members' voiceprints)."""
+    pooled (each group's sessions matched against its own members' voiceprints); with
+    ``top_k``, the normalised scores' grid, AS-norm against each group's cohort."""
+    thresholds, margins = (
+        (THRESHOLDS, MARGINS) if top_k is None else (NORM_THRESHOLDS, NORM_MARGINS)
+    )
     return [
-        {"threshold": t, "margin": m, **_pooled([evaluate(g, t, m) for g in groups])}
-        for t in THRESHOLDS
-        for m in MARGINS
+        {"threshold": t, "margin": m, **_pooled([evaluate(g, t, m, top_k) for g in groups])}
+        for t in thresholds
+        for m in margins
     ]
 
 
@@ -558,17 +741,25 @@ def _pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def evaluate(scored: dict[str, Any], threshold: float, margin: float) -> dict[str, Any]:
+def evaluate(
+    scored: dict[str, Any], threshold: float, margin: float, top_k: int | None = None
+) -> dict[str, Any]:
     """Suggestions made, wrong ones (naming a member other than the one the speaker truly
     is, or anyone for a speaker who has no voiceprint or is nobody), precision, and coverage:
-    the claimed members present whose voice ended with the right suggestion."""
+    the claimed members present whose voice ended with the right suggestion. With ``top_k``
+    the scores are AS-normalised against ``scored["cohort"]`` (the thresholds in that scale)."""
     voiceprints = scored["voiceprints"]
+    norm = None
+    if top_k is not None:
+        norm = CohortNorm(scored["cohort"], top_k, threshold, margin)
+        if not norm.applies:
+            raise BenchError(f"a cohort of {len(norm.cohort)} voices is too small for top {top_k}")
     made = wrong = eligible = right = 0
     kinds = dict.fromkeys(WRONG_KINDS, 0)
     for heard in scored["sessions"]:
         eligible += len(heard.present & voiceprints.keys())
         covered = set()
-        for match in match_voices(heard.voices, voiceprints, threshold, margin):
+        for match in match_voices(heard.voices, voiceprints, threshold, margin, norm):
             made += 1
             truth = heard.truth.get(match.speaker)
             if truth == match.user:
@@ -666,6 +857,7 @@ def render(result: dict[str, Any]) -> None:
             f"margin {chosen['margin']}"
         )
         _render_points(result["at_chosen"])
+    _render_norm(result.get("as_norm"))
     for split, summary in result["scores"].items():
         console.print(f"{split} scores: {summary}")
     for split, count in result.get("splits", {}).items():
@@ -681,3 +873,39 @@ def _render_points(points: dict[str, dict[str, Any]]) -> None:
             f"{p['suggestions']}), coverage {p['coverage']:.3f} of {p['eligible']} speakers"
             + (f"; wrong: {wrong}" if wrong else "")
         )
+
+
+def _render_norm(norm: dict[str, Any] | None) -> None:
+    if not norm:
+        return
+    cohorts = "; ".join(
+        f"{s}: {' + '.join(c)} ({norm['cohort_sizes'][s]} voiceprints)"
+        for s, c in norm["cohorts"].items()
+    )
+    console.print(f"AS-norm, each group's cohort the voiceprints of other groups only: {cohorts}")
+    at = norm["settings"]
+    console.print(
+        f"AS-norm at the settings: top {at['top_k']}, threshold {at['threshold']}, "
+        f"margin {at['margin']}"
+    )
+    _render_points(norm["at_settings"])
+    for k, p in norm.get("by_top_k", {}).items():
+        tune = p["tune"]
+        console.print(
+            f"  tune groups pooled, top {k}: they choose {p['threshold']} / {p['margin']}: "
+            f"precision {tune['precision']:.3f}, coverage {tune['coverage']:.3f}"
+        )
+    if "raw_tune" in norm:
+        raw = norm["raw_tune"]
+        console.print(
+            f"  tune groups pooled, raw at its choice: precision {raw['precision']:.3f}, "
+            f"coverage {raw['coverage']:.3f}"
+        )
+    chosen = norm.get("chosen")
+    if chosen is not None:
+        console.print(
+            f"AS-norm at what the tune groups choose: top {chosen['top_k']}, threshold "
+            f"{chosen['threshold']}, margin {chosen['margin']} (as good as raw on them: "
+            f"{norm['as_good_as_raw']})"
+        )
+        _render_points(norm["at_chosen"])

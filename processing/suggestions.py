@@ -3,7 +3,9 @@
 Run in the results transaction (``rows.save``) and by anything that recomputes a session's
 results (a reprocess calls :func:`refresh_suggestions` the same way). Only the configured
 embedder's vectors are compared: voiceprints made by another embedder (or another version of
-it) are left out until the member claims again, never compared across spaces.
+it) are left out until the member claims again, never compared across spaces. With
+``VOICEPRINT_SCORE_NORM=as-norm`` the scores are normalised against a cohort of voiceprints
+of people outside the group (``voice_library.cohort_voiceprints``).
 """
 
 from __future__ import annotations
@@ -21,28 +23,47 @@ import voice_library
 from config import Settings
 from models import ClaimType, Group, Session, SessionSpeaker, SpeakerSuggestion, SpeakerVoiceRow
 from services.domain import SpeakerVoice
-from services.voiceprints import match_voices
+from services.voiceprints import CohortNorm, match_voices
 
 log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class Matching:
-    """Which space to match in and how sure a suggestion (or an auto-claim) must be."""
+    """Which space to match in and how sure a suggestion (or an auto-claim: a raw cosine)
+    must be; with ``cohort_size``, AS-norm against up to that many voiceprints of people
+    outside the group, its top ``top_k`` and its thresholds in the normalised scale."""
 
     embedder: str
     min_score: float
     min_margin: float
     auto_claim_score: float
+    cohort_size: int = 0  # 0: raw cosines
+    top_k: int = 0
+    norm_min_score: float = 0.0
+    norm_min_margin: float = 0.0
 
     @classmethod
     def of(cls, settings: Settings, embedder: str) -> Matching:
+        normalised = settings.voiceprint_score_norm == "as-norm"
         return cls(
             embedder,
             settings.voiceprint_min_score,
             settings.voiceprint_min_margin,
             settings.voiceprint_auto_claim_score,
+            cohort_size=settings.voiceprint_cohort_size if normalised else 0,
+            top_k=settings.voiceprint_cohort_top_k,
+            norm_min_score=settings.voiceprint_norm_min_score,
+            norm_min_margin=settings.voiceprint_norm_min_margin,
         )
+
+    def norm(self, db: DbSession, group_id: uuid.UUID) -> CohortNorm | None:
+        """The cohort norm for the group's sessions (None: raw cosines)."""
+        if not self.cohort_size:
+            return None
+        cohort = voice_library.cohort_voiceprints(db, group_id, self.embedder, self.cohort_size)
+        vectors = tuple(tuple(v) for v in cohort)
+        return CohortNorm(vectors, self.top_k, self.norm_min_score, self.norm_min_margin)
 
 
 def refresh_suggestions(db: DbSession, session: Session, matching: Matching) -> int:
@@ -75,19 +96,20 @@ def refresh_suggestions(db: DbSession, session: Session, matching: Matching) -> 
         )
         if speakers[label].claimed_by is None
     ]
-    matches = match_voices(open_voices, voiceprints, matching.min_score, matching.min_margin)
+    norm = matching.norm(db, session.group_id) if open_voices and voiceprints else None
+    matches = match_voices(open_voices, voiceprints, matching.min_score, matching.min_margin, norm)
     group = db.get(Group, session.group_id)
     auto = group is not None and group.auto_claim_voices
     for match in matches:
         speaker = speakers[match.speaker]
         user_id = uuid.UUID(str(match.user))
-        claim = auto and match.score >= matching.auto_claim_score
+        claim = auto and match.cosine >= matching.auto_claim_score
         db.add(
             SpeakerSuggestion(
                 speaker_id=speaker.id,
                 session_id=session.id,
                 user_id=user_id,
-                score=match.score,
+                score=match.cosine,
                 margin=match.margin,
                 embedder=matching.embedder,
                 auto_claimed=claim,
@@ -97,7 +119,12 @@ def refresh_suggestions(db: DbSession, session: Session, matching: Matching) -> 
             _auto_claim(speaker, user_id)
     if auto and speakers and all(s.claimed_by is not None for s in speakers.values()):
         lifecycle.claimed(session, unclaimed_left=0)
-    log.info("voiceprints.suggested", session_id=str(session.id), suggestions=len(matches))
+    log.info(
+        "voiceprints.suggested",
+        session_id=str(session.id),
+        suggestions=len(matches),
+        normalised=norm is not None and norm.applies,
+    )
     return len(matches)
 
 

@@ -12,7 +12,10 @@ version of the weights, another share) are never compared: each carries its embe
 :func:`embed_speakers` embeds a bounded share of each speaker's clean speech (turns where
 nobody else talks, in pieces of :data:`PIECE_S`); :func:`match_voices` turns cosine scores
 against the members' voiceprints into suggestions: a score threshold, a margin over the
-runner-up member, and each member for at most one speaker.
+runner-up member, and each member for at most one speaker. With a :class:`CohortNorm` the
+scores are first normalised against a cohort of voices that are none of the group's (adaptive
+S-norm, :func:`as_norm`): a voice from a crowded region of the space, near many people, has to
+stand out from its own crowd to be suggested.
 """
 
 from __future__ import annotations
@@ -244,6 +247,43 @@ class VoiceMatch:
     user: Any
     score: float
     margin: float
+    cosine: float  # the raw cosine (``score`` is the normalised one when a cohort norm ran)
+
+
+@dataclass(frozen=True)
+class CohortNorm:
+    """Adaptive S-norm against ``cohort`` (unit vectors in the voices' space, of people who
+    are none of the group's members), with its own thresholds in the normalised scale. Each
+    score is set against the ``top_k`` cohort scores of the speaker's voice and of the
+    member's voiceprint; with fewer than ``top_k`` cohort voices it does not apply."""
+
+    cohort: tuple[tuple[float, ...], ...]
+    top_k: int
+    min_score: float
+    min_margin: float
+
+    @property
+    def applies(self) -> bool:
+        return self.top_k >= 2 and len(self.cohort) >= self.top_k
+
+
+def as_norm(
+    scores: FloatArray, voices: FloatArray, prints: FloatArray, cohort: FloatArray, top_k: int
+) -> FloatArray:
+    """Adaptive symmetric score normalisation of the cosine ``scores`` (voices x prints): each
+    score less the mean, over the std, of the ``top_k`` highest cosines of the voice against
+    the ``cohort``, and the same for the print, the two averaged. A score is then how far the
+    pair stands out from the nearest strangers of either side."""
+
+    def stats(vectors: FloatArray) -> tuple[FloatArray, FloatArray]:
+        nearest = -np.sort(-(vectors @ cohort.T), axis=1)[:, :top_k]
+        return nearest.mean(axis=1), np.maximum(nearest.std(axis=1), 1e-4)
+
+    voice_mean, voice_std = stats(voices)
+    print_mean, print_std = stats(prints)
+    by_voice = (scores - voice_mean[:, None]) / voice_std[:, None]
+    by_print = (scores - print_mean[None, :]) / print_std[None, :]
+    return ((by_voice + by_print) / 2).astype(np.float32)
 
 
 def match_voices(
@@ -251,21 +291,32 @@ def match_voices(
     voiceprints: Mapping[User, Sequence[float]],
     min_score: float,
     min_margin: float,
+    norm: CohortNorm | None = None,
 ) -> tuple[VoiceMatch, ...]:
     """The suggestions for one session: each speaker's best-scoring member (``voiceprints``:
     member → unit vector, all in the voices' one space) when the score reaches ``min_score``
     and beats the runner-up member by ``min_margin``; a member goes to one speaker at most
-    (the one scoring highest with them, decided before the thresholds). Ordered by speaker."""
+    (the one scoring highest with them, decided before the thresholds). With a ``norm`` that
+    applies (a large enough cohort) the scores are its normalised ones, judged by its own
+    thresholds; otherwise the raw cosines. Ordered by speaker."""
     if not voices or not voiceprints:
         return ()
     users = list(voiceprints)
-    scores = np.array([v.embedding for v in voices]) @ np.array([voiceprints[u] for u in users]).T
+    voice_matrix = np.array([v.embedding for v in voices], dtype=np.float32)
+    print_matrix = np.array([voiceprints[u] for u in users], dtype=np.float32)
+    cosines = voice_matrix @ print_matrix.T
+    scores = cosines
+    if norm is not None and norm.applies:
+        cohort = np.array(norm.cohort, dtype=np.float32)
+        scores = as_norm(cosines, voice_matrix, print_matrix, cohort, norm.top_k)
+        min_score, min_margin = norm.min_score, norm.min_margin
     owned: dict[User, VoiceMatch] = {}
     for i, voice in enumerate(voices):
         order = np.argsort(-scores[i])
         best = float(scores[i, order[0]])
         runner_up = float(scores[i, order[1]]) if len(users) > 1 else 0.0
-        match = VoiceMatch(voice.speaker, users[order[0]], best, best - runner_up)
+        cosine = float(cosines[i, order[0]])
+        match = VoiceMatch(voice.speaker, users[order[0]], best, best - runner_up, cosine)
         held = owned.get(match.user)
         if held is None or held.score < match.score:
             owned[match.user] = match

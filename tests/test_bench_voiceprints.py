@@ -11,8 +11,10 @@ import pytest
 
 from bench.report import BenchError
 from bench.voiceprints import (
+    COHORTS,
     GROUPS,
     TUNE_ESPEAK,
+    TUNE_GROUPS,
     WRONG_KINDS,
     Heard,
     Voice,
@@ -52,6 +54,14 @@ def test_every_generated_voice_is_the_variant_it_names():
         specs = [v.espeak for v in voices]
         assert len(set(specs)) == len(specs)
         assert len({spec[0] for spec in specs if spec}) == len(specs)  # no voice twice
+
+
+def test_a_groups_cohort_is_other_groups_and_the_never_tuned_ones_lend_none_to_tuning():
+    assert set(COHORTS) == set(GROUPS)
+    for split, cohort in COHORTS.items():
+        assert split not in cohort and set(cohort) <= set(GROUPS)
+    for split in TUNE_GROUPS:
+        assert not {c for c in COHORTS[split] if c.startswith("holdout")}
 
 
 def test_wrong_suggestions_cost_precision_and_the_choice_puts_precision_first():
