@@ -52,7 +52,14 @@ from services.domain import (
     Word,
     no_progress,
 )
-from services.hearing import ChunkHearing, Stretch, coda_of, hear_stretch, stretch_of
+from services.hearing import (
+    LOOKAHEAD_S,
+    ChunkHearing,
+    Stretch,
+    coda_of,
+    hear_stretch,
+    stretch_of,
+)
 from services.singlish import Singlish
 from services.singlish.verification import Verdict
 from services.transcription import Transcriber
@@ -86,13 +93,15 @@ class Ears:
 
 
 def hearer_of(settings: Settings, singlish: Singlish) -> str:
-    """The identity of what a hearing depends on: the recogniser and how it decodes, the
-    verifier and the dictionary its verdicts follow (the diarizer's own name is on the voices)."""
+    """The identity of what a hearing depends on: the recogniser and how it decodes (the
+    stretch's lookahead too: it changes the words at a stretch's end), the verifier and the
+    dictionary its verdicts follow (the diarizer's own name is on the voices). A stored
+    hearing by another hearer is heard again."""
     asr = f"{settings.asr_backend}:{settings.asr_model or 'bundled:base'}"
     decoding = (
         f"beam={settings.asr_beam_size},lang={settings.asr_language},"
         f"hotwords={int(settings.singlish_hotwords)},verify={int(settings.singlish_verify)},"
-        f"crosscheck={int(settings.singlish_cross_check)}"
+        f"crosscheck={int(settings.singlish_cross_check)},lookahead={LOOKAHEAD_S:g}"
     )
     return f"{asr}|{decoding}|{singlish.corrections.version}"[:255]
 

@@ -451,6 +451,33 @@ def test_a_chunk_being_heard_is_left_to_its_job_and_the_finish_waits_instead_of_
     assert release.is_set() and outcomes == [Outcome.HEARD] and waited is Outcome.VALID
 
 
+@pytest.mark.slow
+def test_a_hearing_by_another_hearer_is_heard_again_and_the_lookahead_is_part_of_the_hearer(
+    client, make_user, settings, models, session_factory, monkeypatch
+):
+    """A stored hearing is reused only when the same hearer would make it: a hearer whose
+    decoding differs (here: another stretch lookahead) hears the chunk again."""
+    import processing.hearings as hearings
+    from processing.hearings import Ears, Outcome, hear_chunk, hearer_of
+    from storage import create_storage
+
+    user = make_user()
+    phone = Phone(client, user.headers)
+    _, session_id = phone.session()
+    assert phone.upload(session_id, 0, SAMPLES[2]).status_code == 201
+    storage, sid = create_storage(settings), uuid.UUID(session_id)
+    hearer = hearer_of(settings, models.singlish)
+    ears = Ears(models.transcriber, models.singlish, models.diarizer, hearer)
+    first = hear_chunk(session_factory, storage, ears, sid, 0)
+    assert first in (Outcome.HEARD, Outcome.VALID)  # the upload's own chunk job may be first
+    assert hear_chunk(session_factory, storage, ears, sid, 0) is Outcome.VALID
+    monkeypatch.setattr(hearings, "LOOKAHEAD_S", LOOKAHEAD_S + 1.0)
+    other = hearer_of(settings, models.singlish)
+    assert other != hearer
+    again = Ears(models.transcriber, models.singlish, models.diarizer, other)
+    assert hear_chunk(session_factory, storage, again, sid, 0) is Outcome.HEARD
+
+
 class _Held:
     """A recogniser that starts only once ``release`` is set."""
 
