@@ -391,7 +391,7 @@ def score_group(
     voiceprints unless ``args.no_separation``). The last two voices are the member who never
     claims and the outsider."""
     members, never_claims, outsider = voices[:-2], voices[-2], voices[-1]
-    voiceprints = claim_voiceprints(members, embedder, args, rng)
+    voiceprints, claims = claim_voiceprints(members, embedder, args, rng)
     known = None
     if not args.no_separation:
         known = KnownVoices(
@@ -407,7 +407,7 @@ def score_group(
         heard = hear(audio, reference, embedder, diarizer, known)
         sessions.append(heard)
         splits += heard.splits
-    return {"voiceprints": voiceprints, "sessions": sessions, "splits": splits}
+    return {"voiceprints": voiceprints, "claims": claims, "sessions": sessions, "splits": splits}
 
 
 HEARD_DIR = RESULTS_DIR / "heard"
@@ -447,8 +447,8 @@ def heard_group(
         return _scored_from_json(json.loads(path.read_text())["scored"])
     rng = np.random.default_rng(key["seed"])
     if claims_only:
-        voiceprints = claim_voiceprints(voices[:-2], embedder, args, rng)
-        return {"voiceprints": voiceprints, "sessions": [], "splits": 0}
+        voiceprints, claims = claim_voiceprints(voices[:-2], embedder, args, rng)
+        return {"voiceprints": voiceprints, "claims": claims, "sessions": [], "splits": 0}
     scored = score_group(voices, embedder, diarizer, args, rng, settings)
     HEARD_DIR.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"key": key, "scored": _scored_to_json(scored)}) + "\n")
@@ -458,6 +458,10 @@ def heard_group(
 def _scored_to_json(scored: dict[str, Any]) -> dict[str, Any]:
     return {
         "voiceprints": scored["voiceprints"],
+        "claims": {
+            name: [[v.speaker, list(v.embedding), v.embedder, v.seconds] for v in voices]
+            for name, voices in scored["claims"].items()
+        },
         "splits": scored["splits"],
         "sessions": [
             {
@@ -486,7 +490,19 @@ def _scored_from_json(saved: dict[str, Any]) -> dict[str, Any]:
         )
         for h in saved["sessions"]
     ]
-    return {"voiceprints": saved["voiceprints"], "sessions": sessions, "splits": saved["splits"]}
+    claims = {
+        name: tuple(
+            SpeakerVoice(speaker, tuple(vector), embedder, seconds)
+            for speaker, vector, embedder, seconds in voices
+        )
+        for name, voices in saved.get("claims", {}).items()
+    }
+    return {
+        "voiceprints": saved["voiceprints"],
+        "claims": claims,
+        "sessions": sessions,
+        "splits": saved["splits"],
+    }
 
 
 def claim_voiceprints(
@@ -494,18 +510,20 @@ def claim_voiceprints(
     embedder: VoiceEmbedder,
     args: argparse.Namespace,
     rng: np.random.Generator,
-) -> dict[str, list[float]]:
+) -> tuple[dict[str, list[float]], dict[str, tuple[SpeakerVoice, ...]]]:
     """The claim sessions: every member claims themselves; their voiceprints (the product's
-    centroid of those voices)."""
+    centroid of those voices) and the voices claimed, one per claim session, as the product
+    keeps them (its per-member floors are computed from these)."""
     claimed: dict[str, list[SpeakerVoice]] = {}
     for _ in range(args.claim_sessions):
         audio, turns = build_session(members, args.minutes, rng, phase="claim")
         for voice in embed_speakers(audio, turns, embedder):
             claimed.setdefault(voice.speaker, []).append(voice)
-    return {
+    voiceprints = {
         name: list(centroid([v.embedding for v in vs], [v.seconds for v in vs])[0])
         for name, vs in claimed.items()
     }
+    return voiceprints, {name: tuple(vs) for name, vs in claimed.items()}
 
 
 def hear(
