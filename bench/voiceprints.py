@@ -450,9 +450,11 @@ def heard_group(
     }
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = HEARD_DIR / f"voiceprints-{split}-{digest}.json"
-    if (args.reuse_heard or claims_only) and path.is_file():
+    saved = json.loads(path.read_text())["scored"] if path.is_file() else {}
+    # a hearing saved before the claimed voices were kept cannot give floors: heard again
+    if (args.reuse_heard or claims_only) and "claims" in saved:
         console.print(f"{split}: replaying the voices heard in {path.name}")
-        return _scored_from_json(json.loads(path.read_text())["scored"])
+        return _scored_from_json(saved)
     rng = np.random.default_rng(key["seed"])
     if claims_only:
         voiceprints, claims = claim_voiceprints(voices[:-2], embedder, args, rng)
@@ -503,7 +505,7 @@ def _scored_from_json(saved: dict[str, Any]) -> dict[str, Any]:
             SpeakerVoice(speaker, tuple(vector), embedder, seconds)
             for speaker, vector, embedder, seconds in voices
         )
-        for name, voices in saved.get("claims", {}).items()
+        for name, voices in saved["claims"].items()
     }
     return {
         "voiceprints": saved["voiceprints"],
