@@ -181,6 +181,14 @@ class Settings(BaseSettings):
     voiceprint_cohort_top_k: int = Field(default=5, ge=2)
     voiceprint_norm_min_score: float = 0.75
     voiceprint_norm_min_margin: float = Field(default=1.0, ge=0)
+    # per-member floors (speaker-dependent thresholds): a member whose voiceprint comes from
+    # two or more claims is suggested only at a raw cosine of at least the lowest of their own
+    # leave-one-out scores (each claimed voice against the centroid of their others) less
+    # this slack, besides the threshold above; members with one claim: the threshold alone.
+    # Slack chosen on the tune groups by `python -m bench voiceprints` (BENCHMARKS.md
+    # "Per-member floors")
+    voiceprint_member_floor: bool = False
+    voiceprint_member_floor_slack: float = Field(default=0.02, ge=0, le=2)
     # delete a session's raw chunks this many days after it was processed; unset = keep
     audio_retention_days: int | None = Field(default=None, ge=0)
     # delete its sample and evidence clips this many days after; text and counts stay

@@ -15,10 +15,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session as DbSession
 
 from models import GroupMember, SpeakerVoiceRow, Voiceprint, VoiceprintClaim
+
+# a member's floor is read from at most this many of their latest claims: the lookup stays
+# one bounded query per group (members x this many rows of one vector each)
+FLOOR_CLAIMS = 50
 
 
 def remember_claim(
@@ -111,6 +115,41 @@ def group_voiceprints(
         .order_by(Voiceprint.user_id)
     )
     return {user_id: list(embedding) for user_id, embedding in rows}
+
+
+def claimed_voices(
+    db: DbSession, group_id: uuid.UUID, embedder: str, per_member: int = FLOOR_CLAIMS
+) -> dict[uuid.UUID, list[tuple[list[float], float]]]:
+    """The voices in ``embedder``'s space behind each group member's voiceprint, as
+    (embedding, seconds) per claim: the speakers they claimed as themselves with consent (any
+    group's sessions, as the voiceprint has them), their latest ``per_member`` claims at most.
+    One query."""
+    latest = func.row_number().over(
+        partition_by=VoiceprintClaim.user_id,
+        order_by=(VoiceprintClaim.created_at.desc(), VoiceprintClaim.speaker_id),
+    )
+    claims = (
+        select(
+            VoiceprintClaim.user_id,
+            SpeakerVoiceRow.speaker_id,
+            SpeakerVoiceRow.embedding,
+            SpeakerVoiceRow.seconds,
+            latest.label("n"),
+        )
+        .join(SpeakerVoiceRow, SpeakerVoiceRow.speaker_id == VoiceprintClaim.speaker_id)
+        .join(GroupMember, GroupMember.user_id == VoiceprintClaim.user_id)
+        .where(GroupMember.group_id == group_id, SpeakerVoiceRow.embedder == embedder)
+        .subquery()
+    )
+    rows = db.execute(
+        select(claims.c.user_id, claims.c.speaker_id, claims.c.embedding, claims.c.seconds)
+        .where(claims.c.n <= per_member)
+        .order_by(claims.c.user_id, claims.c.speaker_id)
+    )
+    voices: dict[uuid.UUID, list[tuple[list[float], float]]] = defaultdict(list)
+    for user_id, _, embedding, seconds in rows:
+        voices[user_id].append((list(embedding), seconds))
+    return dict(voices)
 
 
 def cohort_voiceprints(

@@ -57,10 +57,13 @@ from services.domain import SAMPLE_RATE, Audio, SpeakerTurn, SpeakerVoice
 from services.known_voices import KnownVoices, separate_known_voices
 from services.voiceprints import (
     CohortNorm,
+    FloorRule,
     VoiceEmbedder,
     embed_speakers,
     load_voice_embedder,
     match_voices,
+    member_floors,
+    own_scores,
 )
 from voice_library import centroid
 
@@ -168,6 +171,10 @@ COHORTS = {
 NORM_TOP_KS = (3, 5, 10)  # the cohort's top k, chosen on the tune groups too
 NORM_THRESHOLDS = [round(0.25 * i, 2) for i in range(25)]  # 0.0 ... 6.0 (normalised scale)
 NORM_MARGINS = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0]
+# Per-member floors (issue 17): the slack below a member's lowest own score, chosen on the
+# tune groups at the settings' threshold and margin (the highest pooled coverage at precision
+# >= 99 %; ties: the smallest slack, the strictest floor)
+FLOOR_SLACKS = [round(0.01 * i, 2) for i in range(31)]  # 0.00 ... 0.30
 WORDS = [
     "we",
     "went",
@@ -350,6 +357,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "at_chosen": None if chosen is None else at(chosen),
         "curves": curves,
         "as_norm": normalised(scored, chosen, settings),
+        "member_floors": floored(scored, settings),
         "scores": {s: _score_summary(scored[s]) for s in scored},
         "splits": {s: scored[s]["splits"] for s in scored},
         "der": {s: _pooled_der(scored[s]["sessions"]) for s in scored},
@@ -391,7 +399,7 @@ def score_group(
     voiceprints unless ``args.no_separation``). The last two voices are the member who never
     claims and the outsider."""
     members, never_claims, outsider = voices[:-2], voices[-2], voices[-1]
-    voiceprints = claim_voiceprints(members, embedder, args, rng)
+    voiceprints, claims = claim_voiceprints(members, embedder, args, rng)
     known = None
     if not args.no_separation:
         known = KnownVoices(
@@ -407,7 +415,7 @@ def score_group(
         heard = hear(audio, reference, embedder, diarizer, known)
         sessions.append(heard)
         splits += heard.splits
-    return {"voiceprints": voiceprints, "sessions": sessions, "splits": splits}
+    return {"voiceprints": voiceprints, "claims": claims, "sessions": sessions, "splits": splits}
 
 
 HEARD_DIR = RESULTS_DIR / "heard"
@@ -442,13 +450,15 @@ def heard_group(
     }
     digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     path = HEARD_DIR / f"voiceprints-{split}-{digest}.json"
-    if (args.reuse_heard or claims_only) and path.is_file():
+    saved = json.loads(path.read_text())["scored"] if path.is_file() else {}
+    # a hearing saved before the claimed voices were kept cannot give floors: heard again
+    if (args.reuse_heard or claims_only) and "claims" in saved:
         console.print(f"{split}: replaying the voices heard in {path.name}")
-        return _scored_from_json(json.loads(path.read_text())["scored"])
+        return _scored_from_json(saved)
     rng = np.random.default_rng(key["seed"])
     if claims_only:
-        voiceprints = claim_voiceprints(voices[:-2], embedder, args, rng)
-        return {"voiceprints": voiceprints, "sessions": [], "splits": 0}
+        voiceprints, claims = claim_voiceprints(voices[:-2], embedder, args, rng)
+        return {"voiceprints": voiceprints, "claims": claims, "sessions": [], "splits": 0}
     scored = score_group(voices, embedder, diarizer, args, rng, settings)
     HEARD_DIR.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"key": key, "scored": _scored_to_json(scored)}) + "\n")
@@ -458,6 +468,10 @@ def heard_group(
 def _scored_to_json(scored: dict[str, Any]) -> dict[str, Any]:
     return {
         "voiceprints": scored["voiceprints"],
+        "claims": {
+            name: [[v.speaker, list(v.embedding), v.embedder, v.seconds] for v in voices]
+            for name, voices in scored["claims"].items()
+        },
         "splits": scored["splits"],
         "sessions": [
             {
@@ -486,7 +500,19 @@ def _scored_from_json(saved: dict[str, Any]) -> dict[str, Any]:
         )
         for h in saved["sessions"]
     ]
-    return {"voiceprints": saved["voiceprints"], "sessions": sessions, "splits": saved["splits"]}
+    claims = {
+        name: tuple(
+            SpeakerVoice(speaker, tuple(vector), embedder, seconds)
+            for speaker, vector, embedder, seconds in voices
+        )
+        for name, voices in saved["claims"].items()
+    }
+    return {
+        "voiceprints": saved["voiceprints"],
+        "claims": claims,
+        "sessions": sessions,
+        "splits": saved["splits"],
+    }
 
 
 def claim_voiceprints(
@@ -494,18 +520,20 @@ def claim_voiceprints(
     embedder: VoiceEmbedder,
     args: argparse.Namespace,
     rng: np.random.Generator,
-) -> dict[str, list[float]]:
+) -> tuple[dict[str, list[float]], dict[str, tuple[SpeakerVoice, ...]]]:
     """The claim sessions: every member claims themselves; their voiceprints (the product's
-    centroid of those voices)."""
+    centroid of those voices) and the voices claimed, one per claim session, as the product
+    keeps them (its per-member floors are computed from these)."""
     claimed: dict[str, list[SpeakerVoice]] = {}
     for _ in range(args.claim_sessions):
         audio, turns = build_session(members, args.minutes, rng, phase="claim")
         for voice in embed_speakers(audio, turns, embedder):
             claimed.setdefault(voice.speaker, []).append(voice)
-    return {
+    voiceprints = {
         name: list(centroid([v.embedding for v in vs], [v.seconds for v in vs])[0])
         for name, vs in claimed.items()
     }
+    return voiceprints, {name: tuple(vs) for name, vs in claimed.items()}
 
 
 def hear(
@@ -713,6 +741,68 @@ def normalised(
     return result
 
 
+def floored(scored: dict[str, dict[str, Any]], settings: Settings) -> dict[str, Any]:
+    """Every group at the settings' threshold and margin with per-member floors: at the
+    settings' slack, and, where the tune groups ran, at the slack they choose on
+    :data:`FLOOR_SLACKS` (:func:`choose_slack`). ``as_good_as_raw``: on the tune groups pooled,
+    precision and coverage at least raw's at the same threshold and margin. ``own``: the
+    spread of each group's members' leave-one-out scores and of their floors."""
+    point = (settings.voiceprint_min_score, settings.voiceprint_min_margin)
+    slack = settings.voiceprint_member_floor_slack
+    result: dict[str, Any] = {
+        "threshold": point[0],
+        "margin": point[1],
+        "own": {s: _own_summary(g["claims"], FloorRule(slack)) for s, g in scored.items()},
+        "settings_slack": slack,
+        "at_settings": {s: evaluate(g, *point, floors=FloorRule(slack)) for s, g in scored.items()},
+    }
+    tune = [scored[s] for s in TUNE_GROUPS if s in scored]
+    if len(tune) < len(TUNE_GROUPS):
+        return result
+    points = [
+        {"slack": x, **_pooled([evaluate(g, *point, floors=FloorRule(x)) for g in tune])}
+        for x in FLOOR_SLACKS
+    ]
+    raw = _pooled([evaluate(g, *point) for g in tune])
+    result |= {"tune_curve": points, "raw_tune": raw}
+    try:
+        chosen = choose_slack(points)
+    except BenchError:
+        return result
+    pooled = next(p for p in points if p["slack"] == chosen)
+    rule = FloorRule(chosen)
+    return result | {
+        "chosen_slack": chosen,
+        "tune": pooled,
+        "as_good_as_raw": pooled["precision"] >= raw["precision"]
+        and pooled["coverage"] >= raw["coverage"],
+        "raw": {s: evaluate(g, *point) for s, g in scored.items()},
+        "at_chosen": {s: evaluate(g, *point, floors=rule) for s, g in scored.items()},
+    }
+
+
+def choose_slack(points: list[dict[str, Any]]) -> float:
+    """The slack: the best coverage among points with precision >= 99 %; of those, the
+    smallest slack (the strictest floors)."""
+    safe = [p for p in points if p["precision"] >= PRECISION_GOAL and p["suggestions"]]
+    if not safe:
+        raise BenchError("no slack reaches 99 % precision on the tune groups")
+    best = max(p["coverage"] for p in safe)
+    return float(min(p["slack"] for p in safe if p["coverage"] == best))
+
+
+def _own_summary(claims: dict[str, Any], rule: FloorRule) -> dict[str, Any]:
+    scores = [x for voices in claims.values() for x in own_scores(voices)]
+    floors = list(member_floors(claims, rule).values())
+
+    def spread(xs: list[float]) -> dict[str, float] | None:
+        if not xs:
+            return None
+        return {"min": round(min(xs), 3), "median": round(float(np.median(xs)), 3)}
+
+    return {"members": len(claims), "own_scores": spread(scores), "floors": spread(floors)}
+
+
 def curve(*groups: dict[str, Any], top_k: int | None = None) -> list[dict[str, Any]]:
     """Precision and coverage at every (threshold, margin) of the grid, the groups' counts
     pooled (each group's sessions matched against its own members' voiceprints); with
@@ -742,13 +832,20 @@ def _pooled(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def evaluate(
-    scored: dict[str, Any], threshold: float, margin: float, top_k: int | None = None
+    scored: dict[str, Any],
+    threshold: float,
+    margin: float,
+    top_k: int | None = None,
+    floors: FloorRule | None = None,
 ) -> dict[str, Any]:
     """Suggestions made, wrong ones (naming a member other than the one the speaker truly
     is, or anyone for a speaker who has no voiceprint or is nobody), precision, and coverage:
     the claimed members present whose voice ended with the right suggestion. With ``top_k``
-    the scores are AS-normalised against ``scored["cohort"]`` (the thresholds in that scale)."""
+    the scores are AS-normalised against ``scored["cohort"]`` (the thresholds in that scale);
+    with ``floors`` each member's floor comes from their claimed voices (``scored["claims"]``)
+    by the product's :func:`member_floors`."""
     voiceprints = scored["voiceprints"]
+    floor_of = member_floors(scored["claims"], floors) if floors is not None else None
     norm = None
     if top_k is not None:
         norm = CohortNorm(scored["cohort"], top_k, threshold, margin)
@@ -759,7 +856,7 @@ def evaluate(
     for heard in scored["sessions"]:
         eligible += len(heard.present & voiceprints.keys())
         covered = set()
-        for match in match_voices(heard.voices, voiceprints, threshold, margin, norm):
+        for match in match_voices(heard.voices, voiceprints, threshold, margin, norm, floor_of):
             made += 1
             truth = heard.truth.get(match.speaker)
             if truth == match.user:
@@ -858,6 +955,7 @@ def render(result: dict[str, Any]) -> None:
         )
         _render_points(result["at_chosen"])
     _render_norm(result.get("as_norm"))
+    _render_floors(result.get("member_floors"))
     for split, summary in result["scores"].items():
         console.print(f"{split} scores: {summary}")
     for split, count in result.get("splits", {}).items():
@@ -909,3 +1007,31 @@ def _render_norm(norm: dict[str, Any] | None) -> None:
             f"{norm['as_good_as_raw']})"
         )
         _render_points(norm["at_chosen"])
+
+
+def _render_floors(floors: dict[str, Any] | None) -> None:
+    if not floors:
+        return
+    console.print(
+        f"per-member floors at threshold {floors['threshold']}, margin {floors['margin']}: "
+        f"own scores and floors {floors['own']}"
+    )
+    console.print(f"  at the settings' slack {floors['settings_slack']}:")
+    _render_points(floors["at_settings"])
+    if "raw_tune" in floors:
+        raw = floors["raw_tune"]
+        console.print(
+            f"  tune groups pooled, raw: precision {raw['precision']:.3f}, coverage "
+            f"{raw['coverage']:.3f}"
+        )
+    if "chosen_slack" in floors:
+        tune = floors["tune"]
+        console.print(
+            f"  the tune groups choose slack {floors['chosen_slack']}: precision "
+            f"{tune['precision']:.3f}, coverage {tune['coverage']:.3f} (as good as raw on "
+            f"them: {floors['as_good_as_raw']}); raw beside floored, every group:"
+        )
+        for split, raw_point in floors["raw"].items():
+            console.print(f"  {split}, raw then floored:")
+            _render_points({split: raw_point})
+            _render_points({split: floors["at_chosen"][split]})

@@ -5,7 +5,9 @@ results (a reprocess calls :func:`refresh_suggestions` the same way). Only the c
 embedder's vectors are compared: voiceprints made by another embedder (or another version of
 it) are left out until the member claims again, never compared across spaces. With
 ``VOICEPRINT_SCORE_NORM=as-norm`` the scores are normalised against a cohort of voiceprints
-of people outside the group (``voice_library.cohort_voiceprints``).
+of people outside the group (``voice_library.cohort_voiceprints``). With
+``VOICEPRINT_MEMBER_FLOOR`` each member with two or more claims has their own floor, from the
+voices behind their voiceprint (``voice_library.claimed_voices``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import voice_library
 from config import Settings
 from models import ClaimType, Group, Session, SessionSpeaker, SpeakerSuggestion, SpeakerVoiceRow
 from services.domain import SpeakerVoice
-from services.voiceprints import CohortNorm, match_voices
+from services.voiceprints import CohortNorm, FloorRule, match_voices, member_floors
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +34,8 @@ log = structlog.get_logger(__name__)
 class Matching:
     """Which space to match in and how sure a suggestion (or an auto-claim: a raw cosine)
     must be; with ``cohort_size``, AS-norm against up to that many voiceprints of people
-    outside the group, its top ``top_k`` and its thresholds in the normalised scale."""
+    outside the group, its top ``top_k`` and its thresholds in the normalised scale; with a
+    ``floor_rule``, per-member floors from each member's own claims."""
 
     embedder: str
     min_score: float
@@ -42,6 +45,7 @@ class Matching:
     top_k: int = 0
     norm_min_score: float = 0.0
     norm_min_margin: float = 0.0
+    floor_rule: FloorRule | None = None  # None: the global threshold for everyone
 
     @classmethod
     def of(cls, settings: Settings, embedder: str) -> Matching:
@@ -55,6 +59,11 @@ class Matching:
             top_k=settings.voiceprint_cohort_top_k,
             norm_min_score=settings.voiceprint_norm_min_score,
             norm_min_margin=settings.voiceprint_norm_min_margin,
+            floor_rule=(
+                FloorRule(settings.voiceprint_member_floor_slack)
+                if settings.voiceprint_member_floor
+                else None
+            ),
         )
 
     def norm(self, db: DbSession, group_id: uuid.UUID) -> CohortNorm | None:
@@ -64,6 +73,16 @@ class Matching:
         cohort = voice_library.cohort_voiceprints(db, group_id, self.embedder, self.cohort_size)
         vectors = tuple(tuple(v) for v in cohort)
         return CohortNorm(vectors, self.top_k, self.norm_min_score, self.norm_min_margin)
+
+    def floors(self, db: DbSession, group_id: uuid.UUID) -> dict[uuid.UUID, float]:
+        """Each group member's floor (raw cosine) from their own claims; empty: none."""
+        if self.floor_rule is None:
+            return {}
+        claimed = {
+            user: [SpeakerVoice(str(n), tuple(v), self.embedder, s) for n, (v, s) in enumerate(vs)]
+            for user, vs in voice_library.claimed_voices(db, group_id, self.embedder).items()
+        }
+        return member_floors(claimed, self.floor_rule)
 
 
 def refresh_suggestions(db: DbSession, session: Session, matching: Matching) -> int:
@@ -96,8 +115,12 @@ def refresh_suggestions(db: DbSession, session: Session, matching: Matching) -> 
         )
         if speakers[label].claimed_by is None
     ]
-    norm = matching.norm(db, session.group_id) if open_voices and voiceprints else None
-    matches = match_voices(open_voices, voiceprints, matching.min_score, matching.min_margin, norm)
+    wanted = bool(open_voices and voiceprints)
+    norm = matching.norm(db, session.group_id) if wanted else None
+    floors = matching.floors(db, session.group_id) if wanted else {}
+    matches = match_voices(
+        open_voices, voiceprints, matching.min_score, matching.min_margin, norm, floors
+    )
     group = db.get(Group, session.group_id)
     auto = group is not None and group.auto_claim_voices
     for match in matches:
@@ -124,6 +147,7 @@ def refresh_suggestions(db: DbSession, session: Session, matching: Matching) -> 
         session_id=str(session.id),
         suggestions=len(matches),
         normalised=norm is not None and norm.applies,
+        member_floors=len(floors),
     )
     return len(matches)
 

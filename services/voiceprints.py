@@ -15,7 +15,11 @@ against the members' voiceprints into suggestions: a score threshold, a margin o
 runner-up member, and each member for at most one speaker. With a :class:`CohortNorm` the
 scores are first normalised against a cohort of voices that are none of the group's (adaptive
 S-norm, :func:`as_norm`): a voice from a crowded region of the space, near many people, has to
-stand out from its own crowd to be suggested.
+stand out from its own crowd to be suggested. With per-member floors (:func:`member_floors`,
+speaker-dependent thresholds) a member whose voiceprint comes from two or more claims is only
+suggested at a raw cosine near what their own claimed voices score against each other: a voice
+that merely resembles them (an outsider of another synthesizer's crowd at 0.88, for a member
+whose own voices agree at 0.97) is no longer them.
 """
 
 from __future__ import annotations
@@ -286,19 +290,62 @@ def as_norm(
     return ((by_voice + by_print) / 2).astype(np.float32)
 
 
+def own_scores(claimed: Sequence[SpeakerVoice]) -> tuple[float, ...]:
+    """Leave-one-out genuine scores of one member: the cosine of each claimed voice to the
+    seconds-weighted centroid of the member's OTHER claimed voices (the voiceprint's own
+    weighting, unit length); empty with fewer than two claims."""
+    if len(claimed) < 2:
+        return ()
+    vectors = np.array([v.embedding for v in claimed], dtype=np.float64)
+    weighted = np.array([v.seconds for v in claimed], dtype=np.float64)[:, None] * vectors
+    total = weighted.sum(axis=0)
+    scores = []
+    for i, vector in enumerate(vectors):
+        others = total - weighted[i]
+        scores.append(float(vector @ others / max(float(np.linalg.norm(others)), 1e-12)))
+    return tuple(scores)
+
+
+@dataclass(frozen=True)
+class FloorRule:
+    """How a member's floor follows from their own scores: the lowest of them less
+    ``slack`` (cosine), for members with at least ``min_claims`` claims (fewer: no floor,
+    the global threshold alone)."""
+
+    slack: float
+    min_claims: int = 2
+
+
+def member_floors(
+    claimed: Mapping[User, Sequence[SpeakerVoice]], rule: FloorRule
+) -> dict[User, float]:
+    """Each member's floor (a raw cosine) from the voices they claimed (all in one space):
+    a suggestion for them then needs a cosine of at least it, besides the global threshold.
+    Members with fewer than ``rule.min_claims`` claims are left out."""
+    floors = {}
+    for user, voices in claimed.items():
+        scores = own_scores(voices)
+        if scores and len(voices) >= rule.min_claims:
+            floors[user] = min(scores) - rule.slack
+    return floors
+
+
 def match_voices(
     voices: Sequence[SpeakerVoice],
     voiceprints: Mapping[User, Sequence[float]],
     min_score: float,
     min_margin: float,
     norm: CohortNorm | None = None,
+    floors: Mapping[User, float] | None = None,
 ) -> tuple[VoiceMatch, ...]:
     """The suggestions for one session: each speaker's best-scoring member (``voiceprints``:
     member → unit vector, all in the voices' one space) when the score reaches ``min_score``
     and beats the runner-up member by ``min_margin``; a member goes to one speaker at most
     (the one scoring highest with them, decided before the thresholds). With a ``norm`` that
     applies (a large enough cohort) the scores are its normalised ones, judged by its own
-    thresholds; otherwise the raw cosines. Ordered by speaker."""
+    thresholds; otherwise the raw cosines. ``floors`` (member → raw cosine,
+    :func:`member_floors`) raise the bar for those members: their raw cosine must reach
+    their floor too. Ordered by speaker."""
     if not voices or not voiceprints:
         return ()
     users = list(voiceprints)
@@ -323,5 +370,10 @@ def match_voices(
     # A member goes to the speaker most like them *before* the thresholds: when that speaker
     # is too unsure to be suggested, the member is not handed to the next speaker who sounds
     # a bit like them (a guest, a member without a voiceprint) instead.
-    sure = [m for m in owned.values() if m.score >= min_score and m.margin >= min_margin]
+    floors = floors or {}
+    sure = [
+        m
+        for m in owned.values()
+        if m.score >= min_score and m.margin >= min_margin and m.cosine >= floors.get(m.user, -1)
+    ]
     return tuple(sorted(sure, key=lambda m: m.speaker))

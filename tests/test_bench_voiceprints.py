@@ -20,12 +20,14 @@ from bench.voiceprints import (
     Voice,
     build_session,
     choose,
+    choose_slack,
     espeak_groups,
     evaluate,
     truly,
     variant_spoken,
 )
 from services.domain import SpeakerTurn, SpeakerVoice
+from services.voiceprints import FloorRule
 from tests.factories import heard_again, voice_vectors
 
 
@@ -162,3 +164,44 @@ def test_a_diarized_speaker_is_the_voice_it_overlaps_most_and_is_judged_as_such(
         # the noise (nobody) named as Ana, who was there
         "wrong_kinds": {**dict.fromkeys(WRONG_KINDS, 0), "speaker_is_nobody": 1},
     }
+
+
+def test_floors_come_from_the_claimed_voices_and_the_slack_is_chosen_precision_first():
+    ana, bo = voice_vectors(2, seed=6)
+    ana_1 = heard_again(ana, noise=0.2, seed=1)  # her two claims agree closely
+    ana_2 = heard_again(ana, noise=0.2, seed=2)
+    own = float(np.dot(ana_1, ana_2))
+    # Cy never claimed; he sounds like Ana, but less than her own voices sound like each other
+    cy = heard_again(ana, noise=1.2, seed=3)
+    print_ = np.array(ana_1) + np.array(ana_2)
+    score = float(np.dot(cy, print_ / np.linalg.norm(print_)))
+    assert 0.5 < score < own - 0.02
+    scored = {
+        "voiceprints": {"ana": list(print_ / np.linalg.norm(print_)), "bo": bo},
+        "claims": {
+            "ana": (
+                SpeakerVoice("a1", tuple(ana_1), "e", 20),
+                SpeakerVoice("a2", tuple(ana_2), "e", 20),
+            ),
+            "bo": (SpeakerVoice("b1", tuple(bo), "e", 20),),
+        },
+        "sessions": [
+            Heard(
+                voices=(SpeakerVoice("cy", tuple(cy), "e", 20),),
+                truth={"cy": "cy"},
+                present=frozenset({"bo", "cy"}),
+            )
+        ],
+    }
+    assert evaluate(scored, threshold=0.3, margin=0.0)["wrong"] == 1
+    assert evaluate(scored, 0.3, 0.0, floors=FloorRule(slack=0.0))["suggestions"] == 0
+    assert evaluate(scored, 0.3, 0.0, floors=FloorRule(slack=1.0))["wrong"] == 1
+    points = [
+        {"slack": 0.0, "suggestions": 8, "wrong": 0, "precision": 1.0, "coverage": 0.7},
+        {"slack": 0.05, "suggestions": 9, "wrong": 0, "precision": 1.0, "coverage": 0.8},
+        {"slack": 0.1, "suggestions": 9, "wrong": 0, "precision": 1.0, "coverage": 0.8},
+        {"slack": 0.2, "suggestions": 10, "wrong": 1, "precision": 0.9, "coverage": 0.9},
+    ]
+    assert choose_slack(points) == 0.05  # the best safe coverage; ties: the strictest
+    with pytest.raises(BenchError):
+        choose_slack(points[3:])
