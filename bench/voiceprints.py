@@ -436,7 +436,7 @@ def heard_group(
     the whole group's, are heard when no saved hearing has them."""
     key = {
         "split": split,
-        "voices": [[v.name, v.espeak, len(v.claim), len(v.later)] for v in voices],
+        "voices": [_voice_key(v) for v in voices],
         "seed": args.seed + GROUPS.index(split),
         "minutes": args.minutes,
         "claim_sessions": args.claim_sessions,
@@ -463,6 +463,13 @@ def heard_group(
     HEARD_DIR.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"key": key, "scored": _scored_to_json(scored)}) + "\n")
     return scored
+
+
+def _voice_key(voice: Voice) -> list[Any]:
+    """A voice as a hearing's key knows it; a recorded voice's claim sessions draw disjoint
+    shares of its claim recordings (keyed, so hearings saved before are not replayed)."""
+    key: list[Any] = [voice.name, voice.espeak, len(voice.claim), len(voice.later)]
+    return key if voice.espeak is not None else [*key, "claim-shares"]
 
 
 def _scored_to_json(scored: dict[str, Any]) -> dict[str, Any]:
@@ -525,8 +532,9 @@ def claim_voiceprints(
     centroid of those voices) and the voices claimed, one per claim session, as the product
     keeps them (its per-member floors are computed from these)."""
     claimed: dict[str, list[SpeakerVoice]] = {}
-    for _ in range(args.claim_sessions):
-        audio, turns = build_session(members, args.minutes, rng, phase="claim")
+    for number in range(args.claim_sessions):
+        share = (number, args.claim_sessions)
+        audio, turns = build_session(members, args.minutes, rng, phase="claim", share=share)
         for voice in embed_speakers(audio, turns, embedder):
             claimed.setdefault(voice.speaker, []).append(voice)
     voiceprints = {
@@ -593,17 +601,23 @@ def truly(turns: list[SpeakerTurn], reference: list[SpeakerTurn]) -> dict[str, s
 
 
 def build_session(
-    voices: list[Voice], minutes: float, rng: np.random.Generator, phase: str
+    voices: list[Voice],
+    minutes: float,
+    rng: np.random.Generator,
+    phase: str,
+    share: tuple[int, int] = (0, 1),
 ) -> tuple[Audio, list[SpeakerTurn]]:
     """The voices taking turns in a random order, each turn a fresh utterance, until the
-    session lasts ``minutes``; the reference turns with it."""
+    session lasts ``minutes``; the reference turns with it. ``share`` (k, n): the session is
+    the k-th of n that draw on one pool, and a recorded voice speaks only its k-th share of
+    the pool's recordings (as two real sessions hold different speech)."""
     pieces: list[Samples] = []
     turns: list[SpeakerTurn] = []
     at = 0.0
     used: dict[str, int] = {}
     while at < minutes * 60:
         for voice in rng.permutation(np.array(voices, dtype=object)):
-            utterance = _utterance(voice, phase, used, rng)
+            utterance = _utterance(voice, phase, used, rng, share)
             pause = np.zeros(int(rng.uniform(0.2, 0.6) * SAMPLE_RATE), dtype=np.float32)
             turns.append(SpeakerTurn(at, at + len(utterance) / SAMPLE_RATE, voice.name))
             pieces += [utterance, pause]
@@ -611,11 +625,20 @@ def build_session(
     return Audio(np.concatenate(pieces)), turns
 
 
-def _utterance(voice: Voice, phase: str, used: dict[str, int], rng: np.random.Generator) -> Samples:
+def _utterance(
+    voice: Voice,
+    phase: str,
+    used: dict[str, int],
+    rng: np.random.Generator,
+    share: tuple[int, int] = (0, 1),
+) -> Samples:
     if voice.espeak is not None:
         text = " ".join(rng.choice(WORDS, size=int(rng.integers(8, 15))))
         return synthesize(text, *voice.espeak)
     pool = voice.claim if phase == "claim" else voice.later
+    part, parts = share
+    if len(pool) >= parts:
+        pool = pool[part::parts]
     n = used.get(voice.name, 0)
     used[voice.name] = n + 1
     return pool[n % len(pool)]

@@ -44,6 +44,21 @@ def test_a_session_takes_turns_until_long_enough():
     assert all(a.end <= b.start for a, b in itertools.pairwise(turns))
 
 
+def test_each_claim_session_of_a_recorded_voice_draws_its_own_recordings():
+    """Two claim sessions of a recorded member hold different recordings of hers, as two real
+    sessions hold different speech (they once replayed the same ones, so her claims agreed at
+    1.0 and her per-member floor sat far above any real session's score)."""
+    lengths = (4000, 5000, 6000)  # three claim recordings told apart by their length
+    voice = Voice("rec", claim=tuple(np.ones(n, np.float32) for n in lengths))
+    heard = []
+    for share in ((0, 2), (1, 2)):
+        _, turns = build_session([voice], 0.05, np.random.default_rng(0), "claim", share)
+        heard.append({round(t.duration * 16000) for t in turns})
+    assert heard == [{4000, 6000}, {5000}]
+    _, turns = build_session([voice], 0.05, np.random.default_rng(0), "claim")
+    assert {round(t.duration * 16000) for t in turns} == set(lengths)  # one session: all
+
+
 def test_every_generated_voice_is_the_variant_it_names():
     """espeak-ng falls back to the bare language, without a word, for a variant after "en-gb"
     or one named in the wrong case: two "different" members were once one voice. The check
