@@ -123,6 +123,7 @@ def test_the_job_holds_a_member_to_the_floor_of_her_own_claims(
 
     group_id = uuid.UUID(first.group_id)
     settings.voiceprint_member_floor_slack = 0.05
+    settings.voiceprint_member_floor = False
     with session_factory() as db:
         assert Matching.of(settings, TEST_EMBEDDER).floors(db, group_id) == {}  # off: none
         settings.voiceprint_member_floor = True
