@@ -1014,14 +1014,11 @@ def _render_norm(norm: dict[str, Any] | None) -> None:
         tune = p["tune"]
         console.print(
             f"  tune groups pooled, top {k}: they choose {p['threshold']} / {p['margin']}: "
-            f"precision {tune['precision']:.3f}, coverage {tune['coverage']:.3f}"
+            + _precision_coverage(tune)
         )
     if "raw_tune" in norm:
         raw = norm["raw_tune"]
-        console.print(
-            f"  tune groups pooled, raw at its choice: precision {raw['precision']:.3f}, "
-            f"coverage {raw['coverage']:.3f}"
-        )
+        console.print("  tune groups pooled, raw at its choice: " + _precision_coverage(raw))
     chosen = norm.get("chosen")
     if chosen is not None:
         console.print(
@@ -1030,6 +1027,10 @@ def _render_norm(norm: dict[str, Any] | None) -> None:
             f"{norm['as_good_as_raw']})"
         )
         _render_points(norm["at_chosen"])
+
+
+def _precision_coverage(pooled: dict[str, Any]) -> str:
+    return f"precision {pooled['precision']:.3f}, coverage {pooled['coverage']:.3f}"
 
 
 def _render_floors(floors: dict[str, Any] | None) -> None:
@@ -1043,15 +1044,12 @@ def _render_floors(floors: dict[str, Any] | None) -> None:
     _render_points(floors["at_settings"])
     if "raw_tune" in floors:
         raw = floors["raw_tune"]
-        console.print(
-            f"  tune groups pooled, raw: precision {raw['precision']:.3f}, coverage "
-            f"{raw['coverage']:.3f}"
-        )
+        console.print("  tune groups pooled, raw: " + _precision_coverage(raw))
     if "chosen_slack" in floors:
         tune = floors["tune"]
         console.print(
-            f"  the tune groups choose slack {floors['chosen_slack']}: precision "
-            f"{tune['precision']:.3f}, coverage {tune['coverage']:.3f} (as good as raw on "
+            f"  the tune groups choose slack {floors['chosen_slack']}: "
+            f"{_precision_coverage(tune)} (as good as raw on "
             f"them: {floors['as_good_as_raw']}); raw beside floored, every group:"
         )
         for split, raw_point in floors["raw"].items():

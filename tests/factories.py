@@ -365,6 +365,17 @@ def give_voices(
     engine.dispose()
 
 
+def remember_self(client: Any, user: Any, session_id: str, speaker_id: str) -> None:
+    """``user`` claims the speaker as themselves with consent to keep their voice (the app's
+    one tap), as a voiceprint test's history is built."""
+    answer = client.post(
+        f"/sessions/{session_id}/claim",
+        json={"speaker_id": speaker_id, "claim_type": "self", "remember_voice": True},
+        headers=user.headers,
+    )
+    assert answer.status_code == 200, answer.text
+
+
 def suggest(settings: Settings, session_id: str, embedder: str = TEST_EMBEDDER) -> int:
     """The job's suggestion step on a session's stored voices (what ``rows.save`` runs and
     a reprocess calls), committed: how many suggestions it made."""

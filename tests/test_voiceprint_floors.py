@@ -26,6 +26,7 @@ from tests.factories import (
     Phone,
     give_voices,
     ready_session,
+    remember_self,
     suggest,
     voice_vectors,
 )
@@ -97,15 +98,6 @@ def test_an_impostor_near_a_tight_member_is_no_longer_them_and_their_own_voice_s
     assert match_voices([_voice("S1", _at(bo, 0.6, e[7]))], prints, 0.65, 0.05, floors=low) == ()
 
 
-def _claim(client, user, session_id, speaker_id):
-    answer = client.post(
-        f"/sessions/{session_id}/claim",
-        json={"speaker_id": speaker_id, "claim_type": "self", "remember_voice": True},
-        headers=user.headers,
-    )
-    assert answer.status_code == 200, answer.text
-
-
 def test_the_job_holds_a_member_to_the_floor_of_her_own_claims(
     client, settings, make_user, session_factory
 ):
@@ -115,11 +107,11 @@ def test_the_job_holds_a_member_to_the_floor_of_her_own_claims(
     ana, bo, cy = make_user(), make_user(), make_user()
     first = ready_session(Phone(client, ana.headers), settings, WORDS, [bo.id, cy.id])
     give_voices(settings, first.session_id, {"SPEAKER_00": ana_1, "SPEAKER_01": e[2].tolist()})
-    _claim(client, ana, first.session_id, first.speaker_ids[0])
-    _claim(client, bo, first.session_id, first.speaker_ids[1])  # Bo claims once
+    remember_self(client, ana, first.session_id, first.speaker_ids[0])
+    remember_self(client, bo, first.session_id, first.speaker_ids[1])  # Bo claims once
     second = ready_session(Phone(client, ana.headers), settings, WORDS, group_id=first.group_id)
     give_voices(settings, second.session_id, {"SPEAKER_00": ana_2})
-    _claim(client, ana, second.session_id, second.speaker_ids[0])
+    remember_self(client, ana, second.session_id, second.speaker_ids[0])
 
     group_id = uuid.UUID(first.group_id)
     settings.voiceprint_member_floor_slack = 0.05
@@ -171,11 +163,11 @@ def test_a_members_floor_reads_only_their_latest_claims(
     ana = make_user()
     first = ready_session(Phone(client, ana.headers), settings, WORDS)
     give_voices(settings, first.session_id, {"SPEAKER_00": e[0].tolist()})
-    _claim(client, ana, first.session_id, first.speaker_ids[0])
+    remember_self(client, ana, first.session_id, first.speaker_ids[0])
     for vector in (e[1], e[1]):
         later = ready_session(Phone(client, ana.headers), settings, WORDS, group_id=first.group_id)
         give_voices(settings, later.session_id, {"SPEAKER_00": vector.tolist()})
-        _claim(client, ana, later.session_id, later.speaker_ids[0])
+        remember_self(client, ana, later.session_id, later.speaker_ids[0])
     with session_factory() as db:
         every = voice_library.claimed_voices(db, uuid.UUID(first.group_id), TEST_EMBEDDER)
         latest = voice_library.claimed_voices(

@@ -25,6 +25,7 @@ from tests.factories import (
     give_voices,
     heard_again,
     ready_session,
+    remember_self,
     suggest,
     voice_vectors,
 )
@@ -84,15 +85,6 @@ def test_an_impostor_from_a_crowded_region_loses_to_the_genuine_match_it_used_to
     assert match_voices(voices, prints, 0.7, 0.05, small) == raw
 
 
-def _claim(client, user, session_id, speaker_id):
-    answer = client.post(
-        f"/sessions/{session_id}/claim",
-        json={"speaker_id": speaker_id, "claim_type": "self", "remember_voice": True},
-        headers=user.headers,
-    )
-    assert answer.status_code == 200, answer.text
-
-
 def test_suggestions_are_normalised_against_other_groups_voiceprints_never_the_groups_own(
     client, settings, make_user, session_factory
 ):
@@ -106,15 +98,15 @@ def test_suggestions_are_normalised_against_other_groups_voiceprints_never_the_g
         first.session_id,
         {"SPEAKER_00": ana_voice, "SPEAKER_01": bo_voice, "SPEAKER_02": cy_voice},
     )
-    _claim(client, ana, first.session_id, first.speaker_ids[0])
-    _claim(client, bo, first.session_id, first.speaker_ids[1])
+    remember_self(client, ana, first.session_id, first.speaker_ids[0])
+    remember_self(client, bo, first.session_id, first.speaker_ids[1])
     # group H: Dee and Eve, voices of the same crowd, keep voiceprints; Bo is a member too
     dee, eve = make_user(), make_user()
     other = ready_session(Phone(client, dee.headers), settings, WORDS, [eve.id, bo.id])
     dee_voice, eve_voice = _crowd(center, 2, seed=50)
     give_voices(settings, other.session_id, {"SPEAKER_00": dee_voice, "SPEAKER_01": eve_voice})
-    _claim(client, dee, other.session_id, other.speaker_ids[0])
-    _claim(client, eve, other.session_id, other.speaker_ids[1])
+    remember_self(client, dee, other.session_id, other.speaker_ids[0])
+    remember_self(client, eve, other.session_id, other.speaker_ids[1])
 
     group_id = uuid.UUID(first.group_id)
     with session_factory() as db:
