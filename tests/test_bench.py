@@ -106,6 +106,37 @@ def test_live_session_through_the_api_at_keep_up_pace(tmp_path):
         assert reprocess["http_status"] in (404, 405)
 
 
+def test_a_gpu_machine_without_ffmpeg_or_ctranslate2_still_gets_its_sessions_and_baseline(
+    tmp_path, monkeypatch
+):
+    """A GPU machine with no ffmpeg binary and no CTranslate2 for its CUDA (seen on the H200):
+    a session built before travels and is used without ffmpeg (one never built is refused
+    with the reason), and the baseline decodes its chunks with the product's PyAV decode,
+    to the same samples as faster-whisper's reader."""
+    import shutil
+    import sys
+
+    import numpy as np
+
+    import bench.inputs as inputs
+    from bench.probe import _baseline_decoder
+    from bench.report import BenchError
+
+    built = inputs.built_session(0.5, "ogg", cache_dir=tmp_path)
+    assert len(built.chunks) == 1
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    again = inputs.built_session(0.5, "ogg", cache_dir=tmp_path)
+    assert again.chunks == built.chunks
+    with pytest.raises(BenchError, match="needs ffmpeg"):
+        inputs.built_session(1, "ogg", cache_dir=tmp_path)
+
+    with_fw = _baseline_decoder()(built.chunks[0])
+    monkeypatch.setitem(sys.modules, "faster_whisper", None)  # import fails, as there
+    without_fw = _baseline_decoder()(built.chunks[0])
+    assert len(without_fw) == len(with_fw) > 0
+    assert np.abs(without_fw - with_fw).max() < 1e-3
+
+
 def test_live_transcript_text_is_compared_in_time_order():
     from bench.live import transcript_text, words_changed
 
