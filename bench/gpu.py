@@ -253,7 +253,7 @@ class RandomWhisperTranscriber:
         return cls(model, extractor, device)
 
     def transcribe(
-        self, audio: Audio, on_progress: ProgressCallback
+        self, audio: Audio, on_progress: ProgressCallback, until: float | None = None
     ) -> tuple[TranscriptSegment, ...]:
         step = WINDOW_S * audio.sample_rate
         windows = [audio.samples[i : i + step] for i in range(0, len(audio.samples), step)]

@@ -193,7 +193,8 @@ def recognise(stretch: Stretch, transcriber: Transcriber) -> tuple[TranscriptSeg
     if not len(stretch.lookahead.samples):
         return transcribe(stretch.audio, transcriber)
     heard = np.concatenate([stretch.audio.samples, stretch.lookahead.samples])
-    segments = transcribe(Audio(heard.astype(np.float32, copy=False)), transcriber)
+    cut = stretch.audio.duration
+    segments = transcribe(Audio(heard.astype(np.float32, copy=False)), transcriber, until=cut)
     return tuple(s for s in (_before(s, stretch.audio.duration) for s in segments) if s)
 
 

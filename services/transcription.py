@@ -65,9 +65,11 @@ class Transcriber(Protocol):
     """A loaded speech recogniser."""
 
     def transcribe(
-        self, audio: Audio, on_progress: ProgressCallback
+        self, audio: Audio, on_progress: ProgressCallback, until: float | None = None
     ) -> tuple[TranscriptSegment, ...]:
-        """Segments with word timestamps (seconds from the start of ``audio``)."""
+        """Segments with word timestamps (seconds from the start of ``audio``). With
+        ``until``, only the words said before that second are wanted: the recogniser may stop
+        once it has heard past it (and may return words after it)."""
         ...
 
 
@@ -79,16 +81,23 @@ def load_transcriber(settings: Settings) -> Transcriber:
 
 
 def transcribe(
-    audio: Audio, transcriber: Transcriber, on_progress: ProgressCallback = no_progress
+    audio: Audio,
+    transcriber: Transcriber,
+    on_progress: ProgressCallback = no_progress,
+    *,
+    until: float | None = None,
 ) -> tuple[TranscriptSegment, ...]:
     """Recognise the speech in ``audio`` (16 kHz mono float32).
 
     Returns segments in time order, each with its words; word times are seconds from the
     start of ``audio`` and lie inside it. Reports progress as the fraction of audio done.
+    ``until``: the caller keeps only the words said before that second (the rest of ``audio``
+    is context), so the recogniser may stop once it has heard past it — a live stretch's
+    lookahead then never costs Whisper a window of its own.
     """
     if audio.sample_rate != SAMPLE_RATE:
         raise ValueError(f"transcription expects {SAMPLE_RATE} Hz audio, got {audio.sample_rate}")
-    segments = transcriber.transcribe(audio, on_progress) if len(audio.samples) else ()
+    segments = transcriber.transcribe(audio, on_progress, until) if len(audio.samples) else ()
     on_progress(1.0)
     return segments
 
@@ -107,7 +116,7 @@ class FasterWhisperTranscriber:
     hotwords: str | None = None  # a prompt before every window (services.singlish)
 
     def transcribe(
-        self, audio: Audio, on_progress: ProgressCallback
+        self, audio: Audio, on_progress: ProgressCallback, until: float | None = None
     ) -> tuple[TranscriptSegment, ...]:
         segments, _info = self.whisper.transcribe(
             audio.samples,
@@ -128,6 +137,8 @@ class FasterWhisperTranscriber:
                 text = segment.text if len(kept) == len(words) else "".join(w.text for w in kept)
                 recognised.append(TranscriptSegment(kept[0].start, kept[-1].end, text, kept))
             on_progress(min(1.0, segment.end / audio.duration))
+            if until is not None and _heard_past(segment, until):
+                break  # the next window (encoded only when asked for) would hear the context
         return tuple(recognised)
 
 
@@ -224,6 +235,16 @@ def token_budget(duration: float) -> int | None:
     return min(MOST_TOKENS, TOKENS_SLACK + math.ceil(TOKENS_PER_S * duration))
 
 
+def _heard_past(segment: WhisperSegment, until: float) -> bool:
+    """Whether ``segment`` (faster-whisper's, times in its audio's seconds) reaches past
+    ``until``: its last word's middle (or, without words, its end) at or after it, so every
+    word said before ``until`` has been yielded by then (segments come in time order)."""
+    if segment.words:
+        last = segment.words[-1]
+        return (last.start + last.end) / 2 >= until
+    return segment.end >= until
+
+
 def _squeezed(words: Sequence[Any]) -> bool:
     """Whether a segment of three or more words is too short to have been said."""
     if len(words) < 3:
@@ -290,10 +311,12 @@ class TransformersTranscriber:
     generate_kwargs: dict[str, Any]
 
     def transcribe(
-        self, audio: Audio, on_progress: ProgressCallback
+        self, audio: Audio, on_progress: ProgressCallback, until: float | None = None
     ) -> tuple[TranscriptSegment, ...]:
         words: list[Word] = []
         for start, end in _blocks(audio):
+            if until is not None and start >= until:
+                break  # a block wholly after ``until``: context the caller drops
             block = audio.slice(start, end)
             # One input gives one dict (the stubs only know the list form).
             output = cast(

@@ -189,6 +189,43 @@ def test_a_stretch_is_recognised_with_the_seconds_after_its_cut_and_keeps_only_i
     assert coda is not None and coda.lookahead.duration == 0.0  # the chunk's end: none
 
 
+@pytest.mark.slow
+def test_the_recogniser_stops_once_past_the_cut_and_keeps_the_same_words(models, monkeypatch):
+    """Whisper encodes another 30 s window for whatever its last one left (often a sliver
+    of the lookahead, whose words are dropped anyway): told the cut (``until``), it stops
+    once it has heard past it — fewer encoder passes, the same words kept."""
+    whisper = models.transcriber.whisper
+    passes = {"n": 0}
+    encode = whisper.encode
+
+    def counted(features):
+        passes["n"] += 1
+        return encode(features)
+
+    monkeypatch.setattr(whisper, "encode", counted)
+    chunks = [decode_audio(p) for p in SAMPLES[:2]]
+    stretch = stretch_of(chunks[0], chunks[1], final=False)
+    assert stretch.lookahead.duration > 0
+    looked = Audio(np.concatenate([stretch.audio.samples, stretch.lookahead.samples]))
+
+    def kept(segments):
+        cut = stretch.audio.duration
+        return [
+            (w.text, w.start, w.end) for s in segments for w in s.words if w.start + w.end < 2 * cut
+        ]
+
+    whole = kept(models.transcriber.transcribe(looked, lambda _: None, None))
+    whole_passes, passes["n"] = passes["n"], 0
+    stopped = kept(transcribe(looked, models.transcriber, until=stretch.audio.duration))
+    assert whole and stopped == whole
+    assert passes["n"] < whole_passes
+    passes["n"] = 0
+    assert [
+        (w.text, w.start, w.end) for s in recognise(stretch, models.transcriber) for w in s.words
+    ] == [(t, s, min(e, stretch.audio.duration)) for t, s, e in whole]
+    assert passes["n"] < whole_passes  # the product's hearing of a stretch stops too
+
+
 def test_a_stretch_brings_the_seconds_before_it_as_the_diarizers_lead_in():
     audio = decode_audio(CONVERSATION)
     first, second = Audio(audio.samples[: 16_000 * 20]), Audio(audio.samples[16_000 * 20 :])
@@ -484,9 +521,9 @@ class _Held:
     def __init__(self, transcriber, release) -> None:
         self.transcriber, self.release = transcriber, release
 
-    def transcribe(self, audio, on_progress):
+    def transcribe(self, audio, on_progress, until=None):
         assert self.release.wait(60), "never released"
-        return self.transcriber.transcribe(audio, on_progress)
+        return self.transcriber.transcribe(audio, on_progress, until)
 
 
 def _locked(session_factory) -> bool:
