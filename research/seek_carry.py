@@ -36,7 +36,6 @@ from services import transcription
 from services.audio import decode_audio
 from services.domain import Audio, Word
 from services.hearing import chunk_stretches, recognise
-from services.transcription import TEMPERATURES, token_budget
 
 SETS = {"dev": singlish_dev_set, "unseen": singlish_unseen_set}
 FULL_S = 30.0  # one Whisper window
@@ -97,16 +96,7 @@ def _seek_carry(chunks: list[Audio], transcriber: Any, gate: _Gate) -> list[Word
             return final or state["windows"] == 1 or length - state["last"] >= FULL_S + MARGIN_S
 
         gate.allow = allow
-        segments, _ = whisper.transcribe(
-            audio,
-            language=transcriber.language,
-            beam_size=transcriber.beam_size,
-            word_timestamps=True,
-            vad_filter=transcriber.vad_filter,
-            hotwords=transcriber.hotwords or None,
-            temperature=list(TEMPERATURES),
-            max_new_tokens=token_budget(length),
-        )
+        segments, _ = whisper.transcribe(audio, **transcriber.options(length))
         heard: list[Word] = []
         try:
             for segment in segments:

@@ -118,16 +118,7 @@ class FasterWhisperTranscriber:
     def transcribe(
         self, audio: Audio, on_progress: ProgressCallback, until: float | None = None
     ) -> tuple[TranscriptSegment, ...]:
-        segments, _info = self.whisper.transcribe(
-            audio.samples,
-            language=self.language,
-            beam_size=self.beam_size,
-            word_timestamps=True,
-            vad_filter=self.vad_filter,
-            hotwords=self.hotwords or None,
-            temperature=list(TEMPERATURES),
-            max_new_tokens=token_budget(audio.duration),
-        )
+        segments, _info = self.whisper.transcribe(audio.samples, **self.options(audio.duration))
         recognised = []
         # ``segments`` is lazy: decoding happens as we iterate, so progress is live.
         for segment in segments:
@@ -140,6 +131,18 @@ class FasterWhisperTranscriber:
             if until is not None and _heard_past(segment, until):
                 break  # the next window (encoded only when asked for) would hear the context
         return tuple(recognised)
+
+    def options(self, duration: float) -> dict[str, Any]:
+        """What faster-whisper's ``transcribe`` is told for ``duration`` seconds of audio."""
+        return {
+            "language": self.language,
+            "beam_size": self.beam_size,
+            "word_timestamps": True,
+            "vad_filter": self.vad_filter,
+            "hotwords": self.hotwords or None,
+            "temperature": list(TEMPERATURES),
+            "max_new_tokens": token_budget(duration),
+        }
 
 
 def load_faster_whisper_transcriber(
