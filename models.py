@@ -367,6 +367,8 @@ class SpeakerVoiceRow(Base):
     )
     embedding: Mapped[list[float]] = mapped_column(JsonType)
     seconds: Mapped[float] = mapped_column(Float)
+    # what the voice was heard from (services.voiceprints.heard_from): a reprocess reuses it
+    heard_from: Mapped[str | None] = mapped_column(String(64))
 
 
 class VoiceprintClaim(Base):

@@ -61,6 +61,7 @@ from services.domain import (
     ProgressCallback,
     Recording,
     SpeakerHints,
+    SpeakerVoice,
     Utterance,
     no_progress,
 )
@@ -350,6 +351,7 @@ def _finish(
         progress,
         known,
         _known_voices(pipeline, attempt),
+        _earlier_voices(pipeline, attempt),
     )
     warnings = list(heard_chunks.warnings)
     notice = _store_results(attempt, pipeline, progress, recording, heard, warnings, started)
@@ -424,6 +426,15 @@ def _known_voices(pipeline: Pipeline, attempt: rows.Attempt) -> KnownVoices | No
     )
 
 
+def _earlier_voices(pipeline: Pipeline, attempt: rows.Attempt) -> dict[str, SpeakerVoice]:
+    """The voices the session's last results gave (a session processed again), by what each
+    was heard from."""
+    embedder = pipeline.engines.voice_embedder
+    if embedder is None:
+        return {}
+    return rows.heard_voices(pipeline.session_factory, attempt.session_id, embedder.name)
+
+
 def _matching(pipeline: Pipeline) -> Matching | None:
     embedder = pipeline.engines.voice_embedder
     return None if embedder is None else Matching.of(pipeline.settings, embedder.name)
@@ -461,11 +472,13 @@ def finish_hearings(
     progress: StageProgress,
     known_emotions: Mapping[str, Emotion] | None = None,
     known_voices: KnownVoices | None = None,
+    earlier_voices: Mapping[str, SpeakerVoice] | None = None,
 ) -> rows.Heard:
     """:func:`process_audio` of a live session, from its chunks' hearings ((session second
     each chunk starts, its hearing)): the stored window embeddings are clustered once
     (speaker-count hints honoured), words given to speakers, then the same analysis
-    (``known_emotions``: texts whose emotion is already known)."""
+    (``known_emotions``: texts whose emotion is already known; ``earlier_voices``: the
+    speakers' voices the session's last results gave, by what each was heard from)."""
     placed = place(heard_chunks)
     room = session_room(placed)
     progress.enter(Stage.DIARIZING)
@@ -483,7 +496,15 @@ def finish_hearings(
     utterances = assign_speakers(session_segments(placed), diarization.exclusive)
     verdicts = session_verdicts(placed, utterances)
     return _understood(
-        recording, utterances, verdicts, diarization, engines, progress, doubts, known_emotions
+        recording,
+        utterances,
+        verdicts,
+        diarization,
+        engines,
+        progress,
+        doubts,
+        known_emotions,
+        earlier_voices,
     )
 
 
@@ -569,6 +590,7 @@ def _understood(
     progress: StageProgress,
     doubts: tuple[str, ...],
     known_emotions: Mapping[str, Emotion] | None = None,
+    earlier_voices: Mapping[str, SpeakerVoice] | None = None,
 ) -> rows.Heard:
     """Both paths' last stages: corrections, counts and emotions, then each speaker's voice."""
     turns = diarization.turns
@@ -589,5 +611,6 @@ def _understood(
     voices = diarization.voices
     if engines.voice_embedder is not None:
         progress.enter(Stage.VOICES)
-        voices += embed_speakers(recording, turns, engines.voice_embedder, progress.report)
+        embedder = engines.voice_embedder
+        voices += embed_speakers(recording, turns, embedder, progress.report, earlier_voices)
     return rows.Heard(analysis=analysis, turns=turns, warnings=doubts, voices=voices)

@@ -257,6 +257,7 @@ def _insert_results(
             session_id=session_id,
             embedding=list(v.embedding),
             seconds=v.seconds,
+            heard_from=v.heard_from or None,
         )
         for v in heard.voices
         if v.speaker in speaker_ids
@@ -283,6 +284,30 @@ def _insert_results(
         db.add_all(found)
         occurrences.extend(found)
     return {s.label: s for s in speakers}, occurrences
+
+
+@database_retry
+def heard_voices(
+    session_factory: sessionmaker[DbSession], session_id: uuid.UUID, embedder: str
+) -> dict[str, SpeakerVoice]:
+    """The voices in ``embedder``'s space the session's last results gave, by what each was
+    heard from (a reprocess gives a speaker with the same speech the same voice without the
+    model)."""
+    with session_factory() as db:
+        rows = db.execute(
+            select(
+                SpeakerVoiceRow.embedding, SpeakerVoiceRow.seconds, SpeakerVoiceRow.heard_from
+            ).where(
+                SpeakerVoiceRow.session_id == session_id,
+                SpeakerVoiceRow.embedder == embedder,
+                SpeakerVoiceRow.heard_from.is_not(None),
+            )
+        ).all()
+    return {
+        source: SpeakerVoice("", tuple(embedding), embedder, seconds, source)
+        for embedding, seconds, source in rows
+        if source is not None
+    }
 
 
 @database_retry

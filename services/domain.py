@@ -83,6 +83,9 @@ class SpeakerVoice:
     embedding: tuple[float, ...]  # unit length
     embedder: str  # "<model>@<version>"
     seconds: float  # speech behind it
+    # what it was heard from (a digest of its pieces' times; "": not known), so that the same
+    # session processed again reuses a voice heard from the same speech
+    heard_from: str = ""
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,10 @@ whose own voices agree at 0.97) is no longer them.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import numpy as np
@@ -99,19 +100,34 @@ def embed_speakers(
     turns: Sequence[SpeakerTurn],
     embedder: VoiceEmbedder,
     on_progress: ProgressCallback = no_progress,
+    earlier: Mapping[str, SpeakerVoice] | None = None,
 ) -> tuple[SpeakerVoice, ...]:
     """Each speaker's voice (unit length), from up to ``embedder.max_seconds`` of their
-    speech, non-overlapped stretches first; speakers with under :data:`MIN_VOICE_S` get none."""
+    speech, non-overlapped stretches first; speakers with under :data:`MIN_VOICE_S` get none.
+    ``earlier``: voices this recording gave before, by what they were heard from
+    (:func:`heard_from`); a speaker whose pieces are those of one of them gets it back without
+    the model (a session processed again with another speaker count keeps most speakers)."""
     speakers = sorted({t.speaker for t in turns})
     voices = []
     for n, speaker in enumerate(speakers):
         pieces = speech_pieces(turns, speaker, embedder.max_seconds)
         seconds = sum(end - start for start, end in pieces)
         if seconds >= MIN_VOICE_S:
-            vector = _embed_pieces(audio, pieces, embedder)
-            voices.append(SpeakerVoice(speaker, _as_tuple(vector), embedder.name, seconds))
+            source = heard_from(pieces)
+            before = (earlier or {}).get(source)
+            if before is not None and before.embedder == embedder.name:
+                voices.append(replace(before, speaker=speaker))
+            else:
+                vector = _as_tuple(_embed_pieces(audio, pieces, embedder))
+                voices.append(SpeakerVoice(speaker, vector, embedder.name, seconds, source))
         on_progress((n + 1) / len(speakers))
     return tuple(voices)
+
+
+def heard_from(pieces: Sequence[tuple[float, float]]) -> str:
+    """A short digest of the pieces' times (to the millisecond) a voice is heard from."""
+    times = ";".join(f"{start:.3f}-{end:.3f}" for start, end in pieces)
+    return hashlib.sha256(times.encode()).hexdigest()[:32]
 
 
 def speech_pieces(

@@ -19,10 +19,11 @@ import pytest
 from sqlalchemy import select
 
 from config import Settings
-from models import AudioChunk, ChunkHearingRow, Segment
+from models import AudioChunk, ChunkHearingRow, Segment, SpeakerVoiceRow
 from processing.chunks import ChunkAudio
 from processing.reconcile import reconcile
 from queueing.jobs import chunk_queue
+from services import voiceprints
 from services.audio import decode_audio
 from services.diarization import SPAN_LEAD_IN_S
 from services.domain import Audio
@@ -251,7 +252,7 @@ def _chunk_worker(settings: Settings, redis_conn, models) -> None:
 
 @pytest.mark.slow
 def test_a_live_session_is_heard_while_recording_and_finished_from_its_hearings(
-    client, make_user, settings, redis_conn, models, session_factory, tmp_path
+    client, make_user, settings, redis_conn, models, session_factory, tmp_path, monkeypatch
 ):
     user = make_user()
     phone = Phone(client, user.headers)
@@ -326,6 +327,15 @@ def test_a_live_session_is_heard_while_recording_and_finished_from_its_hearings(
     assert claimed.status_code == 200, claimed.text
     with session_factory() as db:
         heard_before = {r.chunk_number: r.heard_at for r in db.scalars(select(ChunkHearingRow))}
+        voices_before = {
+            (r.heard_from, tuple(r.embedding)) for r in db.scalars(select(SpeakerVoiceRow))
+        }
+    assert voices_before and all(source for source, _ in voices_before)
+    embedded = []
+    campplus = voiceprints._campplus_each
+    monkeypatch.setattr(
+        voiceprints, "_campplus_each", lambda *a: embedded.append(1) or campplus(*a)
+    )
     again = client.post(
         f"/sessions/{session_id}/reprocess", json={"num_speakers": 2}, headers=user.headers
     )
@@ -336,8 +346,13 @@ def test_a_live_session_is_heard_while_recording_and_finished_from_its_hearings(
     with session_factory() as db:
         heard_after = {r.chunk_number: r.heard_at for r in db.scalars(select(ChunkHearingRow))}
         text_again = " ".join(s.text for s in db.scalars(select(Segment).order_by(Segment.start_s)))
+        voices_after = {
+            (r.heard_from, tuple(r.embedding)) for r in db.scalars(select(SpeakerVoiceRow))
+        }
     assert heard_after == heard_before  # nothing heard again
     assert text_again == text
+    # the same speakers' speech: their voices kept, none embedded again
+    assert voices_after == voices_before and not embedded
     after = client.get(f"/sessions/{session_id}/speakers", headers=user.headers).json()
     kept = [s for s in after["speakers"] if s["claimed_by"] == str(user.id)]
     assert [s["speaker_label"] for s in kept] == [first["speaker_label"]]

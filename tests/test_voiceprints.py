@@ -297,6 +297,55 @@ def test_real_voices_score_same_above_different(space, different_below):
     assert one_a @ one_b > 0.8 > different_below > one_a @ two_a
 
 
+def test_a_speaker_heard_from_the_same_speech_gets_its_earlier_voice_without_the_model():
+    """A reprocess changes some speakers, not all: a voice is kept by what it was heard from
+    (its pieces' times), so the same speech is not embedded again; a changed speaker is."""
+    import dataclasses
+
+    import soundfile as sf
+
+    from config import Settings
+    from services.domain import Audio, SpeakerTurn
+    from services.voiceprints import embed_speakers, load_voice_embedder
+    from tests.paths import CORPUS
+
+    folder = CORPUS / "asr_en" / "speechbrain_harvard"
+    one = np.concatenate([sf.read(folder / f"spk1_snt{i}.wav", dtype="float32")[0] for i in (1, 2)])
+    two = np.concatenate([sf.read(folder / f"spk2_snt{i}.wav", dtype="float32")[0] for i in (1, 2)])
+    audio = Audio(np.concatenate([one, two]))
+    cut = len(one) / audio.sample_rate
+    turns = [SpeakerTurn(0.0, cut, "A"), SpeakerTurn(cut, audio.duration, "B")]
+    loaded = load_voice_embedder(Settings(device="cpu"))
+    calls = []
+
+    def model(batch):
+        calls.append(len(batch))
+        return loaded.model(batch)
+
+    embedder = dataclasses.replace(loaded, model=model)
+    first = embed_speakers(audio, turns, embedder)
+    assert [v.speaker for v in first] == ["A", "B"] and all(v.heard_from for v in first)
+    assert calls
+    earlier = {v.heard_from: v for v in first}
+    calls.clear()
+    # the same speech under other labels: nothing embedded again
+    relabelled = [SpeakerTurn(t.start, t.end, {"A": "B", "B": "A"}[t.speaker]) for t in turns]
+    again = embed_speakers(audio, relabelled, embedder, earlier=earlier)
+    assert not calls
+    assert {v.speaker: v.embedding for v in again} == {
+        "B": first[0].embedding,
+        "A": first[1].embedding,
+    }
+    # the second speaker's speech changed: only it is heard again
+    shorter = [turns[0], SpeakerTurn(cut, audio.duration - 1.0, "B")]
+    changed = embed_speakers(audio, shorter, embedder, earlier=earlier)
+    assert len(calls) == 1
+    assert changed[0] == first[0]
+    assert changed[1].heard_from != first[1].heard_from
+    fresh = embed_speakers(audio, shorter, loaded)
+    np.testing.assert_allclose(changed[1].embedding, fresh[1].embedding, atol=1e-6)
+
+
 def test_the_joined_space_mixes_the_two_models_cosines():
     """A joined vector is CAM++'s and Resemblyzer's unit vectors scaled by their shares' roots:
     its cosine with another is the shares' mix of the two models' cosines, and its space's
