@@ -195,7 +195,7 @@ def recognise(stretch: Stretch, transcriber: Transcriber) -> tuple[TranscriptSeg
     heard = np.concatenate([stretch.audio.samples, stretch.lookahead.samples])
     cut = stretch.audio.duration
     segments = transcribe(Audio(heard.astype(np.float32, copy=False)), transcriber, until=cut)
-    return tuple(s for s in (_before(s, stretch.audio.duration) for s in segments) if s)
+    return tuple(s for s in (_before(s, cut) for s in segments) if s)
 
 
 def _before(segment: TranscriptSegment, end: float) -> TranscriptSegment | None:
