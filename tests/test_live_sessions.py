@@ -333,9 +333,12 @@ def test_a_live_session_is_heard_while_recording_and_finished_from_its_hearings(
     assert voices_before and all(source for source, _ in voices_before)
     embedded = []
     campplus = voiceprints._campplus_each
-    monkeypatch.setattr(
-        voiceprints, "_campplus_each", lambda *a: embedded.append(1) or campplus(*a)
-    )
+
+    def counted(*args):
+        embedded.append(args)
+        return campplus(*args)
+
+    monkeypatch.setattr(voiceprints, "_campplus_each", counted)
     again = client.post(
         f"/sessions/{session_id}/reprocess", json={"num_speakers": 2}, headers=user.headers
     )
