@@ -66,6 +66,15 @@ STAGE_SECONDS = Histogram(
     ["stage"],
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
+# CPU seconds of the worker's whole process (every thread: CTranslate2's and torch's too) while
+# it ran a job, by the job's function; the share no job takes is the worker's own (polling,
+# the reconciler). What capacity planning and ``python -m bench live`` read.
+JOB_CPU_SECONDS = Counter("lahstats_job_cpu_seconds", "Worker CPU seconds spent in jobs", ["job"])
+STAGE_CPU_SECONDS = Counter(
+    "lahstats_stage_cpu_seconds",
+    "Worker CPU seconds in each stage of sessions processed successfully",
+    ["stage"],
+)
 REAL_TIME_FACTOR = Histogram(
     "lahstats_real_time_factor",
     "Processing seconds per second of audio, per session",

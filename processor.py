@@ -27,6 +27,7 @@ from observability import (
     JOBS_FINISHED,
     JOBS_STARTED,
     REAL_TIME_FACTOR,
+    STAGE_CPU_SECONDS,
     STAGE_SECONDS,
 )
 from processing import hearings, rows
@@ -283,6 +284,8 @@ def _record_success(progress: ProgressReporter, audio_seconds: float) -> None:
     total = sum(progress.durations.values())
     for stage, seconds in progress.durations.items():
         STAGE_SECONDS.labels(stage=stage.value).observe(seconds)
+    for stage, cpu_s in progress.cpu.items():
+        STAGE_CPU_SECONDS.labels(stage=stage.value).inc(cpu_s)
     if audio_seconds > 0:
         REAL_TIME_FACTOR.observe(total / audio_seconds)
     JOBS_FINISHED.inc()

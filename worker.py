@@ -23,6 +23,7 @@ import ctypes.util
 import json
 import signal
 import sys
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -37,7 +38,7 @@ from rq.scheduler import RQScheduler
 import processor
 from config import Settings
 from db import create_db_engine, create_session_factory
-from observability import configure_logging
+from observability import JOB_CPU_SECONDS, configure_logging
 from processing.reconcile import reconcile
 from processing.retention import RETENTION_EVERY_S, apply_retention
 from processing.sweep import SWEEP_EVERY_S, SWEEP_WINDOW, sweep_orphan_chunks
@@ -59,10 +60,13 @@ class LahStatsWorker(SimpleWorker):
     pipeline: processor.Pipeline | None = None
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
-        """The job, then the memory it freed handed back (:func:`release_freed_memory`)."""
+        """The job, its CPU seconds counted (``lahstats_job_cpu_seconds``), then the memory it
+        freed handed back (:func:`release_freed_memory`)."""
+        cpu = time.process_time()
         try:
             return super().perform_job(job, queue, execution)
         finally:
+            JOB_CPU_SECONDS.labels(job=_job_name(job)).inc(time.process_time() - cpu)
             release_freed_memory()
 
     def run_maintenance_tasks(self) -> None:
@@ -136,6 +140,14 @@ class LahStatsWorker(SimpleWorker):
             json.dumps(worker_info(self.pipeline.settings)),
             ex=max(120, 3 * self.pipeline.settings.reconcile_interval_s),
         )
+
+
+def _job_name(job: Job) -> str:
+    """The job's function (a bounded set: ours are enqueued by dotted path), or ``unreadable``."""
+    try:
+        return job.func_name or "unreadable"
+    except Exception:  # its payload cannot be read: RQ fails it; its CPU still counts
+        return "unreadable"
 
 
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform == "linux" else None

@@ -142,6 +142,7 @@ def _measure_on(
         _warm_up(phone, group, args.timeout)
     peak_before_mib = _peak_rss_mib(stack)
     peak_reset = _reset_peak(worker)
+    counters_start = stack.worker_counters()
     cpu_start = _cpu(worker)
     api_cpu_start = _cpu(stack.api.pid)
     recording = Recording(phone, phone.start(group), poll_s)
@@ -157,6 +158,7 @@ def _measure_on(
         **ended,
         **recording.summary(),
         "worker_cpu_s": round(_cpu(worker) - cpu_start, 2),
+        "worker_cpu_by_job_s": _cpu_by(stack, counters_start),
         "api_cpu_s": round(_cpu(stack.api.pid) - api_cpu_start, 2),
         "worker_peak_rss_mib": max(peak_before_mib, *phases.values()),
         "worker_peak_rss_since_warmup_mib": max(phases.values()) if peak_reset else None,
@@ -269,6 +271,21 @@ class Recording:
             "heard_lag_s": _summary(lags),
             "keep_up_cap_hits": self.cap_hits,
         }
+
+
+def _cpu_by(
+    stack: Stack, before: dict[tuple[str, tuple[tuple[str, str], ...]], float]
+) -> dict[str, float]:
+    """Where the worker's CPU went since ``before``, as the worker counts it: each job
+    function's seconds (``lahstats_job_cpu_seconds``) and, inside the finish, each stage's
+    (``stage:<name>``, ``lahstats_stage_cpu_seconds``)."""
+    names = {"lahstats_job_cpu_seconds_total": "", "lahstats_stage_cpu_seconds_total": "stage:"}
+    spent: dict[str, float] = {}
+    for (name, labels), value in stack.worker_counters().items():
+        if name in names and value > before.get((name, labels), 0.0):
+            key = names[name] + ",".join(v for _, v in labels)
+            spent[key] = round(value - before.get((name, labels), 0.0), 2)
+    return spent
 
 
 def _reprocess(
@@ -485,6 +502,14 @@ def render(result: dict[str, Any]) -> None:
             [_reprocess_row(r) for r in runs],
         )
     )
+    for r in runs:
+        spent = r.get("worker_cpu_by_job_s") or {}
+        jobs = sum(v for k, v in spent.items() if not k.startswith("stage:"))
+        parts = ", ".join(f"{k} {v}" for k, v in sorted(spent.items(), key=lambda kv: -kv[1]))
+        console.print(
+            f"{r['session']}: worker CPU {r['worker_cpu_s']} s = in jobs {jobs:.2f} "
+            f"({parts}) + outside them {r['worker_cpu_s'] - jobs:.2f}"
+        )
     growth = result["growth"]
     if growth:
         console.print(

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -27,6 +28,7 @@ from typing import IO, Any
 import httpx
 import psycopg
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.report import REPO, BenchError, proc_status_mib
 from config import Settings
@@ -53,9 +55,22 @@ class Stack:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
     # sessions ended here, hence jobs in Redis (job id = session id), to clean up after
     job_ids: list[str] = field(default_factory=list)
+    # each worker's Prometheus port (``METRICS_PORT``), in the order of ``workers``
+    metrics_ports: list[int] = field(default_factory=list)
 
     def worker_peak_rss_mib(self) -> list[float | None]:
         return [proc_status_mib(w.pid, "VmHWM") for w in self.workers]
+
+    def worker_counters(self, i: int = 0) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Worker ``i``'s counters as it exports them, by (sample name, labels)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_ports[i]}/metrics") as resp:
+            text = resp.read().decode()
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            if family.type == "counter"
+            for sample in family.samples
+        }
 
 
 @contextmanager
@@ -96,9 +111,15 @@ def running_stack(
         processes.append(api)
         stack = Stack(f"http://127.0.0.1:{port}", settings, connection, api, job_ids=job_ids)
         for i in range(workers):
-            worker = _spawn([sys.executable, "-m", "cli", "worker"], env, logs / f"w{i}.log")
+            metrics_port = _free_port()
+            worker = _spawn(
+                [sys.executable, "-m", "cli", "worker"],
+                {**env, "METRICS_PORT": str(metrics_port)},
+                logs / f"w{i}.log",
+            )
             processes.append(worker)
             stack.workers.append(worker)
+            stack.metrics_ports.append(metrics_port)
         _wait_for_api(stack.base_url, api, logs / "api.log")
         _wait_for_workers(stack, logs)
         yield stack

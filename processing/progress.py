@@ -86,7 +86,9 @@ class ProgressReporter:
         self._last_write = 0.0
         self.stage = Stage.QUEUED
         self._stage_started = time.perf_counter()
+        self._stage_cpu = time.process_time()
         self.durations: dict[Stage, float] = {}  # wall seconds of each finished stage
+        self.cpu: dict[Stage, float] = {}  # the process's CPU seconds in each (every thread)
 
     def enter(self, stage: Stage) -> None:
         """Close the current stage (its duration is logged and kept) and start ``stage``."""
@@ -100,15 +102,17 @@ class ProgressReporter:
         self._close_stage()
 
     def _close_stage(self) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         if self.stage is not Stage.QUEUED:
             self.durations[self.stage] = now - self._stage_started
+            self.cpu[self.stage] = cpu - self._stage_cpu
             log.info(
                 "processor.stage_finished",
                 stage=self.stage.value,
                 duration_s=round(self.durations[self.stage], 3),
+                cpu_s=round(self.cpu[self.stage], 3),
             )
-        self._stage_started = now
+        self._stage_started, self._stage_cpu = now, cpu
 
     def report(self, fraction: float) -> None:
         self._check_stop()

@@ -97,6 +97,10 @@ def test_live_session_through_the_api_at_keep_up_pace(tmp_path):
         assert run["chunks_uploaded_reported"] == 2 and 0 <= run["chunks_heard_at_end"] <= 2
     assert run["worker_peak_rss_mib"] >= run["worker_peak_before_session_mib"] > 50
     assert run["worker_cpu_s"] > 0 and run["worker_cpu_s_per_audio_h"] > 0
+    spent = run["worker_cpu_by_job_s"]  # the worker's own count: the jobs inside its total
+    in_jobs = sum(v for k, v in spent.items() if not k.startswith("stage:"))
+    assert spent["processor.process_session"] > 0 and in_jobs <= run["worker_cpu_s"] + 0.5
+    assert sum(v for k, v in spent.items() if k.startswith("stage:")) <= in_jobs + 0.5
     assert run["baseline"]["cpu_s"] > 0 and run["cpu_ratio"] > 0
     reprocess = run["reprocess"]
     if reprocess["available"]:

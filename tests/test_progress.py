@@ -128,3 +128,18 @@ def test_a_job_asked_to_stop_stops_at_its_next_report_even_a_rate_limited_one(se
     assert _progress(session_factory, session_id) == (BANDS[Stage.DIARIZING][0], "diarizing")
     stops.forget(session_id)  # the job is over: a later job of this session runs on
     reporter.enter(Stage.TRANSCRIBING)
+
+
+def test_each_stage_keeps_its_cpu_seconds_apart_from_its_wall_time(session_factory):
+    session_id = stored_session(session_factory, SessionStatus.PROCESSING, attempts=1)
+    reporter = _reporter(session_factory, session_id)
+    reporter.enter(Stage.TRANSCRIBING)
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:  # busy: CPU as long as the wall clock
+        pass
+    reporter.enter(Stage.CLIPS)
+    time.sleep(0.3)  # waiting: wall time, next to no CPU
+    reporter.finish()
+    assert reporter.cpu[Stage.TRANSCRIBING] >= 0.3
+    assert reporter.durations[Stage.CLIPS] >= 0.3
+    assert reporter.cpu[Stage.CLIPS] < 0.15
