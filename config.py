@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     # batch size of the transformers ASR pipeline (a GPU wants 8-16)
     asr_batch_size: int = Field(default=1, ge=1)
     asr_vad_filter: bool = True
+    # faster-whisper: decode again the speech a window's decode skipped (the decoder ended the
+    # window early; services.transcription.missed_speech)
+    asr_heal_skips: bool = True
 
     emotion_backend: Literal["embedding-head", "transformers"] = "embedding-head"
     # None: the bundled all-MiniLM-L6-v2 encoder plus the head shipped in services/data.

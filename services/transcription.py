@@ -114,9 +114,25 @@ class FasterWhisperTranscriber:
     beam_size: int
     vad_filter: bool = True
     hotwords: str | None = None  # a prompt before every window (services.singlish)
+    heal_skips: bool = True  # hear again the speech a window's decode skipped (missed_speech)
 
     def transcribe(
         self, audio: Audio, on_progress: ProgressCallback, until: float | None = None
+    ) -> tuple[TranscriptSegment, ...]:
+        recognised = self._decoded(audio, on_progress, until)
+        if not self.vad_filter or not self.heal_skips:
+            return recognised
+        found: list[TranscriptSegment] = []
+        for start, end in missed_speech(audio, recognised, until):
+            clip = audio.slice(start, min(audio.duration, end + MISSED_CONTEXT_S))
+            found += _moved(self._decoded(clip, no_progress, None), start, end)
+        if not found:
+            return recognised
+        log.info("transcription.skipped_speech_heard", segments=len(found))
+        return _spliced(recognised, found)
+
+    def _decoded(
+        self, audio: Audio, on_progress: ProgressCallback, until: float | None
     ) -> tuple[TranscriptSegment, ...]:
         segments, _info = self.whisper.transcribe(audio.samples, **self.options(audio.duration))
         recognised = []
@@ -181,7 +197,12 @@ def load_faster_whisper_transcriber(
     )
     language = settings.asr_language if settings.asr_language not in ("", "auto") else None
     return FasterWhisperTranscriber(
-        whisper, language, settings.asr_beam_size, settings.asr_vad_filter, hotwords
+        whisper,
+        language,
+        settings.asr_beam_size,
+        settings.asr_vad_filter,
+        hotwords,
+        settings.asr_heal_skips,
     )
 
 
@@ -246,6 +267,100 @@ def _heard_past(segment: WhisperSegment, until: float) -> bool:
         last = segment.words[-1]
         return (last.start + last.end) / 2 >= until
     return segment.end >= until
+
+
+# Whisper's decoder sometimes ends a window early: it writes its end-of-text token while the
+# speech goes on, and faster-whisper then takes the rest of the window for silence. With the
+# hotword prompt and greedy decoding this lost whole sentences: 17 s of a meeting after "We
+# have in the group." in one stretch of the live bench, "The birch canoe slid on the smooth
+# planks." between two sentences heard (unprompted, the same windows are heard whole). Speech
+# the VAD hears where no word was recognised, this long or longer, is decoded again on its own.
+MISSED_SPEECH_S = 2.0
+MISSED_CONTEXT_S = 1.0  # heard after it too (Whisper garbles the last words of its audio)
+WORD_MARGIN_S = 0.3  # a word's times are this loose: speech this near a word counts as heard
+# the speech map looked at: Silero's, cut at shorter pauses than the recogniser's own filter
+MISSED_VAD_SILENCE_MS = 500
+MISSED_VAD_PAD_MS = 200
+
+
+def missed_speech(
+    audio: Audio, segments: Sequence[TranscriptSegment], until: float | None = None
+) -> list[tuple[float, float]]:
+    """The stretches of ``audio`` (before ``until``) where Silero VAD hears speech and no
+    recognised word lies, each at least MISSED_SPEECH_S long: (start, end) in seconds."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    if len(audio.samples) < 512:
+        return []
+    horizon = audio.duration if until is None else min(until, audio.duration)
+    options = VadOptions(
+        min_silence_duration_ms=MISSED_VAD_SILENCE_MS, speech_pad_ms=MISSED_VAD_PAD_MS
+    )
+    samples = np.ascontiguousarray(audio.samples, np.float32)
+    speech = [
+        (s["start"] / audio.sample_rate, min(s["end"] / audio.sample_rate, horizon))
+        for s in get_speech_timestamps(samples, options, audio.sample_rate)
+        if s["start"] / audio.sample_rate < horizon
+    ]
+    heard = sorted(
+        (w.start - WORD_MARGIN_S, w.end + WORD_MARGIN_S) for seg in segments for w in seg.words
+    )
+    missed = []
+    for start, end in speech:
+        at = start
+        for lo, hi in heard:
+            if hi <= at or lo >= end:
+                continue
+            if lo > at:
+                missed.append((at, lo))
+            at = max(at, hi)
+        if at < end:
+            missed.append((at, end))
+    return [(a, b) for a, b in missed if b - a >= MISSED_SPEECH_S]
+
+
+def _moved(segments: Sequence[TranscriptSegment], by: float, end: float) -> list[TranscriptSegment]:
+    """``segments`` of a clip that starts ``by`` seconds into the audio, in the audio's
+    seconds, with only the words whose middle lies before ``end``."""
+    moved = []
+    for segment in segments:
+        words = tuple(
+            Word(w.start + by, min(w.end + by, end), w.text, w.probability)
+            for w in segment.words
+            if (w.start + w.end) / 2 + by < end
+        )
+        if words:
+            text = (
+                segment.text if len(words) == len(segment.words) else "".join(w.text for w in words)
+            )
+            moved.append(TranscriptSegment(words[0].start, words[-1].end, text, words))
+    return moved
+
+
+def _spliced(
+    segments: Sequence[TranscriptSegment], found: Sequence[TranscriptSegment]
+) -> tuple[TranscriptSegment, ...]:
+    """``segments`` with the ``found`` ones (heard in their gaps) in time order: a segment
+    whose words skipped over a found one is split there."""
+    starts = sorted(f.start for f in found)
+    out = list(found)
+    for segment in segments:
+        words: list[Word] = []
+        for word in segment.words:
+            if words and any(words[-1].end <= t <= word.start for t in starts):
+                out.append(_segment_of(words, segment))
+                words = []
+            words.append(word)
+        out.append(_segment_of(words, segment))
+    return tuple(sorted(out, key=lambda s: s.start))
+
+
+def _segment_of(words: Sequence[Word], whole: TranscriptSegment) -> TranscriptSegment:
+    if len(words) == len(whole.words):
+        return whole
+    return TranscriptSegment(
+        words[0].start, words[-1].end, "".join(w.text for w in words), tuple(words)
+    )
 
 
 def _squeezed(words: Sequence[Any]) -> bool:

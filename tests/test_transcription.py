@@ -23,9 +23,11 @@ from services.transcription import (
     Transcriber,
     _blocks,
     _group_words,
+    _spliced,
     _squeezed,
     _words_from_chunks,
     load_transcriber,
+    missed_speech,
     token_budget,
     transcribe,
     without_prompt_echo,
@@ -35,6 +37,7 @@ from tests.paths import CORPUS
 LIBRIVOX = CORPUS / "asr_en" / "pocketsphinx_librivox"
 HARVARD = CORPUS / "asr_en" / "speechbrain_harvard"
 CONVERSATION = CORPUS / "diarization" / "pyannote_sample" / "sample.wav"
+AMI = CORPUS / "diarization" / "ami_excerpts_pyannote_debug"
 
 pytestmark = pytest.mark.slow
 
@@ -177,6 +180,48 @@ def test_what_the_decoder_copied_from_its_prompt_is_dropped() -> None:
     assert said("can,", "can.") == ["can,", "can."]
     loop = ("sia,", "meh,", "hor,") * 4
     assert said("Walao,", "the", "queue", *loop) == ["Walao,", "the", "queue"]
+
+
+def _meeting_stretch() -> Audio:
+    """A live stretch like one of the live bench's session: an AMI meeting excerpt from 1 s to
+    30 s, 0.4 s of silence, the next excerpt's first 2.2 s. Prompted with the target words,
+    the greedy decoder ends its window after "We have in the group." (11.8 s) and
+    faster-whisper takes the 17 s of meeting after it for silence. (How brittle that is: with
+    the excerpt's one last sample too, the same decoder hears it all.)"""
+    first, second = decode_audio(AMI / "dev00_16k.wav"), decode_audio(AMI / "dev01_16k.wav")
+    silence = np.zeros(int(0.4 * first.sample_rate), np.float32)
+    parts = [first.slice(1.0, 30.0).samples, silence, second.slice(0, 2.2).samples]
+    return Audio(np.concatenate(parts).astype(np.float32))
+
+
+def test_speech_the_decoder_skipped_is_heard_again_in_time_order(default: Transcriber) -> None:
+    audio = _meeting_stretch()
+    assert isinstance(default, FasterWhisperTranscriber) and default.heal_skips
+    as_decoded = transcribe(audio, replace(default, heal_skips=False))
+    skipped = missed_speech(audio, as_decoded)
+    assert sum(end - start for start, end in skipped) > 5.0
+    healed = transcribe(audio, default)
+    _assert_well_formed(healed, audio)
+    words = [w for s in healed for w in s.words]
+    assert [w.start for w in words] == sorted(w.start for w in words)
+    before = {(w.text, w.start) for s in as_decoded for w in s.words}
+    assert before <= {(w.text, w.start) for w in words}  # nothing heard before is lost
+    assert len(words) >= len(before) + 15
+    assert "marketing" in _normalise(" ".join(s.text for s in healed))  # said at ~24-27 s
+    assert "marketing" not in _normalise(" ".join(s.text for s in as_decoded))
+    assert sum(end - start for start, end in missed_speech(audio, healed)) < 1.0
+
+
+def test_a_segment_that_skipped_over_speech_heard_again_is_split_around_it() -> None:
+    def segment(*words: tuple[float, float, str]) -> TranscriptSegment:
+        ws = tuple(Word(a, b, f" {t}") for a, b, t in words)
+        return TranscriptSegment(ws[0].start, ws[-1].end, "".join(w.text for w in ws), ws)
+
+    long = segment((0.0, 0.5, "He"), (0.5, 1.0, "might."), (5.0, 5.5, "My"), (5.5, 6.0, "father"))
+    found = segment((2.0, 2.5, "The"), (2.5, 3.0, "birch"))
+    spliced = _spliced([long], [found])
+    assert [s.text for s in spliced] == [" He might.", " The birch", " My father"]
+    assert _spliced([long], []) == (long,)
 
 
 def test_conversation_words_are_timed_in_order_and_progress_goes_forward(
