@@ -122,14 +122,20 @@ class FasterWhisperTranscriber:
         recognised = self._decoded(audio, on_progress, until)
         if not self.vad_filter or not self.heal_skips:
             return recognised
-        found: list[TranscriptSegment] = []
-        for start, end in missed_speech(audio, recognised, until):
-            clip = audio.slice(start, min(audio.duration, end + MISSED_CONTEXT_S))
-            found += _moved(self._decoded(clip, no_progress, None), start, end)
-        if not found:
+        missed = missed_speech(audio, recognised, until)
+        if not missed:
             return recognised
-        log.info("transcription.skipped_speech_heard", segments=len(found))
-        return _spliced(recognised, found)
+        # all of them in one decode: the audio with everything else silenced, which
+        # faster-whisper's own VAD filter joins into as few windows as it can (and maps back)
+        rate, only = audio.sample_rate, np.zeros_like(audio.samples)
+        for start, end in missed:
+            heard = slice(
+                round(start * rate), round(min(audio.duration, end + MISSED_CONTEXT_S) * rate)
+            )
+            only[heard] = audio.samples[heard]
+        found = _within(self._decoded(Audio(only, rate), no_progress, missed[-1][1]), missed)
+        log.info("transcription.skipped_speech_heard", stretches=len(missed), segments=len(found))
+        return _spliced(recognised, found) if found else recognised
 
     def _decoded(
         self, audio: Audio, on_progress: ProgressCallback, until: float | None
@@ -319,22 +325,24 @@ def missed_speech(
     return [(a, b) for a, b in missed if b - a >= MISSED_SPEECH_S]
 
 
-def _moved(segments: Sequence[TranscriptSegment], by: float, end: float) -> list[TranscriptSegment]:
-    """``segments`` of a clip that starts ``by`` seconds into the audio, in the audio's
-    seconds, with only the words whose middle lies before ``end``."""
-    moved = []
+def _within(
+    segments: Sequence[TranscriptSegment], spans: Sequence[tuple[float, float]]
+) -> list[TranscriptSegment]:
+    """``segments`` with only the words whose middle lies in one of ``spans``, split where
+    they leave one."""
+    out = []
     for segment in segments:
-        words = tuple(
-            Word(w.start + by, min(w.end + by, end), w.text, w.probability)
-            for w in segment.words
-            if (w.start + w.end) / 2 + by < end
-        )
+        words: list[Word] = []
+        for word in segment.words:
+            middle = (word.start + word.end) / 2
+            if any(a <= middle < b for a, b in spans):
+                words.append(word)
+            elif words:
+                out.append(_segment_of(words, segment))
+                words = []
         if words:
-            text = (
-                segment.text if len(words) == len(segment.words) else "".join(w.text for w in words)
-            )
-            moved.append(TranscriptSegment(words[0].start, words[-1].end, text, words))
-    return moved
+            out.append(_segment_of(words, segment))
+    return out
 
 
 def _spliced(
