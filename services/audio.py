@@ -153,7 +153,7 @@ def sample_clip_window(
     if not own:
         return None
     others = _merge([(t.start, t.end) for t in turns if t.speaker != speaker])
-    clean = [piece for stretch in own for piece in _subtract(stretch, others)]
+    clean = [piece for stretch in own for piece in subtract(stretch, others)]
     start, end = max(clean or own, key=lambda stretch: stretch[1] - stretch[0])
     if end - start <= length:
         return start, end
@@ -172,10 +172,10 @@ def _merge(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return merged
 
 
-def _subtract(
-    stretch: tuple[float, float], holes: list[tuple[float, float]]
+def subtract(
+    stretch: tuple[float, float], holes: Sequence[tuple[float, float]]
 ) -> list[tuple[float, float]]:
-    """The parts of ``stretch`` outside the sorted, disjoint ``holes``."""
+    """The parts of ``stretch`` outside ``holes`` (sorted by start; they may overlap)."""
     pieces = []
     cursor, end = stretch
     for hole_start, hole_end in holes:

@@ -26,6 +26,7 @@ import numpy as np
 import structlog
 
 from config import Settings
+from services.audio import subtract
 from services.device import resolve_device
 from services.domain import (
     SAMPLE_RATE,
@@ -311,17 +312,7 @@ def missed_speech(
     heard = sorted(
         (w.start - WORD_MARGIN_S, w.end + WORD_MARGIN_S) for seg in segments for w in seg.words
     )
-    missed = []
-    for start, end in speech:
-        at = start
-        for lo, hi in heard:
-            if hi <= at or lo >= end:
-                continue
-            if lo > at:
-                missed.append((at, lo))
-            at = max(at, hi)
-        if at < end:
-            missed.append((at, end))
+    missed = [piece for stretch in speech for piece in subtract(stretch, heard)]
     return [(a, b) for a, b in missed if b - a >= MISSED_SPEECH_S]
 
 
