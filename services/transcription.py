@@ -281,7 +281,8 @@ def _heard_past(segment: WhisperSegment, until: float) -> bool:
 # hotword prompt and greedy decoding this lost whole sentences: 17 s of a meeting after "We
 # have in the group." in one stretch of the live bench, "The birch canoe slid on the smooth
 # planks." between two sentences heard (unprompted, the same windows are heard whole). Speech
-# the VAD hears where no word was recognised, this long or longer, is decoded again on its own.
+# the VAD hears where no word was recognised, this long or longer, is decoded again: all such
+# stretches of one decode together, with the rest of the audio silenced.
 MISSED_SPEECH_S = 2.0
 MISSED_CONTEXT_S = 1.0  # heard after it too (Whisper garbles the last words of its audio)
 WORD_MARGIN_S = 0.3  # a word's times are this loose: speech this near a word counts as heard
