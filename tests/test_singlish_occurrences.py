@@ -79,20 +79,21 @@ def test_verify_rules_need_a_verdict_with_margin():
     assert corrected_text(said, LEARNED, [verdict(0.5)]).endswith("presentation there.")
 
 
-def test_prompted_verify_rules_fire_from_margin_zero():
+def test_prompted_verify_rules_fire_from_their_margin():
     """singlish-3: the rules for renderings that are rarer English ("I say" for paiseh) are
-    checked with the hotword prompt and fire where the Singlish reading is at least as likely
-    (margin 0); "there" keeps the unprompted check (a verdict of its kind)."""
+    checked with the hotword prompt; singlish-4 lets them fire from 2 nats below the English
+    reading (the tune sets' prompted verdicts there were all right); "there" keeps the
+    unprompted check (a verdict of its kind)."""
     said = utterance("A", 0.0, "I say, I forgot your name.")
     rule, first, last = candidates(said, LEARNED)[0]
     assert (rule.says, rule.verify, first, last) == ("paiseh", "biased", 0, 2)
-    assert LEARNED.verify_margins["biased"] == 0.0
+    assert LEARNED.verify_margins["biased"] == -2.0
 
     def verdict(margin: float) -> Verdict:
         return Verdict("A", 0.0, 0.7, "I say", "paiseh", rule.describe(), "biased", margin)
 
-    assert detect_occurrences([said], LEARNED, [verdict(-0.1)]) == ()
-    (paiseh,) = detect_occurrences([said], LEARNED, [verdict(0.0)])
+    assert detect_occurrences([said], LEARNED, [verdict(-2.1)]) == ()
+    (paiseh,) = detect_occurrences([said], LEARNED, [verdict(-2.0)])
     assert (paiseh.word, paiseh.heard, paiseh.source) == ("paiseh", "I say", SOURCE_VERIFIED)
 
 

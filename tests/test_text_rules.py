@@ -60,7 +60,7 @@ def test_version_tracks_content(tmp_path):
     assert apply_corrections("Voila, so crowded", first) == "walao, so crowded"
     path.write_text(json.dumps({"version": "team-2", "corrections": {"voila": "walao", "x": "y"}}))
     assert load_corrections(path).version != first.version
-    assert LEARNED.version.startswith("singlish-3+")
+    assert LEARNED.version.startswith("singlish-4+")
 
 
 @pytest.mark.parametrize(
@@ -145,6 +145,13 @@ def test_learned_dictionary_leaves_plain_english_alone(plain):
         ("He's very kiyasu, he comes early.", {"kiasu": 1}),
         ("Go home la, we won't stop you.", {"lah": 1}),
         ("Sian, siwa, my girlfriend is waiting.", {"sian": 1, "sia": 1}),  # singlish-3, train
+        # singlish-4: heard on the tune sets (train, noisy new voices, dev) over the word said
+        ("At common day to keep stalking anjiao.", {"lanjiao": 1}),
+        ("So, si'en, I'll start the meeting.", {"sian": 1}),
+        ("kemla,", {"can": 1, "lah": 1}),
+        ("Horao, no, I must aim on the exercise.", {"walao": 1}),
+        ("I-yo, go back and tell him.", {"aiyo": 1}),
+        ("Only the referee being ro-doh.", {"bodoh": 1}),
     ],
 )
 def test_learned_dictionary_reads_the_measured_mishearings(heard, expected):
