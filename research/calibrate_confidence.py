@@ -3,9 +3,12 @@
 it is calibrated.
 
 1. ``hear``: every conversation of a generated set (``--ref-dir``, made by
-   ``shared/singlish/make.py``; the dev set by default) through the worker's own sequence
-   (``processor.process_audio``, the default pipeline with its own speaker count), caching the
-   occurrences it finds and the speaker segments under ``--work`` (one JSON per conversation);
+   ``shared/singlish/make.py``; the dev set by default) through the worker's own sequence with
+   its own speaker count — ``--path live`` (the default, as the product hears a session: each
+   30 s chunk as its chunk job hears it, ``processor.process_chunks``) or ``batch``
+   (``processor.process_audio``, the whole recording at once) — caching the occurrences it
+   finds and the speaker segments under ``--work`` (one JSON per conversation, with the path
+   it was heard by; a cache of the other path is heard again);
 2. ``fit``: label each cached occurrence right or wrong against the reference (its speaker
    mapped to a reference speaker by time overlap, as ``shared/singlish/score.py`` maps them;
    right when that speaker says that word in a reference turn overlapping it, each reference
@@ -60,25 +63,32 @@ ANYONE = "*"  # label occurrences by the word alone, whoever it is credited to
 THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
 
-def hear(ref_dir: Path, work: Path, limit: int | None = None) -> None:
-    """Run the default pipeline over every conversation of ``ref_dir`` not yet cached."""
+def hear(ref_dir: Path, work: Path, limit: int | None = None, path: str = "live") -> None:
+    """Run the default pipeline over every conversation of ``ref_dir`` not yet cached as heard
+    by ``path`` ("live": in 30 s chunks, as the product hears a session; "batch": whole)."""
+    from bench.quality import chunks_of
     from config import Settings
     from processing.evidence import verdicts_json, words_json
     from processing.progress import Unwatched
-    from processor import load_engines, process_audio
+    from processor import load_engines, process_audio, process_chunks
     from services.audio import decode_audio
     from services.domain import SpeakerHints
 
     work.mkdir(parents=True, exist_ok=True)
     names = list(json.loads((ref_dir / "manifest.json").read_text())["conversations"])[:limit]
-    todo = [n for n in names if not (work / f"{n}.json").exists()]
+    todo = [n for n in names if _heard_by(work / f"{n}.json") != path]
     if not todo:
         return
     engines = load_engines(Settings())
     for name in todo:
         audio = decode_audio(ref_dir / f"{name}.wav")
-        heard = process_audio(audio, SpeakerHints(), engines, Unwatched())
-        cached: dict[str, list[Any]] = {
+        heard = (
+            process_chunks(chunks_of(audio), SpeakerHints(), engines, Unwatched())
+            if path == "live"
+            else process_audio(audio, SpeakerHints(), engines, Unwatched())
+        )
+        cached: dict[str, Any] = {
+            "path": path,
             "segments": [[s.start, s.end, s.speaker] for s in heard.analysis.segments],
             "turns": [[t.start, t.end, t.speaker] for t in heard.turns],
             "occurrences": [asdict(o) for o in heard.analysis.occurrences],
@@ -97,6 +107,14 @@ def hear(ref_dir: Path, work: Path, limit: int | None = None) -> None:
         }
         (work / f"{name}.json").write_text(json.dumps(cached))
         console.print(f"heard {name}: {len(cached['occurrences'])} occurrences")
+
+
+def _heard_by(cache: Path) -> str | None:
+    """The path a cached conversation was heard by (caches from before it was recorded were
+    heard whole), or None when there is no cache."""
+    if not cache.exists():
+        return None
+    return str(json.loads(cache.read_text()).get("path", "batch"))
 
 
 def labelled(
@@ -455,6 +473,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--work", type=Path, default=WORK)
     parser.add_argument("--limit", type=int)
+    parser.add_argument(
+        "--path",
+        choices=("live", "batch"),
+        default="live",
+        help="hear: in 30 s chunks as the product does (live) or whole (batch)",
+    )
     parser.add_argument("--l2", type=float, default=1.0)
     parser.add_argument("--write", action="store_true", help="store the fit as the shipped one")
     parser.add_argument("--version", default="candidate", help="the fit's version, with --write")
@@ -482,7 +506,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     base = load_calibration(args.on) if args.on else None
     if args.step in ("hear", "both"):
         for ref_dir, work in [*tune, *held_out]:
-            hear(ref_dir, work, args.limit)
+            hear(ref_dir, work, args.limit, args.path)
     if args.step in ("fit", "both"):
         names = FEATURE_SETS[args.features]
         report(args.version, tune, held_out, args.l2, args.write, names, base)
