@@ -152,6 +152,8 @@ def test_learned_dictionary_leaves_plain_english_alone(plain):
         ("Horao, no, I must aim on the exercise.", {"walao": 1}),
         ("I-yo, go back and tell him.", {"aiyo": 1}),
         ("Only the referee being ro-doh.", {"bodoh": 1}),
+        # a particle never follows an article: the prompted decoder's "lor" for "law" (train)
+        ("Okay lor, he laid down the lor, nobody books out.", {"lor": 1}),
     ],
 )
 def test_learned_dictionary_reads_the_measured_mishearings(heard, expected):
