@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.report import SHARED, console, table
+from bench.report import console, table
 from research.calibrate_confidence import WORK, train_set
+from research.verify_rules import said_there
 from services.domain import Audio, Utterance, Word
 
 KINDS = ("verify", "particle")
@@ -41,17 +40,6 @@ def _sets() -> dict[str, Any]:
     from research.noisy_voices_tune import noisy_voices_set
 
     return {"dev": singlish_dev_set, "train": train_set, "noisy_voices": noisy_voices_set}
-
-
-def said_there(stm: Path, start: float, end: float, word: str) -> bool:
-    sys.path.insert(0, str(SHARED / "singlish"))
-    from singlish_words import count_targets
-
-    for line in stm.read_text().splitlines():
-        _, _, _, a, b, text = line.split(" ", 5)
-        if float(a) - 1.0 < end and float(b) + 1.0 > start and count_targets(text).get(word):
-            return True
-    return False
 
 
 def _utterances(cached: dict[str, Any]) -> list[Utterance]:
@@ -116,7 +104,7 @@ def score(name: str, kinds: tuple[str, ...] = KINDS) -> None:
                         "verifier": rule.verify,
                         "margin": verdict.margin,
                         "prior": round(rewritten - heard, 3),
-                        "right": said_there(stm, verdict.start, verdict.end, rule.says.split()[0]),
+                        "right": said_there(stm, verdict.start, verdict.end, rule.says),
                     }
                 )
             for clause in clause_ends(utterance, corrections) if "particle" in kinds else []:
