@@ -73,7 +73,7 @@ def score(name: str, kinds: tuple[str, ...] = KINDS) -> None:
     from services.audio import decode_audio
     from services.singlish import hotword_prompt
     from services.singlish.dictionary import load_corrections
-    from services.singlish.particles import PARTICLES, clause_ends, with_particle
+    from services.singlish.particles import PARTICLES, clause_ends, particle_margins
     from services.singlish.verification import _check, candidates, load_verifier
 
     ref_dir = _sets()[name]()
@@ -108,12 +108,9 @@ def score(name: str, kinds: tuple[str, ...] = KINDS) -> None:
                     }
                 )
             for clause in clause_ends(utterance, corrections) if "particle" in kinds else []:
-                written = clause.text
-                window = audio.slice(clause.start, clause.end)
-                readings = [written, *(with_particle(written, p) for p in PARTICLES)]
                 for kind, given in (("plain", ""), ("biased", prompt)):
-                    lps = both.log_probs(window, readings, given)
-                    prior = both.prior
+                    margins = particle_margins(audio, clause, both, given)
+                    prior = both.prior  # as written, then each of PARTICLES inserted
                     last = clause.words[-1]
                     for i, particle in enumerate(PARTICLES, start=1):
                         rows.append(
@@ -125,7 +122,7 @@ def score(name: str, kinds: tuple[str, ...] = KINDS) -> None:
                                 "heard": last.text.strip(),
                                 "says": particle,
                                 "verifier": kind,
-                                "margin": round(lps[i] - lps[0], 3),
+                                "margin": round(margins[particle], 3),
                                 "prior": round(prior[i] - prior[0], 3),
                                 "right": said_there(stm, last.start, last.end + 0.6, particle),
                             }

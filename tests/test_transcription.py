@@ -222,8 +222,8 @@ class _EndsItsWindowEarly(FasterWhisperTranscriber):
 def test_speech_the_decoder_skipped_is_heard_again_in_time_order(default: Transcriber) -> None:
     audio = _meeting_stretch()
     assert isinstance(default, FasterWhisperTranscriber) and default.heal_skips
-    skipping = _EndsItsWindowEarly(**{f.name: getattr(default, f.name) for f in fields(default)})
-    skipping = replace(skipping, stretch=audio)
+    same = {f.name: getattr(default, f.name) for f in fields(default)}
+    skipping = _EndsItsWindowEarly(**same, stretch=audio)
     as_decoded = transcribe(audio, replace(skipping, heal_skips=False))
     skipped = missed_speech(audio, as_decoded)
     assert sum(end - start for start, end in skipped) > 5.0
