@@ -1,14 +1,14 @@
 """``python -m research.phonetic_spots --sets dev train noisy_voices``: could a rendering
 the dictionary does not list be found by its sound?
 
-For every reference turn of a tune set that says a target word the stored hearing
-(``python -m research.calibrate_confidence hear``) did not count there, every run of one to
-three heard words over the turn is phonemised by espeak-ng and compared with the target
-word's own phonemes (:func:`distance`: edit distance over broad phoneme classes, divided by
-the target's length). Printed: how many missed words have a heard run within each distance
-(what a sound-alike candidate could reach), and how many heard runs anywhere else, in turns
-that do not say that word, are as close (the places a second listen would have to reject).
-Read it on the tune sets only.
+For every reference turn of a tune set that says a target word where the stored hearing
+(``python -m research.calibrate_confidence hear``) has no occurrence of it (counted or not),
+every run of one to three heard words over the turn is phonemised by espeak-ng and compared
+with the target word's own phonemes (:func:`distance`: edit distance over broad phoneme
+classes, divided by the target's length). Printed: how many missed words have a heard run
+within each distance (what a sound-alike candidate could reach), and how many heard runs in
+turns that do not say that word are as close (the places a second listen would have to
+reject). Read it on the tune sets only.
 """
 
 from __future__ import annotations
@@ -69,14 +69,10 @@ def phonemes(text: str) -> tuple[str, ...]:
 
 def distance(heard: str, target: str) -> float:
     """Edit distance between the phoneme classes of ``heard`` and ``target``, over the
-    target's length."""
-    a, b = phonemes(heard), phonemes(target)
-    row = list(range(len(b) + 1))
-    for i, x in enumerate(a, start=1):
-        prev, row[0] = row[0], i
-        for j, y in enumerate(b, start=1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
-    return row[-1] / max(1, len(b))
+    target's length: jiwer's character error rate, each class being one letter."""
+    import jiwer
+
+    return float(jiwer.cer("".join(phonemes(target)), "".join(phonemes(heard))))
 
 
 def runs(words: list[str]) -> list[str]:
